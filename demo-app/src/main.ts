@@ -1,0 +1,16 @@
+import { loadOrExit } from '../../common/src/config.js';
+import { createLogger } from '../../common/src/logger.js';
+import { onShutdown } from '../../common/src/shutdown.js';
+import { createApp } from './app.js';
+import { loadDemoAppConfig } from './config.js';
+
+const config = loadOrExit(() => loadDemoAppConfig(process.env));
+const logger = createLogger({ name: 'demo-app', level: config.LOG_LEVEL });
+const app = createApp({ logger });
+const server = app.listen(config.DEMO_APP_PORT, config.DEMO_APP_HOST, () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.DEMO_APP_PORT;
+  logger.info({ port }, `demo-app listening on http://${config.DEMO_APP_HOST}:${port}`);
+});
+server.keepAliveTimeout = 65_000;
+onShutdown(server, logger, []);

@@ -1,0 +1,77 @@
+import { availableParallelism } from 'node:os';
+import { type Algorithm, hash, verify } from '@node-rs/argon2';
+
+/** OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. */
+export const ARGON2_PARAMS = {
+  // Algorithm.Argon2id (a const enum, which verbatimModuleSyntax cannot import by value)
+  algorithm: 2 as Algorithm,
+  memoryCost: 19_456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
+
+export const PASSWORD_MIN = 8;
+export const PASSWORD_MAX = 1024;
+
+export function checkNewPassword(password: string): string | null {
+  const length = [...password].length;
+  if (length < PASSWORD_MIN) return `password must be at least ${PASSWORD_MIN} characters`;
+  if (length > PASSWORD_MAX) return `password must be at most ${PASSWORD_MAX} characters`;
+  return null;
+}
+
+export function hashPassword(password: string): Promise<string> {
+  return hash(password, ARGON2_PARAMS);
+}
+
+/** Thrown when too many hashes are already queued: a login flood must not starve the service. */
+export class HasherBusyError extends Error {
+  readonly code = 'HASHER_BUSY';
+}
+
+export interface PasswordVerifier {
+  /** Verifies against `passwordHash`, or spends the same time on a dummy hash when it is null. */
+  verify(passwordHash: string | null, password: string): Promise<boolean>;
+}
+
+/**
+ * Caps concurrent argon2 computations (they run on libuv's thread pool) and queues a bounded
+ * number more; past that, callers get HasherBusyError (a 503) instead of an ever-growing queue.
+ */
+export async function createPasswordVerifier(
+  options: { maxConcurrent?: number; maxQueued?: number } = {},
+): Promise<PasswordVerifier> {
+  const maxConcurrent = options.maxConcurrent ?? Math.max(1, availableParallelism());
+  const maxQueued = options.maxQueued ?? 64;
+  // A real argon2id hash with our parameters, so an unknown user costs exactly what a known one does.
+  const dummyHash = await hashPassword(`dummy-${Math.random()}`);
+  let running = 0;
+  const waiting: Array<() => void> = [];
+
+  async function withSlot<T>(fn: () => Promise<T>): Promise<T> {
+    if (running >= maxConcurrent) {
+      if (waiting.length >= maxQueued) throw new HasherBusyError('password hasher is busy');
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    }
+    running++;
+    try {
+      return await fn();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  }
+
+  return {
+    verify(passwordHash, password) {
+      return withSlot(async () => {
+        try {
+          const ok = await verify(passwordHash ?? dummyHash, password);
+          return ok && passwordHash !== null;
+        } catch {
+          return false;
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,197 @@
+import { StoreUnavailableError } from '../../../common/src/errors.js';
+import type { RedisClient } from '../../../common/src/redis.js';
+
+/** What a session holds: who, since when, from where. Never a password. */
+export interface SessionAuth {
+  userId: string;
+  username: string;
+  groups: string[];
+  email: string;
+  /** ms since the epoch: the absolute timeout counts from here and nothing moves it. */
+  createdAt: number;
+  remember?: boolean;
+  ip?: string;
+  ua?: string;
+}
+
+export interface Lifetimes {
+  idleSeconds: number;
+  absoluteSeconds: number;
+  /** "Remember me" limits; 0 turns the option off. */
+  rememberIdleSeconds: number;
+  rememberAbsoluteSeconds: number;
+}
+
+export interface ValidSession {
+  sid: string;
+  auth: SessionAuth;
+  /** ms since the epoch: when the session ends if it stays idle (never past the absolute limit). */
+  expiresAt: number;
+  absoluteExpiresAt: number;
+}
+
+export interface SessionSummary {
+  id: string;
+  createdAt: number;
+  lastSeenAt: number;
+  ip: string;
+  userAgent: string;
+  expiresAt: number;
+}
+
+/**
+ * Milliseconds this session may still live: the idle allowance, capped by what is left of the
+ * absolute lifetime. This is the Redis TTL we set, so Redis itself forgets idle sessions.
+ */
+export function remainingMs(auth: SessionAuth, lifetimes: Lifetimes, now: number): number {
+  const idle = (auth.remember ? lifetimes.rememberIdleSeconds : lifetimes.idleSeconds) * 1000;
+  const absolute =
+    (auth.remember ? lifetimes.rememberAbsoluteSeconds : lifetimes.absoluteSeconds) * 1000;
+  return Math.min(idle, auth.createdAt + absolute - now);
+}
+
+export function absoluteExpiry(auth: SessionAuth, lifetimes: Lifetimes): number {
+  const absolute = auth.remember ? lifetimes.rememberAbsoluteSeconds : lifetimes.absoluteSeconds;
+  return auth.createdAt + absolute * 1000;
+}
+
+export function parseRecord(raw: string | null): SessionAuth | null {
+  if (!raw) return null;
+  try {
+    const record = JSON.parse(raw) as { auth?: SessionAuth };
+    const auth = record.auth;
+    if (!auth || typeof auth.userId !== 'string' || typeof auth.createdAt !== 'number') return null;
+    return auth;
+  } catch {
+    return null;
+  }
+}
+
+export interface SessionStoreOptions {
+  redis: RedisClient;
+  lifetimes: Lifetimes;
+  /** Key prefix shared with the express-session store. */
+  prefix?: string;
+  now?: () => number;
+}
+
+export type SessionStore = ReturnType<typeof createSessionStore>;
+
+/**
+ * Session reads and the per-user index. Every command names one key, so all of this works on
+ * Redis Cluster; the per-user index key carries the user id as a hash tag.
+ */
+export function createSessionStore(options: SessionStoreOptions) {
+  const { redis, lifetimes } = options;
+  const prefix = options.prefix ?? 'gh:';
+  const now = options.now ?? Date.now;
+  const sessionKey = (sid: string) => `${prefix}sess:${sid}`;
+  const userKey = (userId: string) => `${prefix}user:{${userId}}:sessions`;
+  const userIndexTtlMs =
+    Math.max(lifetimes.absoluteSeconds, lifetimes.rememberAbsoluteSeconds) * 1000;
+
+  async function guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new StoreUnavailableError(err);
+    }
+  }
+
+  return {
+    sessionKey,
+    userKey,
+
+    /**
+     * The validate path: one GET, then slide the idle timeout (PEXPIRE never creates a key, so a
+     * session destroyed meanwhile stays destroyed) and note "last seen" in the user's index
+     * (ZADD XX: a revoked entry is never re-added). Returns null for no session.
+     */
+    async validate(sid: string): Promise<ValidSession | null> {
+      return guard(async () => {
+        const auth = parseRecord(await redis.get(sessionKey(sid)));
+        if (!auth) return null;
+        const t = now();
+        const left = remainingMs(auth, lifetimes, t);
+        if (left <= 0) {
+          await Promise.all([redis.del(sessionKey(sid)), redis.zRem(userKey(auth.userId), sid)]);
+          return null;
+        }
+        await Promise.all([
+          redis.pExpire(sessionKey(sid), left),
+          redis.zAdd(userKey(auth.userId), { score: t, value: sid }, { condition: 'XX' }),
+        ]);
+        return {
+          sid,
+          auth,
+          expiresAt: t + left,
+          absoluteExpiresAt: absoluteExpiry(auth, lifetimes),
+        };
+      });
+    },
+
+    /** After a login saved its session: add it to the user's index. */
+    async register(sid: string, auth: SessionAuth): Promise<void> {
+      await guard(async () => {
+        await redis.zAdd(userKey(auth.userId), { score: now(), value: sid });
+        await redis.pExpire(userKey(auth.userId), userIndexTtlMs);
+      });
+    },
+
+    /** Destroy one session. True when it existed. */
+    async destroy(sid: string, userId?: string): Promise<boolean> {
+      return guard(async () => {
+        const deleted = await redis.del(sessionKey(sid));
+        if (userId) await redis.zRem(userKey(userId), sid);
+        return deleted > 0;
+      });
+    },
+
+    /** The user's live sessions, newest activity first; entries whose session expired are pruned. */
+    async list(userId: string): Promise<SessionSummary[]> {
+      return guard(async () => {
+        const entries = await redis.zRangeWithScores(userKey(userId), 0, -1, { REV: true });
+        const records = await Promise.all(entries.map((e) => redis.get(sessionKey(e.value))));
+        const t = now();
+        const out: SessionSummary[] = [];
+        const dead: string[] = [];
+        entries.forEach((entry, i) => {
+          const auth = parseRecord(records[i] ?? null);
+          if (!auth || auth.userId !== userId || remainingMs(auth, lifetimes, t) <= 0) {
+            dead.push(entry.value);
+            return;
+          }
+          out.push({
+            id: entry.value,
+            createdAt: auth.createdAt,
+            lastSeenAt: entry.score,
+            ip: auth.ip ?? '',
+            userAgent: auth.ua ?? '',
+            expiresAt: Math.min(
+              entry.score + remainingMs(auth, lifetimes, entry.score),
+              absoluteExpiry(auth, lifetimes),
+            ),
+          });
+        });
+        if (dead.length > 0) await redis.zRem(userKey(userId), dead);
+        return out;
+      });
+    },
+
+    /** Revoke every session of a user, or every one but `exceptSid`. Returns how many ended. */
+    async revokeAll(userId: string, exceptSid?: string): Promise<number> {
+      return guard(async () => {
+        const sids = (await redis.zRange(userKey(userId), 0, -1)).filter((s) => s !== exceptSid);
+        // One DEL per key: keys of different sessions live in different Cluster slots.
+        const deleted = await Promise.all(sids.map((s) => redis.del(sessionKey(s))));
+        if (sids.length > 0) await redis.zRem(userKey(userId), sids);
+        return deleted.reduce((a, b) => a + b, 0);
+      });
+    },
+
+    /** Does the session `sid` belong to `userId`? (For revoking by id without leaking others'.) */
+    async owner(sid: string): Promise<string | null> {
+      return guard(async () => parseRecord(await redis.get(sessionKey(sid)))?.userId ?? null);
+    },
+  };
+}

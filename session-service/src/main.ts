@@ -1,0 +1,48 @@
+import { loadOrExit } from '../../common/src/config.js';
+import { loadOrCreateDevSecret } from '../../common/src/dev-secret.js';
+import { createLogger } from '../../common/src/logger.js';
+import { connectInBackground, createRedisClient } from '../../common/src/redis.js';
+import { onShutdown } from '../../common/src/shutdown.js';
+import { createApp } from './app.js';
+import { loadSessionServiceConfig } from './config.js';
+import { createPasswordVerifier } from './domain/passwords.js';
+import { createUsersRepository } from './domain/users.js';
+
+const env = process.env;
+const devSecret =
+  !env.SESSION_SECRET && env.NODE_ENV !== 'production'
+    ? loadOrCreateDevSecret(env.DEV_SECRET_FILE ?? './data/session-secret')
+    : undefined;
+const config = loadOrExit(() => loadSessionServiceConfig(env, devSecret));
+if (process.argv.includes('--check-config')) {
+  process.stdout.write('configuration is valid\n');
+  process.exit(0);
+}
+
+const logger = createLogger({ name: 'session-service', level: config.env.LOG_LEVEL });
+if (devSecret)
+  logger.warn('SESSION_SECRET not set: using the development secret kept under ./data/');
+const redis = createRedisClient(
+  { url: config.env.REDIS_URL, commandTimeoutMs: config.env.REDIS_COMMAND_TIMEOUT_MS },
+  logger,
+);
+connectInBackground(redis, logger);
+const users = createUsersRepository(config.env.USERS_FILE, (err) =>
+  logger.error(
+    { err: { message: (err as Error).message } },
+    'users file unreadable; keeping the last good copy',
+  ),
+);
+const verifier = await createPasswordVerifier();
+const app = createApp({ config, logger, redis, users, verifier });
+const server = app.listen(config.env.SESSION_SERVICE_PORT, config.env.SESSION_SERVICE_HOST, () => {
+  const address = server.address();
+  const port =
+    typeof address === 'object' && address ? address.port : config.env.SESSION_SERVICE_PORT;
+  logger.info(
+    { port },
+    `session-service listening on http://${config.env.SESSION_SERVICE_HOST}:${port}`,
+  );
+});
+server.keepAliveTimeout = 65_000;
+onShutdown(server, logger, [() => redis.close()]);

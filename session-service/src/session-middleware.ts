@@ -1,0 +1,119 @@
+import { RedisStore } from 'connect-redis';
+import session, { type SessionData } from 'express-session';
+import { StoreUnavailableError } from '../../common/src/errors.js';
+import type { RedisClient } from '../../common/src/redis.js';
+import { type Lifetimes, remainingMs, type SessionAuth } from './domain/sessions.js';
+
+declare module 'express-session' {
+  interface SessionData {
+    auth: SessionAuth;
+  }
+}
+
+type Callback = (err?: unknown, data?: SessionData | null) => void;
+
+/**
+ * connect-redis with two changes:
+ * - the TTL is what is left of the idle allowance, capped by the absolute lifetime;
+ * - no resurrection: connect-redis writes with a plain SET, so a request that loaded a session
+ *   before a logout could write it back afterwards (connect-redis #286, express-session #793).
+ *   Here only a login creates a key (SET NX); every other write is SET XX and is dropped when the
+ *   session is gone. Store failures surface as StoreUnavailableError (503), never as "no session".
+ */
+export class GatehouseRedisStore extends RedisStore {
+  private readonly creating = new Set<string>();
+  private readonly redis: RedisClient;
+  private readonly ttlOf: (sess: SessionData) => number;
+
+  constructor(redis: RedisClient, prefix: string, lifetimes: Lifetimes) {
+    const ttlOf = (sess: SessionData) =>
+      sess.auth
+        ? Math.ceil(remainingMs(sess.auth, lifetimes, Date.now()) / 1000)
+        : lifetimes.idleSeconds;
+    super({ client: redis, prefix: `${prefix}sess:`, ttl: ttlOf });
+    this.redis = redis;
+    this.ttlOf = ttlOf;
+  }
+
+  /** The next save of `sid` creates it (a login). */
+  expectCreate(sid: string): void {
+    this.creating.add(sid);
+  }
+
+  override async get(sid: string, cb?: Callback) {
+    try {
+      const data = (await super.get(sid)) as SessionData | null;
+      return cb ? cb(null, data) : data;
+    } catch (err) {
+      const wrapped = new StoreUnavailableError(err);
+      if (cb) return cb(wrapped);
+      throw wrapped;
+    }
+  }
+
+  override async set(sid: string, sess: SessionData, cb?: Callback) {
+    const creating = this.creating.delete(sid);
+    try {
+      const ttl = this.ttlOf(sess);
+      if (ttl <= 0) {
+        await this.redis.del(this.prefix + sid);
+      } else {
+        await this.redis.set(this.prefix + sid, JSON.stringify(sess), {
+          expiration: { type: 'EX', value: ttl },
+          condition: creating ? 'NX' : 'XX',
+        });
+      }
+      return cb?.();
+    } catch (err) {
+      const wrapped = new StoreUnavailableError(err);
+      if (cb) return cb(wrapped);
+      throw wrapped;
+    }
+  }
+
+  override async destroy(sid: string, cb?: Callback) {
+    try {
+      await this.redis.del(this.prefix + sid);
+      return cb?.();
+    } catch (err) {
+      const wrapped = new StoreUnavailableError(err);
+      if (cb) return cb(wrapped);
+      throw wrapped;
+    }
+  }
+}
+
+export interface CookieSettings {
+  name: string;
+  secure: boolean | 'auto';
+  domain?: string;
+}
+
+/** Secure defaults in one object (lucia's habit); Secure follows the request when not forced. */
+export function cookieAttributes(settings: CookieSettings) {
+  return {
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    path: '/',
+    secure: settings.secure,
+    ...(settings.domain ? { domain: settings.domain } : {}),
+  };
+}
+
+export function createSessionMiddleware(options: {
+  store: GatehouseRedisStore;
+  secrets: string[];
+  cookie: CookieSettings;
+}) {
+  return session({
+    name: options.cookie.name,
+    secret: options.secrets,
+    store: options.store,
+    resave: false,
+    saveUninitialized: false,
+    rolling: false,
+    unset: 'destroy',
+    // A browser-session cookie by default; "remember me" gives it a Max-Age at login.
+    cookie: { ...cookieAttributes(options.cookie), maxAge: undefined },
+  });
+}
