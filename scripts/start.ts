@@ -1,0 +1,183 @@
+/**
+ * `npm start`: the whole system on this machine. Redis (REDIS_URL, or a redis-server from PATH that
+ * this script starts with its data under ./data/redis), then the session-service, the demo-app and
+ * the gateway. Ctrl-C or SIGTERM stops everything it started, cleanly.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const DATA = resolve(ROOT, 'data');
+const env = { ...process.env };
+const children: Array<{ name: string; child: ChildProcess }> = [];
+let stopping = false;
+
+function say(text: string) {
+  process.stdout.write(`${text}\n`);
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const srv = createServer();
+    srv.once('error', () => done(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => done(true)));
+  });
+}
+
+async function freePortFrom(preferred: number): Promise<number> {
+  if (await portFree(preferred)) return preferred;
+  return new Promise((done) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => done(typeof address === 'object' && address ? address.port : preferred));
+    });
+  });
+}
+
+async function waitHealthy(url: string, name: string, child: ChildProcess, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode}`);
+    const ok = await fetch(url)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} did not become healthy at ${url} within ${timeoutMs / 1000} s`);
+}
+
+function launch(
+  name: string,
+  command: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+) {
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    env: { ...env, ...extraEnv },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  children.push({ name, child });
+  child.on('exit', (code, signal) => {
+    if (stopping) return;
+    say(`\n${name} stopped unexpectedly (${signal ?? `exit code ${code}`}); stopping everything.`);
+    void stopAll(1);
+  });
+  return child;
+}
+
+async function stopAll(code: number) {
+  if (stopping) return;
+  stopping = true;
+  // Services first (they drain and close Redis connections), Redis last (it writes its AOF).
+  const services = children.filter((c) => c.name !== 'redis');
+  const redis = children.filter((c) => c.name === 'redis');
+  for (const group of [services, redis]) {
+    await Promise.all(
+      group.map(
+        ({ child }) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            const force = setTimeout(() => child.kill('SIGKILL'), 15_000);
+            child.once('exit', () => {
+              clearTimeout(force);
+              done();
+            });
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+  process.exit(code);
+}
+
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+async function main() {
+  mkdirSync(DATA, { recursive: true });
+  if (!env.REDIS_URL) {
+    const found = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
+    if (found.error || found.status !== 0) {
+      process.stderr.write(
+        'Gatehouse needs Redis for its sessions, and found neither REDIS_URL nor a redis-server on your PATH. ' +
+          'Install Redis (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) and run npm start again, ' +
+          'or point Gatehouse at a Redis you already run: REDIS_URL=redis://host:6379/0 npm start.\n',
+      );
+      process.exit(1);
+    }
+    const port = await freePortFrom(Number(env.REDIS_PORT ?? 6379));
+    const dir = resolve(DATA, 'redis');
+    mkdirSync(dir, { recursive: true });
+    const redis = launch('redis', 'redis-server', [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+      '--loglevel',
+      'warning',
+    ]);
+    env.REDIS_URL = `redis://127.0.0.1:${port}`;
+    const deadline = Date.now() + 10_000;
+    while ((await portFree(port)) && Date.now() < deadline) {
+      if (redis.exitCode !== null) throw new Error('redis-server exited at start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    say(`redis-server started on port ${port}, data in ./data/redis`);
+  }
+
+  const sessionPort = env.SESSION_SERVICE_PORT ?? '4000';
+  const demoPort = env.DEMO_APP_PORT ?? '3000';
+  const gatewayPort = env.GATEWAY_PORT ?? '8080';
+  env.USERS_FILE ??= resolve(DATA, 'users.json');
+  env.SESSION_SERVICE_URL ??= `http://127.0.0.1:${sessionPort}`;
+  env.UPSTREAM_URL ??= `http://127.0.0.1:${demoPort}`;
+  const node = process.execPath;
+  const tsx = ['--import', 'tsx'];
+
+  const sessionService = launch('session-service', node, [...tsx, 'session-service/src/main.ts']);
+  const demoApp = launch('demo-app', node, [...tsx, 'demo-app/src/main.ts']);
+  await Promise.all([
+    waitHealthy(`http://127.0.0.1:${sessionPort}/healthz`, 'session-service', sessionService),
+    waitHealthy(`http://127.0.0.1:${demoPort}/healthz`, 'demo-app', demoApp),
+  ]);
+  const gateway = launch('gateway', node, [...tsx, 'gateway/src/main.ts']);
+  await waitHealthy(`http://127.0.0.1:${gatewayPort}/_gatehouse/healthz`, 'gateway', gateway);
+
+  let userCount = 0;
+  try {
+    userCount = (JSON.parse(readFileSync(env.USERS_FILE, 'utf8')) as { users: unknown[] }).users
+      .length;
+  } catch {
+    userCount = 0;
+  }
+  const host = env.GATEWAY_HOST && env.GATEWAY_HOST !== '0.0.0.0' ? env.GATEWAY_HOST : '127.0.0.1';
+  say('');
+  say('  Gatehouse is running.');
+  say(`  Open http://${host}:${gatewayPort}/ in your browser.`);
+  if (userCount === 0 || !existsSync(env.USERS_FILE)) {
+    say('  No users yet. In another terminal, create one:');
+    say('    npm run users -- add alice --groups admins');
+  } else {
+    say(`  ${userCount} user(s) in ${env.USERS_FILE}. Add more with: npm run users -- add <name>`);
+  }
+  say('  Press Ctrl-C to stop.');
+  say('');
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`npm start failed: ${err.message}\n`);
+  void stopAll(1);
+});

@@ -1,0 +1,141 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort, waitFor } from './ports.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+
+export interface ServiceProcess {
+  name: string;
+  url: string;
+  port: number;
+  process: ChildProcess;
+  /** Everything it printed (JSON log lines), for assertions on logs. */
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `node --import tsx <entry>` as a real process and waits until `healthPath` answers 200. */
+export async function startService(options: {
+  name: string;
+  entry: string;
+  portVariable: string;
+  env: Record<string, string>;
+  healthPath: string;
+  port?: number;
+  waitHealthy?: boolean;
+}): Promise<ServiceProcess> {
+  const port = options.port ?? (await freePort());
+  let output = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', options.entry], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      ...options.env,
+      [options.portVariable]: String(port),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const service: ServiceProcess = {
+    name: options.name,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    process: child,
+    output: () => output,
+    stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null)
+        return Promise.resolve(child.exitCode);
+      return new Promise((resolveExit) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          resolveExit(code);
+        });
+        child.kill(signal);
+      });
+    },
+  };
+  if (options.waitHealthy !== false) {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${options.name} exited: ${output}`);
+        const res = await fetch(`${service.url}${options.healthPath}`).catch(() => null);
+        return res?.status === 200;
+      },
+      20_000,
+      `${options.name} to be healthy`,
+    );
+  }
+  return service;
+}
+
+export interface System {
+  sessionService: ServiceProcess;
+  gateway: ServiceProcess;
+  demoApp: ServiceProcess;
+  stop(): Promise<void>;
+}
+
+/** The three services as real processes on free ports, sharing the Redis at `redisUrl`. */
+export async function startSystem(options: {
+  redisUrl: string;
+  usersFile: string;
+  env?: Record<string, string>;
+  sessionEnv?: Record<string, string>;
+  gatewayEnv?: Record<string, string>;
+}): Promise<System> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-data-'));
+  const shared = { REDIS_URL: options.redisUrl, ...(options.env ?? {}) };
+  const [sessionService, demoApp] = await Promise.all([
+    startService({
+      name: 'session-service',
+      entry: 'session-service/src/main.ts',
+      portVariable: 'SESSION_SERVICE_PORT',
+      healthPath: '/healthz',
+      env: {
+        ...shared,
+        USERS_FILE: options.usersFile,
+        SESSION_SECRET: 'test-secret-test-secret-test-secret-0123',
+        DEV_SECRET_FILE: join(dataDir, 'session-secret'),
+        ...(options.sessionEnv ?? {}),
+      },
+    }),
+    startService({
+      name: 'demo-app',
+      entry: 'demo-app/src/main.ts',
+      portVariable: 'DEMO_APP_PORT',
+      healthPath: '/healthz',
+      env: shared,
+    }),
+  ]);
+  const gateway = await startService({
+    name: 'gateway',
+    entry: 'gateway/src/main.ts',
+    portVariable: 'GATEWAY_PORT',
+    healthPath: '/_gatehouse/healthz',
+    env: {
+      ...shared,
+      SESSION_SERVICE_URL: sessionService.url,
+      UPSTREAM_URL: demoApp.url,
+      ...(options.gatewayEnv ?? {}),
+    },
+  });
+  return {
+    sessionService,
+    gateway,
+    demoApp,
+    async stop() {
+      await Promise.all([gateway.stop(), sessionService.stop(), demoApp.stop()]);
+    },
+  };
+}

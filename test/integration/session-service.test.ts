@@ -1,0 +1,274 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { buildSessionService } from '../helpers/session-service.js';
+import { writeTestUsers } from '../helpers/users.js';
+
+let redis: RedisServer;
+let service: Awaited<ReturnType<typeof buildSessionService>>;
+let aliceId: string;
+
+const sidOf = (setCookie: string[] | string | undefined) => {
+  const line = ([] as string[]).concat(setCookie ?? []).find((c) => c.startsWith('gatehouse='));
+  const value = decodeURIComponent(line?.split(';')[0]?.split('=')[1] ?? '');
+  return value.slice(2, value.lastIndexOf('.'));
+};
+const cookiePair = (setCookie: string[] | string | undefined) =>
+  ([] as string[])
+    .concat(setCookie ?? [])
+    .find((c) => c.startsWith('gatehouse='))
+    ?.split(';')[0] ?? '';
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const users = await writeTestUsers([
+    {
+      username: 'alice',
+      password: 'correct horse battery',
+      groups: ['admins', 'dev'],
+      email: 'alice@example.com',
+    },
+    { username: 'dora', password: 'correct horse battery', disabled: true },
+  ]);
+  aliceId = users.users[0]?.id ?? '';
+  service = await buildSessionService({ redisUrl: redis.url, usersFile: users.path });
+});
+afterAll(async () => {
+  await service?.close();
+  await redis?.stop();
+});
+
+const login = (body: unknown) =>
+  request(service.app)
+    .post('/auth/login')
+    .set('content-type', 'application/json')
+    .send(JSON.stringify(body));
+
+describe('POST /auth/login with JSON', () => {
+  it('creates a session in Redis that holds the identity and never the password', async () => {
+    const res = await login({ username: 'alice', password: 'correct horse battery' });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      user: {
+        id: aliceId,
+        username: 'alice',
+        groups: ['admins', 'dev'],
+        email: 'alice@example.com',
+      },
+    });
+    const setCookie = res.headers['set-cookie'] as unknown as string[];
+    expect(setCookie[0]).toMatch(/HttpOnly/);
+    expect(setCookie[0]).toMatch(/SameSite=Lax/);
+    expect(setCookie[0]).toMatch(/Path=\//);
+    expect(setCookie[0]).not.toMatch(/Secure/); // plain HTTP, no trusted proxy saying https
+    expect(res.headers['cache-control']).toBe('no-store');
+    const raw = await redis.client.get(`gh:sess:${sidOf(setCookie)}`);
+    expect(raw).toBeTruthy();
+    expect(raw).not.toContain('correct horse battery');
+    expect(raw).not.toContain('password');
+    expect(JSON.parse(raw ?? '{}').auth).toMatchObject({
+      userId: aliceId,
+      username: 'alice',
+      groups: ['admins', 'dev'],
+    });
+  });
+
+  it('answers one generic 401 for a wrong password, an unknown user and a disabled user, and sets no cookie', async () => {
+    const answers = await Promise.all([
+      login({ username: 'alice', password: 'wrong password!' }),
+      login({ username: 'nobody', password: 'whatever123' }),
+      login({ username: 'dora', password: 'correct horse battery' }),
+    ]);
+    for (const res of answers) {
+      expect(res.status).toBe(401);
+      expect(res.body).toEqual(answers[0]?.body);
+      expect(res.body.error).toBe('INVALID_CREDENTIALS');
+      expect(res.headers['set-cookie']).toBeUndefined();
+    }
+  });
+
+  it('answers 400 INVALID_JSON to malformed JSON, without a stack trace', async () => {
+    const res = await request(service.app)
+      .post('/auth/login')
+      .set('content-type', 'application/json')
+      .send('{"username":');
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ error: 'INVALID_JSON', message: expect.any(String) });
+    expect(res.text).not.toMatch(/at .*\.js/);
+  });
+
+  it('answers 400 to non-string fields', async () => {
+    const res = await login({ username: ['alice'], password: { $ne: 1 } });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('BAD_REQUEST');
+  });
+
+  it('answers 413 to an oversized body and 415 to another content type', async () => {
+    const big = await login({ username: 'alice', password: 'x'.repeat(64 * 1024) });
+    expect(big.status).toBe(413);
+    expect(big.body.error).toBe('PAYLOAD_TOO_LARGE');
+    const text = await request(service.app)
+      .post('/auth/login')
+      .set('content-type', 'text/plain')
+      .send('hi');
+    expect(text.status).toBe(415);
+    expect(text.body.error).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('refuses a password over 1024 characters with 400 before hashing', async () => {
+    const started = Date.now();
+    const res = await login({ username: 'alice', password: 'x'.repeat(1025) });
+    expect(res.status).toBe(400);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('POST /auth/login with a form', () => {
+  it('redirects 303 to a safe local rd', async () => {
+    const res = await request(service.app)
+      .post('/auth/login')
+      .type('form')
+      .send({ username: 'alice', password: 'correct horse battery', rd: '/reports?year=2026' });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe('/reports?year=2026');
+  });
+
+  it('redirects to / when rd points elsewhere', async () => {
+    for (const rd of [
+      '//evil.example',
+      'https://evil.example/',
+      '/\\evil.example',
+      'javascript:alert(1)',
+    ]) {
+      const res = await request(service.app)
+        .post('/auth/login')
+        .type('form')
+        .send({ username: 'alice', password: 'correct horse battery', rd });
+      expect(res.headers.location, rd).toBe('/');
+    }
+  });
+
+  it('shows the form again with one generic message and the username escaped', async () => {
+    const res = await request(service.app)
+      .post('/auth/login')
+      .type('form')
+      .set('accept', 'text/html')
+      .send({ username: '<script>x</script>', password: 'wrong password' });
+    expect(res.status).toBe(401);
+    expect(res.text).toContain('Invalid username or password.');
+    expect(res.text).toContain('&lt;script&gt;x&lt;/script&gt;');
+    expect(res.text).not.toContain('<script>x');
+  });
+});
+
+describe('GET /auth/validate', () => {
+  it('answers 200 with the identity in body and headers, no-store, and never sets a cookie', async () => {
+    const loggedIn = await login({ username: 'alice', password: 'correct horse battery' });
+    const res = await request(service.app)
+      .get('/auth/validate')
+      .set('cookie', cookiePair(loggedIn.headers['set-cookie']));
+    expect(res.status).toBe(200);
+    expect(res.body.user).toEqual({
+      id: aliceId,
+      username: 'alice',
+      groups: ['admins', 'dev'],
+      email: 'alice@example.com',
+    });
+    expect(Date.parse(res.body.session.expiresAt)).toBeGreaterThan(Date.now());
+    expect(res.headers['x-auth-request-user']).toBe('alice');
+    expect(res.headers['x-auth-request-groups']).toBe('admins,dev');
+    expect(res.headers['x-auth-request-email']).toBe('alice@example.com');
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('answers 401 without a cookie and creates nothing in Redis', async () => {
+    const before = await redis.client.dbSize();
+    const res = await request(service.app).get('/auth/validate');
+    expect(res.status).toBe(401);
+    expect(res.body).toEqual({ error: 'UNAUTHENTICATED', message: expect.any(String) });
+    expect(await redis.client.dbSize()).toBe(before);
+  });
+
+  it('answers 401 to a forged, unsigned or garbled cookie', async () => {
+    const loggedIn = await login({ username: 'alice', password: 'correct horse battery' });
+    const sid = sidOf(loggedIn.headers['set-cookie']);
+    for (const cookie of [
+      `gatehouse=s%3A${sid}.forgedsignature`,
+      `gatehouse=${sid}`,
+      'gatehouse=%E0%A4%A',
+      'gatehouse=s%3A',
+      '=;=;;gatehouse',
+    ]) {
+      const res = await request(service.app).get('/auth/validate').set('cookie', cookie);
+      expect(res.status, cookie).toBe(401);
+    }
+  });
+
+  it('ignores a session id sent anywhere but the cookie', async () => {
+    const loggedIn = await login({ username: 'alice', password: 'correct horse battery' });
+    const pair = cookiePair(loggedIn.headers['set-cookie']);
+    const value = pair.split('=')[1] ?? '';
+    const res = await request(service.app)
+      .get(`/auth/validate?gatehouse=${value}&sid=${value}`)
+      .set('authorization', `Bearer ${value}`)
+      .set('x-session-id', value);
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('POST /auth/logout', () => {
+  it('deletes the session from Redis, clears the cookie, and the old cookie is refused', async () => {
+    const loggedIn = await login({ username: 'alice', password: 'correct horse battery' });
+    const pair = cookiePair(loggedIn.headers['set-cookie']);
+    const sid = sidOf(loggedIn.headers['set-cookie']);
+    expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(1);
+    const res = await request(service.app)
+      .post('/auth/logout')
+      .set('cookie', pair)
+      .set('content-type', 'application/json')
+      .send('{}');
+    expect(res.status).toBe(204);
+    const cleared = ([] as string[]).concat(res.headers['set-cookie'] ?? []).join();
+    expect(cleared).toMatch(/gatehouse=;/);
+    expect(cleared).toMatch(/Expires=Thu, 01 Jan 1970/);
+    expect(cleared).toMatch(/HttpOnly/);
+    expect(cleared).toMatch(/SameSite=Lax/);
+    expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(0);
+    const after = await request(service.app).get('/auth/validate').set('cookie', pair);
+    expect(after.status).toBe(401);
+  });
+
+  it('sends a form logout to the login page with 303', async () => {
+    const res = await request(service.app).post('/auth/logout').type('form').send('');
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe('/auth/login');
+  });
+});
+
+describe('GET /auth/login', () => {
+  it('serves an accessible form with no script and no third-party assets', async () => {
+    const res = await request(service.app).get('/auth/login?rd=%2Fprivate%3Fa%3D1');
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('<label for="username">');
+    expect(res.text).toContain('autocomplete="current-password"');
+    expect(res.text).toContain('name="rd" value="/private?a=1"');
+    expect(res.text).not.toMatch(/<script/i);
+    expect(res.text).not.toMatch(/https?:\/\//);
+    expect(res.headers['content-security-policy']).toContain("default-src 'none'");
+  });
+
+  it('drops a hostile rd from the page', async () => {
+    const res = await request(service.app).get(
+      '/auth/login?rd=%22%3E%3Cscript%3Ealert(1)%3C/script%3E',
+    );
+    expect(res.text).not.toContain('<script>alert');
+  });
+});
+
+describe('health', () => {
+  it('answers /healthz and /readyz', async () => {
+    expect((await request(service.app).get('/healthz')).status).toBe(200);
+    expect((await request(service.app).get('/readyz')).status).toBe(200);
+  });
+});
