@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { AppError } from '../../common/src/errors.js';
@@ -7,10 +8,16 @@ import type { Logger } from '../../common/src/logger.js';
 import { createMetrics, createRequestObserver } from '../../common/src/observability.js';
 import { pingRedis, type RedisClient } from '../../common/src/redis.js';
 import type { SessionServiceConfig } from './config.js';
+import { createCsrf, fetchMetadataGuard } from './csrf.js';
+import { createAssertionSigner } from './domain/assertions.js';
+import { createAuthenticator } from './domain/authenticate.js';
 import { HasherBusyError, type PasswordVerifier } from './domain/passwords.js';
+import type { ValidSession } from './domain/sessions.js';
 import { createSessionStore, type Lifetimes } from './domain/sessions.js';
+import { createLoginThrottle, type ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
 import { createAuthHandlers } from './routes/auth.js';
+import { createSessionsHandlers } from './routes/sessions.js';
 import { validateHandler } from './routes/validate.js';
 import { createSessionMiddleware, GatehouseRedisStore } from './session-middleware.js';
 
@@ -20,8 +27,11 @@ export interface SessionServiceDeps {
   redis: RedisClient;
   users: UsersRepository;
   verifier: PasswordVerifier;
+  /** Overrides of the login throttle's limits (tests). */
+  throttleLimits?: Partial<ThrottleLimits>;
 }
 
+const currentSessions = new WeakMap<Request, ValidSession>();
 const STATIC_DIR = fileURLToPath(new URL('../static/', import.meta.url));
 
 /** Builds the session-service. Never listens: main.ts does, tests use supertest. */
@@ -39,6 +49,17 @@ export function createApp(deps: SessionServiceDeps) {
       env.REMEMBER_ME_TIMEOUT > 0 ? env.REMEMBER_ME_TIMEOUT : env.SESSION_ABSOLUTE_TIMEOUT,
   };
   const sessions = createSessionStore({ redis, lifetimes, prefix: env.REDIS_PREFIX });
+  const authenticate = createAuthenticator({ sessions, users: deps.users });
+  const signer = createAssertionSigner({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    issuer: env.PUBLIC_URL ?? 'gatehouse',
+  });
+  const throttle = createLoginThrottle({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    ...(deps.throttleLimits ? { limits: deps.throttleLimits } : {}),
+  });
   const store = new GatehouseRedisStore(redis, env.REDIS_PREFIX, lifetimes);
   const cookie = {
     name: config.cookieName,
@@ -46,6 +67,12 @@ export function createApp(deps: SessionServiceDeps) {
     ...(env.COOKIE_DOMAIN ? { domain: env.COOKIE_DOMAIN } : {}),
   };
   const sessionMiddleware = createSessionMiddleware({ store, secrets: config.secrets, cookie });
+  const csrf = createCsrf({
+    secrets: config.secrets,
+    https: config.https,
+    identify: (req) => currentSessions.get(req)?.sid ?? '',
+  });
+  const allowedOrigins = env.PUBLIC_URL ? [new URL(env.PUBLIC_URL).origin] : [];
   const audit = logger.child({ audit: true });
 
   const metrics = createMetrics('session-service');
@@ -65,12 +92,26 @@ export function createApp(deps: SessionServiceDeps) {
     verifier: deps.verifier,
     sessions,
     store,
+    throttle,
+    csrf,
     cookie,
     allowedRedirectHosts: env.ALLOWED_REDIRECT_HOSTS,
+    allowedOrigins,
     rememberMe: env.REMEMBER_ME_TIMEOUT > 0,
     rememberMaxAgeMs: env.REMEMBER_ME_TIMEOUT * 1000,
     audit,
     onLogin: (outcome) => loginOutcomes.inc({ outcome }),
+  });
+  const mine = createSessionsHandlers({
+    authenticate,
+    sessions,
+    users: deps.users,
+    csrf,
+    cookie,
+    secrets: config.secrets,
+    ...(env.ADMIN_TOKEN ? { adminToken: env.ADMIN_TOKEN } : {}),
+    audit,
+    current: currentSessions,
   });
 
   const app = express();
@@ -83,7 +124,8 @@ export function createApp(deps: SessionServiceDeps) {
   app.get(
     '/auth/validate',
     validateHandler({
-      sessions,
+      authenticate,
+      signer,
       cookieName: config.cookieName,
       secrets: config.secrets,
       onOutcome: (outcome) => validateOutcomes.inc({ outcome }),
@@ -102,6 +144,9 @@ export function createApp(deps: SessionServiceDeps) {
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/auth/.well-known/jwks.json', async (_req, res) => {
+    res.set('Cache-Control', 'public, max-age=300').json(await signer.jwks());
   });
 
   app.use(
@@ -135,13 +180,31 @@ export function createApp(deps: SessionServiceDeps) {
     express.urlencoded({ extended: false, limit: env.LOGIN_BODY_LIMIT, parameterLimit: 20 }),
     express.json({ limit: env.LOGIN_BODY_LIMIT, strict: true }),
   ];
-  app.use('/auth', (_req, res, next) => {
+  app.use(['/auth', '/admin'], (_req, res, next) => {
     res.set('Cache-Control', NO_STORE);
     next();
   });
+  // Cross-site callers are refused before anything changes state (login, logout, revocations).
+  app.use('/auth', fetchMetadataGuard({ allowedOrigins }), cookieParser());
   app.get('/auth/login', auth.showLogin);
   app.post('/auth/login', ...body, sessionMiddleware, auth.login);
   app.post('/auth/logout', ...body, sessionMiddleware, auth.logout);
+
+  app.get('/auth/sessions', mine.requireSession, mine.list);
+  app.delete('/auth/sessions/:id', mine.requireSession, mine.revokeJson);
+  app.post(
+    '/auth/sessions/:id/revoke',
+    ...body,
+    mine.requireSession,
+    mine.requireToken,
+    mine.revokeForm,
+  );
+  app.post('/auth/logout-all', ...body, mine.requireSession, mine.requireToken, mine.logoutAll);
+
+  // Service-to-service only: the gateway never proxies /admin (it is not under /auth/).
+  app.get('/admin/users/:username/sessions', mine.requireAdmin, mine.adminList);
+  app.delete('/admin/users/:username/sessions', mine.requireAdmin, mine.adminRevokeAll);
+  app.delete('/admin/users/:username/sessions/:id', mine.requireAdmin, mine.adminRevokeOne);
 
   app.use((req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));
   app.use(errorHandler(logger));

@@ -35,9 +35,64 @@ ${remember}
   );
 }
 
-export function loggedOutPage(): string {
+export function confirmLogoutPage(csrfToken: string): string {
   return htmlPage(
-    'Signed out · Gatehouse',
-    '<h1>You are signed out</h1><p><a href="/auth/login">Sign in again</a></p>',
+    'Sign out · Gatehouse',
+    `<h1>Sign out?</h1>
+<p>Confirm that you want to sign out of this browser.</p>
+<form method="post" action="/auth/logout">
+<input type="hidden" name="_csrf" value="${escapeHtml(csrfToken)}">
+<button type="submit">Sign out</button>
+</form>`,
   );
+}
+
+export interface SessionRow {
+  id: string;
+  createdAt: number;
+  lastSeenAt: number;
+  ip: string;
+  userAgent: string;
+  current: boolean;
+}
+
+const when = (ms: number) => {
+  const iso = new Date(ms).toISOString();
+  return `<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>`;
+};
+
+export function sessionsPage(view: {
+  username: string;
+  sessions: SessionRow[];
+  csrfToken: string;
+  notice?: string;
+}): string {
+  const token = `<input type="hidden" name="_csrf" value="${escapeHtml(view.csrfToken)}">`;
+  const rows = view.sessions
+    .map(
+      (s) => `<tr${s.current ? ' class="current"' : ''}>
+<td class="ua">${escapeHtml(s.userAgent || 'Unknown browser')}${s.current ? ' <span class="badge">this browser</span>' : ''}</td>
+<td>${escapeHtml(s.ip || '-')}</td>
+<td>${when(s.createdAt)}</td>
+<td>${when(s.lastSeenAt)}</td>
+<td><form method="post" action="/auth/sessions/${encodeURIComponent(s.id)}/revoke">${token}<button class="secondary" type="submit" aria-label="Revoke the session of ${escapeHtml(s.userAgent || 'unknown browser')} from ${escapeHtml(s.ip || 'unknown address')}">${s.current ? 'Sign out' : 'Revoke'}</button></form></td>
+</tr>`,
+    )
+    .join('\n');
+  return htmlPage(
+    'Your sessions · Gatehouse',
+    `<h1>Your sessions</h1>
+<p>Signed in as <strong>${escapeHtml(view.username)}</strong>. These browsers are signed in to your account.</p>
+${view.notice ? `<p class="notice" role="status">${escapeHtml(view.notice)}</p>` : ''}
+<table>
+<thead><tr><th scope="col">Browser</th><th scope="col">Address</th><th scope="col">Signed in</th><th scope="col">Last seen</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
+<tbody>
+${rows}
+</tbody>
+</table>
+<nav>
+<a href="/">Back to the app</a>
+<form method="post" action="/auth/logout-all">${token}<button type="submit">Sign out everywhere else</button></form>
+</nav>`,
+  ).replace('<main class="card">', '<main class="card wide">');
 }

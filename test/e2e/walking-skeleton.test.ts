@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
+import { browserLogin } from '../helpers/login.js';
 import { type System, startSystem } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -23,11 +24,7 @@ afterAll(async () => {
 });
 
 async function loginThroughGateway(jar: CookieJar, username: string, rd = '/') {
-  const res = await jar.fetch(`${system.gateway.url}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...HTML },
-    body: new URLSearchParams({ username, password: PASSWORD, rd }).toString(),
-  });
+  const res = await browserLogin(jar, system.gateway.url, username, PASSWORD, rd);
   expect(res.status).toBe(303);
   return res;
 }
@@ -118,7 +115,11 @@ describe('through the gateway, as a browser', () => {
 
     const logout = await jar.fetch(`${system.gateway.url}/auth/logout`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...HTML },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'sec-fetch-site': 'same-origin',
+        ...HTML,
+      },
       body: '',
     });
     expect(logout.status).toBe(303);

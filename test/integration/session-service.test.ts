@@ -123,12 +123,26 @@ describe('POST /auth/login with JSON', () => {
   });
 });
 
+/** Like a browser: load the login page (CSRF cookie + token), then post the form with both. */
+async function formLogin(fields: Record<string, string>, headers: Record<string, string> = {}) {
+  const agent = request.agent(service.app);
+  const page = await agent.get('/auth/login');
+  const token = /name="_csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+  const res = await agent
+    .post('/auth/login')
+    .type('form')
+    .set(headers)
+    .send({ _csrf: token, ...fields });
+  return { res, agent, token };
+}
+
 describe('POST /auth/login with a form', () => {
   it('redirects 303 to a safe local rd', async () => {
-    const res = await request(service.app)
-      .post('/auth/login')
-      .type('form')
-      .send({ username: 'alice', password: 'correct horse battery', rd: '/reports?year=2026' });
+    const { res } = await formLogin({
+      username: 'alice',
+      password: 'correct horse battery',
+      rd: '/reports?year=2026',
+    });
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe('/reports?year=2026');
   });
@@ -140,20 +154,16 @@ describe('POST /auth/login with a form', () => {
       '/\\evil.example',
       'javascript:alert(1)',
     ]) {
-      const res = await request(service.app)
-        .post('/auth/login')
-        .type('form')
-        .send({ username: 'alice', password: 'correct horse battery', rd });
+      const { res } = await formLogin({ username: 'alice', password: 'correct horse battery', rd });
       expect(res.headers.location, rd).toBe('/');
     }
   });
 
   it('shows the form again with one generic message and the username escaped', async () => {
-    const res = await request(service.app)
-      .post('/auth/login')
-      .type('form')
-      .set('accept', 'text/html')
-      .send({ username: '<script>x</script>', password: 'wrong password' });
+    const { res } = await formLogin(
+      { username: '<script>x</script>', password: 'wrong password' },
+      { accept: 'text/html' },
+    );
     expect(res.status).toBe(401);
     expect(res.text).toContain('Invalid username or password.');
     expect(res.text).toContain('&lt;script&gt;x&lt;/script&gt;');
@@ -239,8 +249,12 @@ describe('POST /auth/logout', () => {
     expect(after.status).toBe(401);
   });
 
-  it('sends a form logout to the login page with 303', async () => {
-    const res = await request(service.app).post('/auth/logout').type('form').send('');
+  it('sends a same-origin form logout to the login page with 303', async () => {
+    const res = await request(service.app)
+      .post('/auth/logout')
+      .type('form')
+      .set('sec-fetch-site', 'same-origin')
+      .send('');
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe('/auth/login');
   });

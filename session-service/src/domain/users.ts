@@ -1,17 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 
 export const USERNAME_MAX = 64;
 
-export const userSchema = z.object({
+export const userSchema = z.looseObject({
   id: z.string().min(1).optional(),
   username: z.string().min(1).max(USERNAME_MAX),
   passwordHash: z.string().startsWith('$argon2id$'),
   groups: z.array(z.string()).default([]),
   email: z.string().default(''),
   disabled: z.boolean().default(false),
+  /** ms since the epoch: sessions created before this are no longer valid (set by passwd/disable). */
+  sessionsNotBefore: z.number().optional(),
 });
 
 export type StoredUser = z.infer<typeof userSchema>;
@@ -19,7 +21,19 @@ export interface User extends StoredUser {
   id: string;
 }
 
-const fileSchema = z.object({ users: z.array(userSchema) });
+const fileSchema = z.object({ users: z.array(userSchema) }).superRefine((file, ctx) => {
+  const seen = new Set<string>();
+  file.users.forEach((user, i) => {
+    if (seen.has(user.username)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['users', i, 'username'],
+        message: `duplicate username ${user.username}`,
+      });
+    }
+    seen.add(user.username);
+  });
+});
 
 export function checkUsername(username: string): string | null {
   if (username.trim().length === 0) return 'username must not be empty';
@@ -46,7 +60,14 @@ export async function readUsersFile(path: string): Promise<StoredUser[]> {
 export async function writeUsersFile(path: string, users: StoredUser[]): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify({ users }, null, 2)}\n`, { mode: 0o600 });
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify({ users }, null, 2)}\n`);
+    await handle.chmod(0o600);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await rename(tmp, path);
 }
 
@@ -83,12 +104,20 @@ export interface UsersRepository {
 export function createUsersRepository(
   path: string,
   onError: (err: unknown) => void = () => {},
+  options: { minCheckIntervalMs?: number } = {},
 ): UsersRepository {
+  const minCheckIntervalMs = options.minCheckIntervalMs ?? 250;
+  let checkedAt = 0;
   let stamp = '';
   let byName = new Map<string, User>();
   let byId = new Map<string, User>();
 
-  async function refresh(): Promise<void> {
+  async function refresh(force: boolean): Promise<void> {
+    // Logins look at the file every time; the validate path (every request) at most every
+    // minCheckIntervalMs, so a disabled user is refused within that time.
+    const t = Date.now();
+    if (!force && stamp !== '' && t - checkedAt < minCheckIntervalMs) return;
+    checkedAt = t;
     let current: string;
     try {
       const s = await stat(path);
@@ -109,11 +138,11 @@ export function createUsersRepository(
 
   return {
     async findByUsername(username) {
-      await refresh();
+      await refresh(true);
       return byName.get(username) ?? null;
     },
     async findById(id) {
-      await refresh();
+      await refresh(false);
       return byId.get(id) ?? null;
     },
   };

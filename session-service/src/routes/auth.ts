@@ -1,31 +1,39 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { Request, Response } from 'express';
 import { AppError, StoreUnavailableError } from '../../../common/src/errors.js';
 import { NO_STORE, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
+import type { Csrf } from '../csrf.js';
+import { provenSameOrigin } from '../csrf.js';
 import { PASSWORD_MAX, type PasswordVerifier } from '../domain/passwords.js';
 import { safeRedirect } from '../domain/redirects.js';
 import type { SessionAuth, SessionStore } from '../domain/sessions.js';
+import type { LoginThrottle } from '../domain/throttle.js';
 import type { UsersRepository } from '../domain/users.js';
 import type { CookieSettings, GatehouseRedisStore } from '../session-middleware.js';
 import { cookieAttributes } from '../session-middleware.js';
-import { loggedOutPage, loginPage } from '../views.js';
+import { confirmLogoutPage, loginPage } from '../views.js';
+
+export type LoginOutcome = 'success' | 'failure' | 'throttled' | 'unavailable';
 
 export interface AuthDeps {
   users: UsersRepository;
   verifier: PasswordVerifier;
   sessions: SessionStore;
   store: GatehouseRedisStore;
+  throttle: LoginThrottle;
+  csrf: Csrf;
   cookie: CookieSettings;
   allowedRedirectHosts: readonly string[];
+  allowedOrigins: readonly string[];
   rememberMe: boolean;
   rememberMaxAgeMs: number;
   audit: Logger;
-  onLogin?: (outcome: 'success' | 'failure' | 'throttled' | 'unavailable') => void;
+  onLogin?: (outcome: LoginOutcome) => void;
 }
 
 const GENERIC_FAILURE = 'Invalid username or password.';
 
-const isForm = (req: Request) =>
+export const isForm = (req: Request) =>
   req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded';
 
 function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
@@ -37,15 +45,31 @@ function forgetSession(req: Request): void {
   Reflect.deleteProperty(req, 'session');
 }
 
+/** Clear the session cookie with the attributes it was set with. */
+export function clearSessionCookie(req: Request, res: Response, cookie: CookieSettings): void {
+  const attrs = cookieAttributes(cookie);
+  res.clearCookie(cookie.name, {
+    ...attrs,
+    secure: attrs.secure === 'auto' ? req.secure : attrs.secure,
+  });
+}
+
 export function createAuthHandlers(deps: AuthDeps) {
   const rdOf = (value: unknown) => safeRedirect(value, deps.allowedRedirectHosts);
 
-  function renderLogin(res: Response, status: number, view: Parameters<typeof loginPage>[0]) {
+  function renderLogin(
+    req: Request,
+    res: Response,
+    status: number,
+    view: { rd: string; username?: string; error?: string },
+  ) {
     res
       .status(status)
       .set('Cache-Control', NO_STORE)
       .type('html')
-      .send(loginPage({ rememberMe: deps.rememberMe, ...view }));
+      .send(
+        loginPage({ rememberMe: deps.rememberMe, csrfToken: deps.csrf.token(req, res), ...view }),
+      );
   }
 
   function fail(
@@ -55,18 +79,22 @@ export function createAuthHandlers(deps: AuthDeps) {
     code: string,
     message: string,
     view: { rd: string; username?: string },
+    headers: Record<string, string> = {},
   ) {
-    if (isForm(req)) return renderLogin(res, status, { ...view, error: message });
+    res.set(headers);
+    if (isForm(req)) return renderLogin(req, res, status, { ...view, error: message });
     res.status(status).set('Cache-Control', NO_STORE).json({ error: code, message });
   }
 
+  const audit = (event: string, req: Request, extra: Record<string, unknown> = {}) =>
+    deps.audit.info({ event, ip: req.ip, requestId: req.id, ...extra }, event);
+
   return {
     showLogin(req: Request, res: Response) {
-      renderLogin(res, 200, { rd: rdOf(req.query.rd) });
+      renderLogin(req, res, 200, { rd: rdOf(req.query.rd) });
     },
 
     async login(req: Request, res: Response) {
-      const body: unknown = req.body;
       const form = isForm(req);
       if (!form && req.is('application/json') !== 'application/json') {
         throw new AppError(
@@ -75,22 +103,53 @@ export function createAuthHandlers(deps: AuthDeps) {
           'Send application/json or application/x-www-form-urlencoded.',
         );
       }
-      const fields = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
+      const fields = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<
+        string,
+        unknown
+      >;
       const { username, password } = fields;
       const rd = rdOf(fields.rd);
       const ip = req.ip ?? '';
+      const account = typeof username === 'string' ? username : '';
+
+      // Throttle first: malformed, forged and over-long attempts count like wrong passwords.
+      const decision = await deps.throttle.check(account, ip);
+      if (!decision.allowed) {
+        audit('login.throttled', req, { username: account, reason: decision.reason });
+        deps.onLogin?.('throttled');
+        const retry = String(Math.max(1, decision.retryAfterSeconds));
+        return fail(
+          req,
+          res,
+          429,
+          'TOO_MANY_ATTEMPTS',
+          `Too many sign-in attempts. Try again in ${retry} seconds.`,
+          { rd },
+          { 'Retry-After': retry },
+        );
+      }
+      const refuse = async (status: number, code: string, message: string, reason: string) => {
+        await deps.throttle.recordFailure(account, ip);
+        audit('login.failure', req, { username: account, reason });
+        deps.onLogin?.('failure');
+        return fail(req, res, status, code, message, { rd, username: account });
+      };
+
+      if (form && !deps.csrf.valid(req)) {
+        return refuse(
+          403,
+          'CSRF_TOKEN_INVALID',
+          'Your sign-in form expired. Please try again.',
+          'csrf',
+        );
+      }
       if (
         typeof username !== 'string' ||
         typeof password !== 'string' ||
         username.length === 0 ||
         password.length === 0
       ) {
-        deps.audit.info(
-          { event: 'login.failure', reason: 'malformed', ip, requestId: req.id },
-          'login failure',
-        );
-        deps.onLogin?.('failure');
-        return fail(req, res, 400, 'BAD_REQUEST', 'Enter a username and a password.', { rd });
+        return refuse(400, 'BAD_REQUEST', 'Enter a username and a password.', 'malformed');
       }
       // Refuse over-long input before hashing it (ASVS 2.1.2: up to 1024 accepted, never truncated).
       if (
@@ -98,24 +157,14 @@ export function createAuthHandlers(deps: AuthDeps) {
         [...password].length > PASSWORD_MAX ||
         username.length > 256
       ) {
-        deps.audit.info(
-          { event: 'login.failure', reason: 'too_long', ip, requestId: req.id },
-          'login failure',
-        );
-        deps.onLogin?.('failure');
-        return fail(req, res, 400, 'BAD_REQUEST', 'Username or password is too long.', { rd });
+        return refuse(400, 'BAD_REQUEST', 'Username or password is too long.', 'too_long');
       }
 
       const user = await deps.users.findByUsername(username);
       // Always one argon2id verification: unknown, disabled and wrong-password cost the same.
       const passwordOk = await deps.verifier.verify(user?.passwordHash ?? null, password);
       if (!user || user.disabled || !passwordOk) {
-        deps.audit.info(
-          { event: 'login.failure', username, ip, requestId: req.id },
-          'login failure',
-        );
-        deps.onLogin?.('failure');
-        return fail(req, res, 401, 'INVALID_CREDENTIALS', GENERIC_FAILURE, { rd, username });
+        return refuse(401, 'INVALID_CREDENTIALS', GENERIC_FAILURE, 'credentials');
       }
 
       const remember =
@@ -137,21 +186,21 @@ export function createAuthHandlers(deps: AuthDeps) {
         await promisify((cb) => req.session.regenerate(cb));
         req.session.auth = auth;
         if (remember) req.session.cookie.maxAge = deps.rememberMaxAgeMs;
+        // In the user's index before the session exists, so a concurrent "end all sessions"
+        // cannot miss it; an index entry without a session is pruned when listed.
+        await deps.sessions.register(req.sessionID, auth);
         deps.store.expectCreate(req.sessionID);
         // Saved before we answer: the cookie never points at a session Redis does not hold.
         await promisify((cb) => req.session.save(cb));
-        await deps.sessions.register(req.sessionID, auth);
       } catch (err) {
         const sid = req.sessionID;
         forgetSession(req);
-        await deps.sessions.destroy(sid).catch(() => {});
+        await deps.sessions.destroy(sid, auth.userId).catch(() => {});
         deps.onLogin?.('unavailable');
         throw err instanceof AppError ? err : new StoreUnavailableError(err);
       }
-      deps.audit.info(
-        { event: 'login.success', username: user.username, userId: user.id, ip, requestId: req.id },
-        'login success',
-      );
+      await deps.throttle.recordSuccess(account, ip).catch(() => {});
+      audit('login.success', req, { username: user.username, userId: user.id, remember });
       deps.onLogin?.('success');
       res.set('Cache-Control', NO_STORE);
       if (form) return res.redirect(303, rd);
@@ -161,44 +210,31 @@ export function createAuthHandlers(deps: AuthDeps) {
     },
 
     async logout(req: Request, res: Response) {
+      const form = isForm(req);
+      // A form must carry our token or come provably from our own origin (a backend's
+      // "Sign out" button cannot know our token); otherwise ask for confirmation.
+      if (form && !deps.csrf.valid(req) && !provenSameOrigin(req, deps.allowedOrigins)) {
+        return res
+          .status(200)
+          .set('Cache-Control', NO_STORE)
+          .type('html')
+          .send(confirmLogoutPage(deps.csrf.token(req, res)));
+      }
       const auth = req.session?.auth;
       const sid = req.sessionID;
       if (auth && sid) {
         // 503 when Redis is down: never a false "you are logged out".
         await deps.sessions.destroy(sid, auth.userId);
-        deps.audit.info(
-          {
-            event: 'logout',
-            username: auth.username,
-            userId: auth.userId,
-            ip: req.ip,
-            requestId: req.id,
-          },
-          'logout',
-        );
+        audit('logout', req, { username: auth.username, userId: auth.userId });
       }
       forgetSession(req);
-      const attrs = cookieAttributes(deps.cookie);
-      res.clearCookie(deps.cookie.name, {
-        ...attrs,
-        secure: attrs.secure === 'auto' ? req.secure : attrs.secure,
-      });
+      clearSessionCookie(req, res, deps.cookie);
       res.set('Cache-Control', NO_STORE);
-      // Clear-Site-Data: the back button after logout shows nothing private.
+      // The back button after logout shows nothing private.
       res.set('Clear-Site-Data', '"cache"');
-      if (isForm(req) || (wantsHtml(req) && !req.is('application/json')))
+      if (form || (wantsHtml(req) && !req.is('application/json')))
         return res.redirect(303, '/auth/login');
       res.status(204).end();
     },
-
-    loggedOut(_req: Request, res: Response) {
-      res.set('Cache-Control', NO_STORE).type('html').send(loggedOutPage());
-    },
   };
 }
-
-export type AsyncHandler = (
-  req: Request,
-  res: Response,
-  next: NextFunction,
-) => Promise<unknown> | unknown;

@@ -3,7 +3,10 @@ import signature from 'cookie-signature';
 import type { Request, Response } from 'express';
 import { NO_STORE } from '../../../common/src/http.js';
 import { identityHeaders } from '../../../common/src/identity.js';
-import type { SessionStore, ValidSession } from '../domain/sessions.js';
+import type { AssertionSigner } from '../domain/assertions.js';
+import { isAudience } from '../domain/assertions.js';
+import type { Authenticator } from '../domain/authenticate.js';
+import type { ValidSession } from '../domain/sessions.js';
 
 /**
  * The session id from an express-session cookie (`s:<id>.<hmac>`), checked against each secret
@@ -46,9 +49,11 @@ export type ValidateOutcome = 'ok' | 'unauthenticated' | 'unavailable';
 /**
  * GET /auth/validate: never creates or saves a session (no express-session here), only reads
  * the cookie, slides the idle timeout and answers. Usable as nginx `auth_request` target.
+ * With `?aud=<route>` it also answers a signed identity assertion in `X-Auth-Request-Jwt`.
  */
 export function validateHandler(deps: {
-  sessions: SessionStore;
+  authenticate: Authenticator;
+  signer?: AssertionSigner;
   cookieName: string;
   secrets: readonly string[];
   onOutcome?: (outcome: ValidateOutcome) => void;
@@ -57,22 +62,23 @@ export function validateHandler(deps: {
     res.setHeader('Cache-Control', NO_STORE);
     const sid = readSessionId(req.headers.cookie, deps.cookieName, deps.secrets);
     let session: ValidSession | null = null;
-    if (sid) {
-      try {
-        session = await deps.sessions.validate(sid);
-      } catch (err) {
-        deps.onOutcome?.('unavailable');
-        req.log?.warn(
-          { err: { message: (err as Error).message } },
-          'validate: session store unavailable',
-        );
-        // JSON whatever the Accept header: callers are machines (gateway, nginx auth_request).
-        res.status(503).json({
-          error: 'SESSION_STORE_UNAVAILABLE',
-          message: 'The session store is unavailable.',
-        });
-        return;
-      }
+    let jwt: string | undefined;
+    const aud = req.query.aud;
+    try {
+      if (sid) session = await deps.authenticate(sid);
+      if (session && deps.signer && isAudience(aud))
+        jwt = await deps.signer.sign(session.sid, session.auth, aud);
+    } catch (err) {
+      deps.onOutcome?.('unavailable');
+      req.log?.warn(
+        { err: { message: (err as Error).message } },
+        'validate: session store unavailable',
+      );
+      // JSON whatever the Accept header: callers are machines (gateway, nginx auth_request).
+      res
+        .status(503)
+        .json({ error: 'SESSION_STORE_UNAVAILABLE', message: 'The session store is unavailable.' });
+      return;
     }
     if (!session) {
       deps.onOutcome?.('unauthenticated');
@@ -82,6 +88,7 @@ export function validateHandler(deps: {
     deps.onOutcome?.('ok');
     const body = validationBody(session);
     res.set(identityHeaders(body.user, body.session.expiresAt));
+    if (jwt) res.set('X-Auth-Request-Jwt', jwt);
     res.status(200).json(body);
   };
 }

@@ -1,0 +1,45 @@
+import { createHmac } from 'node:crypto';
+import type { SessionStore, ValidSession } from './sessions.js';
+import type { UsersRepository } from './users.js';
+
+export type Authenticator = (sid: string) => Promise<ValidSession | null>;
+
+/**
+ * A session is valid only while its user still is: a user removed or disabled, or whose sessions
+ * were ended by a password change (`sessionsNotBefore`), is refused and the session deleted, even
+ * if ending the sessions in Redis failed at the time. Identity comes from the live user record,
+ * so a group removed from a user takes effect at once.
+ */
+export function createAuthenticator(deps: {
+  sessions: SessionStore;
+  users: UsersRepository;
+}): Authenticator {
+  return async (sid) => {
+    const session = await deps.sessions.validate(sid);
+    if (!session) return null;
+    const user = await deps.users.findById(session.auth.userId);
+    const revoked =
+      !user ||
+      user.disabled ||
+      (user.sessionsNotBefore !== undefined && session.auth.createdAt < user.sessionsNotBefore);
+    if (revoked) {
+      await deps.sessions.destroy(sid, session.auth.userId);
+      return null;
+    }
+    return {
+      ...session,
+      auth: { ...session.auth, username: user.username, groups: user.groups, email: user.email },
+    };
+  };
+}
+
+/**
+ * The id a user sees for one of their sessions: an HMAC of the session id, so listing sessions
+ * never discloses a usable session id (to a script on the page, a screenshot, a log).
+ */
+export function sessionHandle(sid: string, secret: string): string {
+  return createHmac('sha256', secret)
+    .update(`session-handle:${sid}`)
+    .digest('base64url')
+    .slice(0, 22);
+}
