@@ -1,6 +1,15 @@
 import { z } from 'zod';
 import { logLevel, nodeEnv, parseConfig, port, trustProxy, url } from '../../common/src/config.js';
 
+/** `true`/`false` (also 1/0, yes/no, on/off) from the environment. */
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
+      message: 'must be true or false',
+    })
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes' || v === 'on');
+
 export const gatewaySchema = z.object({
   NODE_ENV: nodeEnv,
   LOG_LEVEL: logLevel,
@@ -9,8 +18,14 @@ export const gatewaySchema = z.object({
   SESSION_SERVICE_URL: url.default('http://127.0.0.1:4000'),
   /** The default route's upstream (the demo-app) when no routes file is given. */
   UPSTREAM_URL: url.default('http://127.0.0.1:3000'),
+  /** A YAML or JSON routes file (docs/protecting-your-app.md); unset: one route `/` → UPSTREAM_URL. */
+  GATEWAY_ROUTES: z.string().min(1).optional(),
   VALIDATE_TIMEOUT_MS: z.coerce.number().int().positive().default(1500),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  /** How often an open WebSocket's session is checked again. */
+  WS_REVALIDATE_MS: z.coerce.number().int().min(100).default(2000),
+  /** Ask the session-service for a signed identity (`aud` = route id) and pass it upstream. */
+  JWT_ENABLED: flag(true),
   TRUST_PROXY: trustProxy,
   /** The session cookie's name, removed from the Cookie header sent to upstreams. */
   COOKIE_NAME: z.string().default('gatehouse'),

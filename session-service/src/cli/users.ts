@@ -470,7 +470,7 @@ const remove: Command = async (settings, invocation) => {
   const username = invocation.positionals[0] as string;
   const removed = await updateUser(settings, username, () => null);
   console.log(`removed ${quote(username)}`);
-  // The session service does not re-read the user on validate: end the sessions too.
+  // Validate refuses sessions of removed users anyway; ending them frees Redis at once.
   return endSessions(settings, removed);
 };
 
@@ -479,7 +479,12 @@ const passwd: Command = async (settings, invocation) => {
   const username = invocation.positionals[0] as string;
   indexOfUser(await loadUsers(settings), username); // refuse before asking for a password
   const passwordHash = await hashPassword(await readNewPassword(username));
-  const user = await updateUser(settings, username, (u) => ({ ...u, passwordHash }));
+  // sessionsNotBefore: validate refuses older sessions even if ending them in Redis fails below.
+  const user = await updateUser(settings, username, (u) => ({
+    ...u,
+    passwordHash,
+    sessionsNotBefore: Date.now(),
+  }));
   console.log(`changed the password of ${quote(username)}`);
   return endSessions(settings, user);
 };
@@ -487,7 +492,11 @@ const passwd: Command = async (settings, invocation) => {
 const disable: Command = async (settings, invocation) => {
   expectShape(invocation, [], 1);
   const username = invocation.positionals[0] as string;
-  const user = await updateUser(settings, username, (u) => ({ ...u, disabled: true }));
+  const user = await updateUser(settings, username, (u) => ({
+    ...u,
+    disabled: true,
+    sessionsNotBefore: Date.now(),
+  }));
   console.log(`disabled ${quote(username)}`);
   return endSessions(settings, user);
 };
