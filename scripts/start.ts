@@ -144,6 +144,7 @@ async function main() {
   env.USERS_FILE ??= resolve(DATA, 'users.json');
   env.SESSION_SERVICE_URL ??= `http://127.0.0.1:${sessionPort}`;
   env.UPSTREAM_URL ??= `http://127.0.0.1:${demoPort}`;
+  env.JWKS_URL ??= `http://127.0.0.1:${sessionPort}/auth/.well-known/jwks.json`;
   const node = process.execPath;
   const tsx = ['--import', 'tsx'];
 

@@ -15,24 +15,37 @@ export class ConfigError extends Error {
 export function parseConfig<S extends z.ZodType>(
   schema: S,
   env: NodeJS.ProcessEnv,
+  /** Checks across variables, run on the raw environment so they are reported alongside field errors. */
+  rawChecks: (env: NodeJS.ProcessEnv) => string[] = () => [],
 ): Readonly<z.infer<S>> {
   const result = schema.safeParse(env);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const name = issue.path.join('.');
-      return name ? `${name}: ${issue.message}` : issue.message;
-    });
-    throw new ConfigError(problems);
-  }
+  const problems = result.success
+    ? []
+    : result.error.issues.map((issue) => {
+        const name = issue.path.join('.');
+        return name ? `${name}: ${issue.message}` : issue.message;
+      });
+  for (const problem of rawChecks(env)) if (!problems.includes(problem)) problems.push(problem);
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return Object.freeze(result.data);
 }
 
 /** A TCP port from the environment, with a default. */
 export const port = (fallback: number) =>
-  z.coerce.number().int().min(0).max(65535).default(fallback);
+  z.coerce
+    .number({ error: 'must be a port number' })
+    .int('must be a port number')
+    .min(0)
+    .max(65535)
+    .default(fallback);
 
 /** A positive whole number of seconds. */
-export const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+export const seconds = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a whole number of seconds' })
+    .int('must be a whole number of seconds')
+    .positive('must be a positive number of seconds')
+    .default(fallback);
 
 export const logLevel = z
   .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -3,10 +3,13 @@ import helmet from 'helmet';
 import { NO_STORE, sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
 import { createMetrics, createRequestObserver } from '../../common/src/observability.js';
+import type { VerifiedIdentity } from '../../common/src/verify-identity.js';
 import { homePage, type Viewer } from './views.js';
 
 export interface DemoAppDeps {
   logger: Logger;
+  /** Verifies X-Auth-Request-Jwt; without it the plain headers are trusted (development only). */
+  verifyIdentity?: (token: string | undefined) => Promise<VerifiedIdentity>;
 }
 
 const decode = (value: string) => {
@@ -17,8 +20,16 @@ const decode = (value: string) => {
   }
 };
 
-/** The identity the gateway attached (values outside printable ASCII arrive percent-encoded). */
+/** The signed identity when verification is on; else the plain headers (values outside printable ASCII arrive percent-encoded). */
 function viewerOf(req: Request): Viewer | null {
+  if (req.identity) {
+    return {
+      username: req.identity.name,
+      groups: req.identity.groups,
+      email: req.identity.email,
+      expiresAt: req.get('x-auth-request-expires') ?? '',
+    };
+  }
   const user = req.get('x-auth-request-user');
   if (!user) return null;
   const groups = req.get('x-auth-request-groups') ?? '';
@@ -68,6 +79,27 @@ export function createApp(deps: DemoAppDeps) {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  // Everything below needs an identity; with verification on, only a signed one counts.
+  const verify = deps.verifyIdentity;
+  if (verify) {
+    app.use((req: Request, res: Response, next) => {
+      verify(req.get('x-auth-request-jwt')).then(
+        (identity) => {
+          req.identity = identity;
+          next();
+        },
+        () =>
+          sendError(
+            req,
+            res,
+            401,
+            'UNAUTHENTICATED',
+            'This app only trusts identities signed by the Gatehouse session-service.',
+          ),
+      );
+    });
+  }
+
   app.get('/', (req: Request, res: Response) => {
     const viewer = viewerOf(req);
     if (!viewer)
@@ -85,7 +117,11 @@ export function createApp(deps: DemoAppDeps) {
   app.get('/api/whoami', (req: Request, res: Response) => {
     const viewer = viewerOf(req);
     if (!viewer) return sendError(req, res, 401, 'UNAUTHENTICATED');
-    res.json({ user: viewer, requestId: req.get('x-request-id') ?? null });
+    res.json({
+      user: viewer,
+      signed: Boolean(req.identity),
+      requestId: req.get('x-request-id') ?? null,
+    });
   });
 
   app.use((req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));

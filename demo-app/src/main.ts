@@ -1,12 +1,21 @@
 import { loadOrExit } from '../../common/src/config.js';
 import { createLogger } from '../../common/src/logger.js';
 import { onShutdown } from '../../common/src/shutdown.js';
+import { createAssertionVerifier } from '../../common/src/verify-identity.js';
 import { createApp } from './app.js';
 import { loadDemoAppConfig } from './config.js';
 
 const config = loadOrExit(() => loadDemoAppConfig(process.env));
 const logger = createLogger({ name: 'demo-app', level: config.LOG_LEVEL });
-const app = createApp({ logger });
+const verifyIdentity = config.REQUIRE_SIGNED_IDENTITY
+  ? createAssertionVerifier({
+      jwksUrl: config.JWKS_URL,
+      audience: config.IDENTITY_AUDIENCE,
+      issuer: config.IDENTITY_ISSUER,
+    })
+  : undefined;
+if (!verifyIdentity) logger.warn('REQUIRE_SIGNED_IDENTITY=false: trusting plain identity headers');
+const app = createApp({ logger, ...(verifyIdentity ? { verifyIdentity } : {}) });
 const server = app.listen(config.DEMO_APP_PORT, config.DEMO_APP_HOST, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.DEMO_APP_PORT;

@@ -25,6 +25,7 @@ export async function waitFor(
     try {
       if (await check()) return;
     } catch (err) {
+      if (err instanceof GiveUp) throw err;
       lastError = err;
     }
     await new Promise((r) => setTimeout(r, 25));
@@ -33,3 +34,6 @@ export async function waitFor(
     `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
   );
 }
+
+/** Thrown from a waitFor check to stop waiting at once (the thing waited for cannot happen). */
+export class GiveUp extends Error {}

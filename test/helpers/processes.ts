@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, waitFor } from './ports.js';
+import { freePort, GiveUp, waitFor } from './ports.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -68,7 +68,7 @@ export async function startService(options: {
   if (options.waitHealthy !== false) {
     await waitFor(
       async () => {
-        if (child.exitCode !== null) throw new Error(`${options.name} exited: ${output}`);
+        if (child.exitCode !== null) throw new GiveUp(`${options.name} exited: ${output}`);
         const res = await fetch(`${service.url}${options.healthPath}`).catch(() => null);
         return res?.status === 200;
       },
@@ -93,31 +93,37 @@ export async function startSystem(options: {
   env?: Record<string, string>;
   sessionEnv?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
+  demoEnv?: Record<string, string>;
 }): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-data-'));
   const shared = { REDIS_URL: options.redisUrl, ...(options.env ?? {}) };
-  const [sessionService, demoApp] = await Promise.all([
-    startService({
-      name: 'session-service',
-      entry: 'session-service/src/main.ts',
-      portVariable: 'SESSION_SERVICE_PORT',
-      healthPath: '/healthz',
-      env: {
-        ...shared,
-        USERS_FILE: options.usersFile,
-        SESSION_SECRET: 'test-secret-test-secret-test-secret-0123',
-        DEV_SECRET_FILE: join(dataDir, 'session-secret'),
-        ...(options.sessionEnv ?? {}),
-      },
-    }),
-    startService({
-      name: 'demo-app',
-      entry: 'demo-app/src/main.ts',
-      portVariable: 'DEMO_APP_PORT',
-      healthPath: '/healthz',
-      env: shared,
-    }),
-  ]);
+  const sessionService = await startService({
+    name: 'session-service',
+    entry: 'session-service/src/main.ts',
+    portVariable: 'SESSION_SERVICE_PORT',
+    healthPath: '/healthz',
+    env: {
+      ...shared,
+      USERS_FILE: options.usersFile,
+      SESSION_SECRET: 'test-secret-test-secret-test-secret-0123',
+      DEV_SECRET_FILE: join(dataDir, 'session-secret'),
+      ...(options.sessionEnv ?? {}),
+    },
+  });
+  // The demo-app trusts only identities signed by this session-service (its JWKS).
+  const demoApp = await startService({
+    name: 'demo-app',
+    entry: 'demo-app/src/main.ts',
+    portVariable: 'DEMO_APP_PORT',
+    healthPath: '/healthz',
+    env: {
+      ...shared,
+      JWKS_URL: `${sessionService.url}/auth/.well-known/jwks.json`,
+      // TEMPORARY until the gateway forwards X-Auth-Request-Jwt: plain headers accepted.
+      REQUIRE_SIGNED_IDENTITY: 'false',
+      ...(options.demoEnv ?? {}),
+    },
+  });
   const gateway = await startService({
     name: 'gateway',
     entry: 'gateway/src/main.ts',

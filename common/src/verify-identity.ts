@@ -1,0 +1,112 @@
+/**
+ * Verify Gatehouse's signed identity assertion in a Node backend.
+ *
+ *   import { createIdentityVerifier } from './verify-identity.js';
+ *   app.use(createIdentityVerifier({
+ *     jwksUrl: 'http://session-service:4000/auth/.well-known/jwks.json',
+ *     audience: 'my-route-id',
+ *   }));
+ *   app.get('/', (req, res) => res.send(`Hello ${req.identity.name}`));
+ *
+ * The gateway sends `X-Auth-Request-Jwt`: an EdDSA JWT (sub, name, groups, email, aud = the route
+ * id, exp <= 30 s) signed by the session-service. Requests without a valid one get 401 and never
+ * reach your handlers, so a request that bypassed the gateway (or forged the plain
+ * X-Auth-Request-* headers) is refused. Depends only on `jose` and Node's http types.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose';
+
+export interface VerifiedIdentity {
+  /** The user id (`sub`). */
+  id: string;
+  /** The username. */
+  name: string;
+  groups: string[];
+  email: string;
+  /** Seconds since the epoch when this assertion expires. */
+  exp: number;
+}
+
+declare module 'node:http' {
+  interface IncomingMessage {
+    identity?: VerifiedIdentity;
+  }
+}
+
+export interface IdentityVerifierOptions {
+  /** The session-service's JWKS, e.g. http://127.0.0.1:4000/auth/.well-known/jwks.json */
+  jwksUrl?: string;
+  /** Or a key set you resolve yourself (tests, pinned keys). */
+  keys?: JWTVerifyGetKey;
+  /** The route id this backend is served under (the gateway's `aud`). */
+  audience: string | string[];
+  /** Expected `iss` (the session-service's PUBLIC_URL, or 'gatehouse'); unchecked when absent. */
+  issuer?: string;
+  /** Header carrying the assertion. */
+  header?: string;
+  clockToleranceSeconds?: number;
+}
+
+export class IdentityError extends Error {
+  readonly code = 'INVALID_IDENTITY_ASSERTION';
+}
+
+/** Verify one assertion; throws IdentityError when it is missing, forged, expired or for another audience. */
+export function createAssertionVerifier(options: IdentityVerifierOptions) {
+  const keys =
+    options.keys ??
+    (options.jwksUrl
+      ? createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: 30_000 })
+      : undefined);
+  if (!keys) throw new Error('createAssertionVerifier needs jwksUrl or keys');
+  return async (token: string | undefined): Promise<VerifiedIdentity> => {
+    if (!token) throw new IdentityError('no identity assertion');
+    try {
+      const { payload } = await jwtVerify(token, keys, {
+        algorithms: ['EdDSA', 'ES256'],
+        audience: options.audience,
+        ...(options.issuer ? { issuer: options.issuer } : {}),
+        clockTolerance: options.clockToleranceSeconds ?? 5,
+        requiredClaims: ['sub', 'exp', 'aud'],
+      });
+      const groups = Array.isArray(payload.groups)
+        ? payload.groups.filter((g): g is string => typeof g === 'string')
+        : [];
+      return {
+        id: String(payload.sub),
+        name: typeof payload.name === 'string' ? payload.name : '',
+        groups,
+        email: typeof payload.email === 'string' ? payload.email : '',
+        exp: Number(payload.exp),
+      };
+    } catch (err) {
+      throw new IdentityError(`identity assertion rejected: ${(err as Error).message}`);
+    }
+  };
+}
+
+/** Express/Connect-style middleware: sets `req.identity`, or answers 401 JSON. */
+export function createIdentityVerifier(options: IdentityVerifierOptions) {
+  const verify = createAssertionVerifier(options);
+  const header = (options.header ?? 'x-auth-request-jwt').toLowerCase();
+  return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => {
+    const raw = req.headers[header];
+    verify(typeof raw === 'string' ? raw : undefined).then(
+      (identity) => {
+        req.identity = identity;
+        next();
+      },
+      () => {
+        res.statusCode = 401;
+        res.setHeader('Content-Type', 'application/json; charset=utf-8');
+        res.setHeader('Cache-Control', 'no-store');
+        res.end(
+          JSON.stringify({
+            error: 'UNAUTHENTICATED',
+            message: 'A valid identity assertion from the Gatehouse gateway is required.',
+          }),
+        );
+      },
+    );
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * `npm run doctor`: checks this machine for running Gatehouse and says what to fix.
+ * Node version, Redis (REDIS_URL reachable, or redis-server on PATH), free ports, valid config,
+ * the users file. Exit 0 when everything needed is in place, 1 otherwise.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { ConfigError } from '../common/src/config.js';
+import { loadDemoAppConfig } from '../demo-app/src/config.js';
+import { loadGatewayConfig } from '../gateway/src/config.js';
+import { loadSessionServiceConfig } from '../session-service/src/config.js';
+
+type Result = { ok: boolean; warn?: boolean; label: string; fix?: string };
+const results: Result[] = [];
+const pass = (label: string) => results.push({ ok: true, label });
+const fail = (label: string, fix: string) => results.push({ ok: false, label, fix });
+const warn = (label: string, fix: string) => results.push({ ok: true, warn: true, label, fix });
+
+function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((done) => {
+    const srv = createServer();
+    srv.once('error', () => done(false));
+    srv.listen(port, host, () => srv.close(() => done(true)));
+  });
+}
+
+function redisPing(url: string): Promise<boolean> {
+  return new Promise((done) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return done(false);
+    }
+    const socket = new Socket();
+    const timer = setTimeout(() => {
+      socket.destroy();
+      done(false);
+    }, 1500);
+    socket.once('error', () => {
+      clearTimeout(timer);
+      done(false);
+    });
+    socket.connect(Number(u.port || 6379), u.hostname, () => {
+      socket.write(
+        u.password
+          ? `AUTH ${decodeURIComponent(u.username || 'default')} ${decodeURIComponent(u.password)}\r\nPING\r\n`
+          : 'PING\r\n',
+      );
+    });
+    socket.on('data', (d) => {
+      if (d.toString().includes('PONG')) {
+        clearTimeout(timer);
+        socket.destroy();
+        done(true);
+      }
+    });
+  });
+}
+
+async function main() {
+  const env = process.env;
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  if (major > 20 || (major === 20 && minor >= 19)) pass(`Node.js ${process.versions.node}`);
+  else
+    fail(
+      `Node.js ${process.versions.node} is too old`,
+      'install Node.js 20.19 or newer (22 or 24 LTS recommended)',
+    );
+
+  if (env.REDIS_URL) {
+    if (await redisPing(env.REDIS_URL)) pass(`Redis answers at REDIS_URL`);
+    else
+      fail(
+        'Redis does not answer at REDIS_URL',
+        'start it, or fix REDIS_URL (redis://host:6379/0)',
+      );
+  } else {
+    const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+    if (!found.error && found.status === 0)
+      pass(
+        `redis-server on PATH (${found.stdout.trim().split(' ')[2] ?? ''}); npm start will run it`,
+      );
+    else
+      fail(
+        'no REDIS_URL and no redis-server on PATH',
+        'sudo apt-get install redis-server (macOS: brew install redis), or set REDIS_URL',
+      );
+  }
+
+  const ports: Array<[string, number]> = [
+    ['GATEWAY_PORT', Number(env.GATEWAY_PORT ?? 8080)],
+    ['SESSION_SERVICE_PORT', Number(env.SESSION_SERVICE_PORT ?? 4000)],
+    ['DEMO_APP_PORT', Number(env.DEMO_APP_PORT ?? 3000)],
+  ];
+  for (const [name, port] of ports) {
+    if (await portFree(port)) pass(`port ${port} (${name}) is free`);
+    else
+      fail(
+        `port ${port} (${name}) is in use`,
+        `stop what uses it (ss -ltnp 'sport = :${port}') or set ${name}`,
+      );
+  }
+
+  const checks: Array<[string, () => unknown]> = [
+    [
+      'session-service',
+      () => loadSessionServiceConfig(env, env.SESSION_SECRET ? undefined : 'x'.repeat(32)),
+    ],
+    ['gateway', () => loadGatewayConfig(env)],
+    ['demo-app', () => loadDemoAppConfig(env)],
+  ];
+  for (const [name, load] of checks) {
+    try {
+      load();
+      pass(`${name} configuration is valid`);
+    } catch (err) {
+      if (err instanceof ConfigError)
+        fail(
+          `${name} configuration is invalid:\n      ${err.problems.join('\n      ')}`,
+          'fix the variables listed (docs/configuration.md)',
+        );
+      else throw err;
+    }
+  }
+
+  const usersFile = env.USERS_FILE ?? './data/users.json';
+  if (!existsSync(usersFile))
+    warn(`no users file at ${usersFile} yet`, 'npm run users -- add alice --groups admins');
+  else {
+    try {
+      const count = (JSON.parse(readFileSync(usersFile, 'utf8')) as { users: unknown[] }).users
+        .length;
+      if (count > 0) pass(`${count} user(s) in ${usersFile}`);
+      else warn(`no users in ${usersFile}`, 'npm run users -- add alice --groups admins');
+    } catch {
+      fail(
+        `${usersFile} is not a valid users file`,
+        'fix or remove it, then npm run users -- add <name>',
+      );
+    }
+  }
+
+  for (const r of results) {
+    const mark = !r.ok ? 'FAIL' : r.warn ? 'WARN' : ' ok ';
+    process.stdout.write(`[${mark}] ${r.label}\n`);
+    if (r.fix && (!r.ok || r.warn)) process.stdout.write(`       fix: ${r.fix}\n`);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  process.stdout.write(
+    failed ? `\n${failed} problem(s) to fix before npm start.\n` : '\nReady: npm start\n',
+  );
+  process.exit(failed ? 1 : 0);
+}
+
+await main();

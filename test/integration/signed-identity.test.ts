@@ -1,0 +1,130 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAssertionVerifier } from '../../common/src/verify-identity.js';
+import { createApp as createDemoApp } from '../../demo-app/src/app.js';
+import { silentLogger } from '../helpers/logger.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { buildSessionService } from '../helpers/session-service.js';
+import { writeTestUsers } from '../helpers/users.js';
+
+let redis: RedisServer;
+let service: Awaited<ReturnType<typeof buildSessionService>>;
+let server: Server;
+let jwksUrl: string;
+let cookie: string;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const users = await writeTestUsers([
+    {
+      username: '<b>alice</b>',
+      password: 'correct horse battery',
+      groups: ['dev'],
+      email: 'a@example.com',
+    },
+  ]);
+  service = await buildSessionService({ redisUrl: redis.url, usersFile: users.path });
+  server = service.app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/auth/.well-known/jwks.json`;
+  const login = await request(service.app)
+    .post('/auth/login')
+    .send({ username: '<b>alice</b>', password: 'correct horse battery' });
+  cookie = ([] as string[]).concat(login.headers['set-cookie'] ?? [])[0]?.split(';')[0] ?? '';
+});
+afterAll(async () => {
+  server?.close();
+  await service?.close();
+  await redis?.stop();
+});
+
+async function assertionFor(aud: string) {
+  const res = await request(service.app).get(`/auth/validate?aud=${aud}`).set('cookie', cookie);
+  expect(res.status).toBe(200);
+  return String(res.headers['x-auth-request-jwt']);
+}
+
+describe('the signed identity assertion', () => {
+  it('is an EdDSA JWT with sub, name, groups, email, aud = the route and exp <= 60 s', async () => {
+    const token = await assertionFor('default');
+    expect(decodeProtectedHeader(token).alg).toBe('EdDSA');
+    const claims = decodeJwt(token);
+    expect(claims).toMatchObject({
+      name: '<b>alice</b>',
+      groups: ['dev'],
+      email: 'a@example.com',
+      aud: 'default',
+      iss: 'gatehouse',
+    });
+    expect(typeof claims.sub).toBe('string');
+    expect(Number(claims.exp) - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(60);
+  });
+
+  it('is only issued when asked for an audience, and never without a session', async () => {
+    const plain = await request(service.app).get('/auth/validate').set('cookie', cookie);
+    expect(plain.headers['x-auth-request-jwt']).toBeUndefined();
+    const anonymous = await request(service.app).get('/auth/validate?aud=default');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers['x-auth-request-jwt']).toBeUndefined();
+  });
+
+  it('verifies against the published JWKS, and the JWKS holds no private key', async () => {
+    const jwks = await request(service.app).get('/auth/.well-known/jwks.json');
+    expect(jwks.status).toBe(200);
+    expect(jwks.body.keys).toHaveLength(1);
+    expect(jwks.body.keys[0]).toMatchObject({
+      kty: 'OKP',
+      crv: 'Ed25519',
+      alg: 'EdDSA',
+      use: 'sig',
+    });
+    expect(jwks.body.keys[0].d).toBeUndefined();
+    const verify = createAssertionVerifier({ jwksUrl, audience: 'default', issuer: 'gatehouse' });
+    expect((await verify(await assertionFor('default'))).name).toBe('<b>alice</b>');
+  });
+
+  it('is refused for another audience, when tampered with, or when missing', async () => {
+    const verify = createAssertionVerifier({ jwksUrl, audience: 'default' });
+    await expect(verify(await assertionFor('billing'))).rejects.toThrow(/rejected/);
+    const token = await assertionFor('default');
+    const [h, p, s] = token.split('.');
+    const forgedPayload = Buffer.from(
+      JSON.stringify({ ...decodeJwt(token), name: 'root' }),
+    ).toString('base64url');
+    await expect(verify(`${h}.${forgedPayload}.${s}`)).rejects.toThrow(/rejected/);
+    await expect(verify(`${h}.${p}.${'A'.repeat(s?.length ?? 10)}`)).rejects.toThrow(/rejected/);
+    await expect(verify(undefined)).rejects.toThrow(/no identity/);
+  });
+});
+
+describe('the demo-app with signed identity required', () => {
+  const demo = () =>
+    createDemoApp({
+      logger: silentLogger,
+      verifyIdentity: createAssertionVerifier({
+        jwksUrl,
+        audience: 'default',
+        issuer: 'gatehouse',
+      }),
+    });
+
+  it('refuses plain identity headers without a signed assertion', async () => {
+    const res = await request(demo()).get('/api/whoami').set('x-auth-request-user', 'alice');
+    expect(res.status).toBe(401);
+  });
+
+  it('shows the signed identity, HTML-escaped', async () => {
+    const token = await assertionFor('default');
+    const res = await request(demo())
+      .get('/')
+      .set('accept', 'text/html')
+      .set('x-auth-request-jwt', token)
+      .set('x-auth-request-user', 'mallory');
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('Welcome, <span id="username">&lt;b&gt;alice&lt;/b&gt;</span>');
+    expect(res.text).not.toContain('mallory');
+  });
+});
