@@ -1,0 +1,157 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { ROOT } from '../helpers/processes.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { buildSessionService } from '../helpers/session-service.js';
+import { writeTestUsers } from '../helpers/users.js';
+
+type Spec = { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+const spec = parse(readFileSync(join(ROOT, 'docs/openapi.yaml'), 'utf8')) as Spec;
+const ajv = new Ajv2020.default({ strict: false, allErrors: true });
+addFormats.default(ajv);
+ajv.addSchema(spec as object, 'openapi');
+
+const ADMIN = 'a'.repeat(40);
+let redis: RedisServer;
+let service: Awaited<ReturnType<typeof buildSessionService>>;
+const exercised = new Set<string>();
+
+/** The documented operation for a concrete path, e.g. /auth/sessions/abc -> /auth/sessions/{id}. */
+function templateOf(path: string): string | undefined {
+  const clean = path.split('?')[0] ?? '';
+  return Object.keys(spec.paths).find((t) =>
+    new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+').replaceAll('.', '\\.')}$`).test(clean),
+  );
+}
+
+/** Every answer must be documented (status) and, when JSON, match its schema. */
+function conforms(method: string, path: string, res: request.Response) {
+  const template = templateOf(path);
+  expect(template, `${method} ${path} is documented`).toBeDefined();
+  const op = spec.paths[template ?? '']?.[method.toLowerCase()];
+  expect(op, `${method} ${template} is documented`).toBeDefined();
+  exercised.add(`${method.toUpperCase()} ${template}`);
+  const status = String(res.status);
+  expect(Object.keys(op?.responses ?? {}), `${method} ${path} may answer ${status}`).toContain(
+    status,
+  );
+  if (String(res.headers['content-type'] ?? '').startsWith('application/json')) {
+    const pointer = `openapi#/paths/${(template ?? '').replaceAll('~', '~0').replaceAll('/', '~1')}/${method.toLowerCase()}/responses/${status}`;
+    const response = op?.responses[status] as { $ref?: string };
+    const ref = response?.$ref
+      ? `openapi${response.$ref}/content/application~1json/schema`
+      : `${pointer}/content/application~1json/schema`;
+    const validate = ajv.getSchema(ref);
+    expect(validate, `schema for ${method} ${template} ${status}`).toBeDefined();
+    const ok = validate?.(res.body);
+    expect(ok, `${method} ${path} ${status}: ${JSON.stringify(validate?.errors)}`).toBe(true);
+  }
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const users = await writeTestUsers([
+    {
+      username: 'alice',
+      password: 'correct horse battery',
+      groups: ['dev'],
+      email: 'a@example.com',
+    },
+  ]);
+  service = await buildSessionService({
+    redisUrl: redis.url,
+    usersFile: users.path,
+    env: { ADMIN_TOKEN: ADMIN },
+  });
+});
+afterAll(async () => {
+  await service?.close();
+  await redis?.stop();
+});
+
+describe('docs/openapi.yaml against real answers', () => {
+  it('describes every answer of every endpoint', async () => {
+    const app = service.app;
+    const call = async (
+      method: 'get' | 'post' | 'delete',
+      path: string,
+      setup: (r: request.Test) => request.Test = (r) => r,
+    ) => {
+      const res = await setup(request(app)[method](path));
+      conforms(method, path, res);
+      return res;
+    };
+    const json = (body: unknown) => (r: request.Test) =>
+      r.set('content-type', 'application/json').send(JSON.stringify(body));
+
+    await call('get', '/auth/login?rd=/x');
+    await call('post', '/auth/login', json({ username: 'alice', password: 'wrong password' }));
+    await call('post', '/auth/login', json({ username: 5 }));
+    await call('post', '/auth/login', (r) => r.set('content-type', 'text/plain').send('x'));
+    await call('post', '/auth/login', (r) => r.set('content-type', 'application/json').send('{'));
+    const login = await call(
+      'post',
+      '/auth/login',
+      json({ username: 'alice', password: 'correct horse battery' }),
+    );
+    const cookie =
+      ([] as string[]).concat(login.headers['set-cookie'] ?? [])[0]?.split(';')[0] ?? '';
+    const second = await request(app)
+      .post('/auth/login')
+      .set('content-type', 'application/json')
+      .send(JSON.stringify({ username: 'alice', password: 'correct horse battery' }));
+
+    await call('get', '/auth/validate');
+    await call('get', '/auth/validate?aud=default', (r) => r.set('cookie', cookie));
+    const list = await call('get', '/auth/sessions', (r) => r.set('cookie', cookie));
+    await call('get', '/auth/sessions');
+    const other = (list.body.sessions as Array<{ id: string; current: boolean }>).find(
+      (s) => !s.current,
+    );
+    await call('delete', `/auth/sessions/${other?.id}`, (r) => r.set('cookie', cookie));
+    await call('delete', '/auth/sessions/nope', (r) => r.set('cookie', cookie));
+    await call('post', '/auth/logout-all', (r) => json({})(r.set('cookie', cookie)));
+    await call('get', '/auth/.well-known/jwks.json');
+
+    const admin = (r: request.Test) => r.set('authorization', `Bearer ${ADMIN}`);
+    await call('get', '/admin/users/alice/sessions', admin);
+    await call('get', '/admin/users/alice/sessions');
+    await call('get', '/admin/users/nobody/sessions', admin);
+    const adminList = await request(app)
+      .get('/admin/users/alice/sessions')
+      .use(admin as never)
+      .set('authorization', `Bearer ${ADMIN}`);
+    await call(
+      'delete',
+      `/admin/users/alice/sessions/${adminList.body.sessions[0]?.id ?? 'x'}`,
+      admin,
+    );
+    await call('delete', '/admin/users/alice/sessions', admin);
+
+    const third = await request(app)
+      .post('/auth/login')
+      .set('content-type', 'application/json')
+      .send(JSON.stringify({ username: 'alice', password: 'correct horse battery' }));
+    const cookie3 =
+      ([] as string[]).concat(third.headers['set-cookie'] ?? [])[0]?.split(';')[0] ?? '';
+    await call('post', '/auth/logout', (r) => json({})(r.set('cookie', cookie3)));
+    await call('get', '/healthz');
+    await call('get', '/readyz');
+    await call('get', '/metrics');
+  });
+
+  it('has every documented operation exercised by the test above', () => {
+    const documented = Object.entries(spec.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    const missing = documented.filter(
+      (op) => !exercised.has(op) && op !== 'POST /auth/sessions/{id}/revoke',
+    );
+    expect(missing).toEqual([]);
+  });
+});
