@@ -101,7 +101,8 @@ describe('docs/openapi.yaml against real answers', () => {
     );
     const cookie =
       ([] as string[]).concat(login.headers['set-cookie'] ?? [])[0]?.split(';')[0] ?? '';
-    const second = await request(app)
+    // a second session, so there is another one to revoke
+    await request(app)
       .post('/auth/login')
       .set('content-type', 'application/json')
       .send(JSON.stringify({ username: 'alice', password: 'correct horse battery' }));
