@@ -1,25 +1,59 @@
+import { unwatchFile, watchFile } from 'node:fs';
 import { loadOrExit } from '../../common/src/config.js';
 import { createLogger } from '../../common/src/logger.js';
 import { onShutdown } from '../../common/src/shutdown.js';
 import { createApp } from './app.js';
 import { loadGatewayConfig } from './config.js';
+import { createRouteStore } from './routes.js';
 import { createSessionClient } from './session-client.js';
 
+/** How often the routes file is looked at (fs.watchFile polls: works on every filesystem). */
+const ROUTES_POLL_MS = 500;
+
 const config = loadOrExit(() => loadGatewayConfig(process.env));
+const logger = createLogger({ name: 'gateway', level: config.LOG_LEVEL });
+const routes = loadOrExit(() =>
+  createRouteStore({
+    ...(config.GATEWAY_ROUTES ? { file: config.GATEWAY_ROUTES } : {}),
+    defaultUpstream: config.UPSTREAM_URL,
+    defaultTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    logger,
+  }),
+);
 if (process.argv.includes('--check-config')) {
   process.stdout.write('configuration is valid\n');
   process.exit(0);
 }
-const logger = createLogger({ name: 'gateway', level: config.LOG_LEVEL });
 const sessionClient = createSessionClient({
   baseUrl: config.SESSION_SERVICE_URL,
   timeoutMs: config.VALIDATE_TIMEOUT_MS,
 });
-const app = createApp({ config, logger, sessionClient });
+const app = createApp({ config, logger, sessionClient, routes });
 const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.GATEWAY_PORT;
-  logger.info({ port }, `gateway listening on http://${config.GATEWAY_HOST}:${port}`);
+  logger.info(
+    { port, routes: routes.current().routes.map((r) => `${r.id} ${r.host ?? '*'}${r.path}`) },
+    `gateway listening on http://${config.GATEWAY_HOST}:${port}`,
+  );
 });
+server.on('upgrade', app.handleUpgrade);
 server.keepAliveTimeout = 65_000;
+
+// Reload the routes on change and on SIGHUP; an invalid file keeps the current table.
+if (routes.file) {
+  const file = routes.file;
+  watchFile(file, { interval: ROUTES_POLL_MS }, (now, before) => {
+    if (now.mtimeMs !== before.mtimeMs || now.size !== before.size || now.ino !== before.ino)
+      routes.reload();
+  });
+  process.on('SIGHUP', () => routes.reload());
+  server.once('close', () => unwatchFile(file));
+} else {
+  process.on('SIGHUP', () => logger.info('SIGHUP: no GATEWAY_ROUTES file to reload'));
+}
+// Upgraded sockets are no longer HTTP connections the server can drain: close the WebSocket
+// tunnels (1001 to both sides) as soon as shutdown starts, or server.close() would wait for them.
+for (const signal of ['SIGTERM', 'SIGINT'] as const)
+  process.on(signal, () => app.websockets.close());
 onShutdown(server, logger, [() => app.close(), () => sessionClient.close()]);

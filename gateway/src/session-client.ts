@@ -4,7 +4,12 @@ import type { Identity } from '../../common/src/identity.js';
 export interface Validation {
   user: Identity;
   session: { createdAt: string; expiresAt: string };
+  /** The signed identity (compact JWT, aud = the route id) when asked for and the service signs. */
+  jwt?: string;
 }
+
+/** A compact JWS (header.payload.signature, base64url): nothing else goes into a header. */
+const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** The session service could not give an answer (down, slow, failing): the gateway fails closed. */
 export class SessionServiceUnavailableError extends Error {
@@ -18,13 +23,18 @@ export interface SessionClient {
     requestId?: string;
     clientIp?: string;
     userAgent?: string;
+    /** The route id: asks for a signed identity for that audience (`?aud=`). */
+    audience?: string;
   }): Promise<Validation | null>;
   close(): void;
 }
 
 const MAX_BODY = 64 * 1024;
 
-/** Calls the session-service's GET /auth/validate over a keep-alive agent with a hard deadline. */
+/**
+ * Calls the session-service's GET /auth/validate (with `?aud=<route id>` when an audience is
+ * given) over a keep-alive agent with a hard deadline.
+ */
 export function createSessionClient(options: {
   baseUrl: string;
   timeoutMs: number;
@@ -46,7 +56,9 @@ export function createSessionClient(options: {
         if (input.requestId) headers['x-request-id'] = input.requestId;
         if (input.clientIp) headers['x-forwarded-for'] = input.clientIp;
         if (input.userAgent) headers['user-agent'] = input.userAgent;
-        const req = http.request(base, { method: 'GET', agent, headers }, (res) => {
+        const url = new URL(base);
+        if (input.audience) url.searchParams.set('aud', input.audience);
+        const req = http.request(url, { method: 'GET', agent, headers }, (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (chunk: Buffer) => {
@@ -67,7 +79,12 @@ export function createSessionClient(options: {
               const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Validation;
               if (!body?.user || typeof body.user.username !== 'string')
                 return fail('validate answer malformed');
-              resolve(body);
+              const jwt = res.headers['x-auth-request-jwt'];
+              resolve({
+                user: body.user,
+                session: body.session,
+                ...(typeof jwt === 'string' && COMPACT_JWT.test(jwt) ? { jwt } : {}),
+              });
             } catch {
               fail('validate answer not JSON');
             }

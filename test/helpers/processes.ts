@@ -119,8 +119,6 @@ export async function startSystem(options: {
     env: {
       ...shared,
       JWKS_URL: `${sessionService.url}/auth/.well-known/jwks.json`,
-      // TEMPORARY until the gateway forwards X-Auth-Request-Jwt: plain headers accepted.
-      REQUIRE_SIGNED_IDENTITY: 'false',
       ...(options.demoEnv ?? {}),
     },
   });

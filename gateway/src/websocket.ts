@@ -1,0 +1,387 @@
+import { randomBytes } from 'node:crypto';
+import http, { type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { MESSAGES } from '../../common/src/errors.js';
+import type { Logger } from '../../common/src/logger.js';
+import { type ProxyTarget, requestFn, requestOptions, UpstreamTimeoutError } from './proxy.js';
+
+/** What the gateway decided about a request (the same decision for HTTP and WebSocket). */
+export type Admission =
+  | { ok: true; target: ProxyTarget; routeId: string }
+  | { ok: false; status: number; code: string; message?: string; headers?: Record<string, string> };
+
+/** Decide again for an open socket; `cache` shares one validate call per session per round. */
+export type Admit = (
+  req: IncomingMessage,
+  options: { upgrade?: string; cache?: Map<string, Promise<unknown>> },
+) => Promise<Admission>;
+
+/** Failed re-checks in a row (session-service unavailable) before an open socket is closed. */
+export const UNAVAILABLE_ROUNDS = 3;
+
+/**
+ * Where a byte stream of WebSocket frames stands: a close frame may only be injected between
+ * frames, so the gateway tracks frame boundaries (header bytes are read, payloads skipped).
+ */
+export class FrameBoundary {
+  private header: number[] = [];
+  private headerLength = 2;
+  private remaining = 0;
+
+  get atBoundary(): boolean {
+    return this.remaining === 0 && this.header.length === 0;
+  }
+
+  feed(chunk: Buffer): void {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.remaining > 0) {
+        const take = Math.min(this.remaining, chunk.length - i);
+        this.remaining -= take;
+        i += take;
+        continue;
+      }
+      this.header.push(chunk[i] ?? 0);
+      i += 1;
+      const h = this.header;
+      if (h.length === 2) {
+        const len7 = (h[1] ?? 0) & 0x7f;
+        const masked = ((h[1] ?? 0) & 0x80) !== 0;
+        this.headerLength = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0);
+      }
+      if (h.length >= 2 && h.length === this.headerLength) {
+        const len7 = (h[1] ?? 0) & 0x7f;
+        let length = len7;
+        if (len7 === 126) length = ((h[2] ?? 0) << 8) | (h[3] ?? 0);
+        else if (len7 === 127) {
+          length = 0;
+          for (let k = 2; k < 10; k++) length = length * 256 + (h[k] ?? 0);
+        }
+        this.remaining = length;
+        this.header = [];
+        this.headerLength = 2;
+      }
+    }
+  }
+}
+
+/** A close frame (RFC 6455 §5.5.1); frames from the client side must be masked. */
+export function closeFrame(code: number, reason: string, masked: boolean): Buffer {
+  const payload = Buffer.concat([Buffer.from([code >> 8, code & 0xff]), Buffer.from(reason)]);
+  if (!masked) return Buffer.concat([Buffer.from([0x88, payload.length]), payload]);
+  const key = randomBytes(4);
+  const body = Buffer.from(payload.map((b, i) => b ^ (key[i % 4] ?? 0)));
+  return Buffer.concat([Buffer.from([0x88, 0x80 | payload.length]), key, body]);
+}
+
+const STATUS_TEXT = http.STATUS_CODES;
+
+/** Answer an upgrade request with a plain HTTP error (JSON) and close the socket. */
+export function refuseUpgrade(
+  socket: Duplex,
+  status: number,
+  code: string,
+  message: string | undefined,
+  requestId: string,
+  headers: Record<string, string> = {},
+): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({ error: code, message: message ?? MESSAGES[code] ?? 'Error.' });
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Cache-Control: no-store',
+    `X-Request-Id: ${requestId}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    'Connection: close',
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+function headLines(status: number, message: string, rawHeaders: readonly string[]): string {
+  let out = `HTTP/1.1 ${status} ${message}\r\n`;
+  for (let i = 0; i < rawHeaders.length; i += 2)
+    out += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
+  return `${out}\r\n`;
+}
+
+interface Tunnel {
+  req: IncomingMessage;
+  requestId: string;
+  failures: number;
+  closing: boolean;
+  close(code: number, reason: string): void;
+}
+
+/**
+ * WebSocket upgrades: the same decision as HTTP (path, route, public, allow, session), then a raw
+ * tunnel to the upstream (frames pass untouched: extensions and subprotocols are the two ends'
+ * business). Every `intervalMs` each open socket is decided again; it is closed (both sides, close
+ * code 1008) when the session ends or the user is no longer allowed, and (1013) when the
+ * session-service stays unavailable for UNAVAILABLE_ROUNDS rounds in a row.
+ */
+export function createWebSocketProxy(options: {
+  admit: Admit;
+  logger: Logger;
+  intervalMs: number;
+  onOutcome?: (outcome: string) => void;
+}) {
+  const { logger } = options;
+  const tunnels = new Set<Tunnel>();
+  let ticker: NodeJS.Timeout | undefined;
+  let ticking = false;
+
+  async function recheck(): Promise<void> {
+    if (ticking) return;
+    ticking = true;
+    const cache = new Map<string, Promise<unknown>>();
+    try {
+      await Promise.all(
+        [...tunnels].map(async (tunnel) => {
+          let admission: Admission;
+          try {
+            admission = await options.admit(tunnel.req, { cache });
+          } catch {
+            admission = { ok: false, status: 503, code: 'SESSION_SERVICE_UNAVAILABLE' };
+          }
+          if (tunnel.closing) return;
+          if (admission.ok) {
+            tunnel.failures = 0;
+            return;
+          }
+          if (admission.status === 503) {
+            tunnel.failures += 1;
+            if (tunnel.failures >= UNAVAILABLE_ROUNDS) {
+              options.onOutcome?.('closed_unavailable');
+              tunnel.close(1013, 'session check unavailable');
+            }
+            return;
+          }
+          const reason =
+            admission.status === 401
+              ? 'session ended'
+              : admission.status === 403
+                ? 'forbidden'
+                : 'no longer routed';
+          options.onOutcome?.(`closed_${reason.replaceAll(' ', '_')}`);
+          logger.info({ requestId: tunnel.requestId, reason }, 'websocket closed by the gateway');
+          tunnel.close(1008, reason);
+        }),
+      );
+    } finally {
+      ticking = false;
+    }
+  }
+
+  function track(tunnel: Tunnel): () => void {
+    tunnels.add(tunnel);
+    if (!ticker) {
+      ticker = setInterval(() => void recheck(), options.intervalMs);
+      ticker.unref();
+    }
+    return () => {
+      tunnels.delete(tunnel);
+      if (tunnels.size === 0 && ticker) {
+        clearInterval(ticker);
+        ticker = undefined;
+      }
+    };
+  }
+
+  function tunnel(
+    req: IncomingMessage,
+    requestId: string,
+    client: Duplex,
+    clientHead: Buffer,
+    upstream: Socket,
+    upstreamHead: Buffer,
+  ) {
+    const toClient = new FrameBoundary();
+    const toUpstream = new FrameBoundary();
+    const relays: Array<() => void> = [];
+    const relay = (from: Duplex, to: Duplex, frames: FrameBoundary) => {
+      const onData = (chunk: Buffer) => {
+        frames.feed(chunk);
+        if (!to.write(chunk)) from.pause();
+      };
+      const onDrain = () => from.resume();
+      from.on('data', onData);
+      to.on('drain', onDrain);
+      relays.push(() => {
+        from.off('data', onData);
+        to.off('drain', onDrain);
+      });
+    };
+    const discard = () => {};
+    const state: Tunnel = {
+      req,
+      requestId,
+      failures: 0,
+      closing: false,
+      close(code, reason) {
+        if (state.closing) return;
+        state.closing = true;
+        for (const stop of relays) stop();
+        // keep reading (and dropping) so each side's close handshake and FIN arrive
+        client.on('data', discard).resume();
+        upstream.on('data', discard).resume();
+        if (toClient.atBoundary) client.end(closeFrame(code, reason, false));
+        else client.destroy();
+        if (toUpstream.atBoundary) upstream.end(closeFrame(code, reason, true));
+        else upstream.destroy();
+        setTimeout(() => {
+          client.destroy();
+          upstream.destroy();
+        }, 2000).unref();
+      },
+    };
+    const untrack = track(state);
+    let open = 2;
+    const onClose = (other: Duplex) => (hadError: boolean) => {
+      if (hadError) other.destroy();
+      else other.end();
+      setTimeout(() => other.destroy(), 5000).unref();
+      open -= 1;
+      if (open === 0) {
+        untrack();
+        logger.debug({ requestId }, 'websocket closed');
+      }
+    };
+    client.once('close', onClose(upstream));
+    upstream.once('close', onClose(client));
+    client.on('end', () => (state.closing ? client.destroy() : upstream.end()));
+    upstream.on('end', () => (state.closing ? upstream.destroy() : client.end()));
+    upstream.on('error', (err) =>
+      logger.debug({ requestId, err: { message: err.message } }, 'websocket upstream error'),
+    );
+    const clientSocket = client as Socket;
+    clientSocket.setTimeout?.(0);
+    clientSocket.setNoDelay?.(true);
+    upstream.setTimeout(0);
+    upstream.setNoDelay(true);
+    upstream.setKeepAlive(true);
+    if (upstreamHead.length > 0) {
+      toClient.feed(upstreamHead);
+      client.write(upstreamHead);
+    }
+    if (clientHead.length > 0) {
+      toUpstream.feed(clientHead);
+      upstream.write(clientHead);
+    }
+    relay(client, upstream, toUpstream);
+    relay(upstream, client, toClient);
+  }
+
+  async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', (err) =>
+      logger.debug({ err: { message: err.message } }, 'websocket client socket error'),
+    );
+    const requestId = String(req.headers['x-request-id']);
+    let admission: Admission;
+    try {
+      admission = await options.admit(req, { upgrade: String(req.headers.upgrade) });
+    } catch (err) {
+      logger.error({ err, requestId }, 'websocket admission failed');
+      admission = { ok: false, status: 500, code: 'INTERNAL_ERROR' };
+    }
+    const path = (req.url ?? '').split('?')[0];
+    if (!admission.ok) {
+      options.onOutcome?.(`refused_${admission.status}`);
+      logger.info({ requestId, path, status: admission.status }, 'websocket refused');
+      refuseUpgrade(
+        socket,
+        admission.status,
+        admission.code,
+        admission.message,
+        requestId,
+        admission.headers,
+      );
+      return;
+    }
+    if (socket.destroyed) return;
+    const { target } = admission;
+    const proxyReq = requestFn(target.upstream)(requestOptions(target, req.method ?? 'GET', false));
+    let upgraded = false;
+    const timer = setTimeout(() => {
+      proxyReq.destroy(new UpstreamTimeoutError(`no answer within ${target.timeoutMs} ms`));
+    }, target.timeoutMs);
+    socket.once('close', () => {
+      if (!upgraded) proxyReq.destroy();
+    });
+    proxyReq.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (upgraded || socket.destroyed) return;
+      logger.warn(
+        { err: { code: err.code, message: err.message }, requestId },
+        'websocket upstream error',
+      );
+      options.onOutcome?.('upstream_error');
+      if (err instanceof UpstreamTimeoutError)
+        refuseUpgrade(
+          socket,
+          504,
+          'UPSTREAM_TIMEOUT',
+          'The application did not answer in time.',
+          requestId,
+        );
+      else
+        refuseUpgrade(
+          socket,
+          502,
+          'UPSTREAM_UNAVAILABLE',
+          'The application is not reachable right now.',
+          requestId,
+        );
+    });
+    // The upstream refused the upgrade with a plain answer: pass it on, then close.
+    proxyReq.on('response', (res) => {
+      clearTimeout(timer);
+      const rawHeaders: string[] = [];
+      for (let i = 0; i < res.rawHeaders.length; i += 2) {
+        const name = res.rawHeaders[i]?.toLowerCase();
+        if (name === 'connection' || name === 'transfer-encoding' || name === 'keep-alive')
+          continue;
+        rawHeaders.push(res.rawHeaders[i] ?? '', res.rawHeaders[i + 1] ?? '');
+      }
+      rawHeaders.push('Connection', 'close');
+      socket.write(headLines(res.statusCode ?? 502, res.statusMessage ?? '', rawHeaders));
+      res.on('error', () => socket.destroy());
+      res.pipe(socket);
+    });
+    proxyReq.on('upgrade', (res, upstream, upstreamHead) => {
+      clearTimeout(timer);
+      upgraded = true;
+      if (socket.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      options.onOutcome?.('opened');
+      logger.info({ requestId, path, route: admission.routeId }, 'websocket opened');
+      socket.write(
+        headLines(
+          res.statusCode ?? 101,
+          res.statusMessage || 'Switching Protocols',
+          res.rawHeaders,
+        ),
+      );
+      tunnel(req, requestId, socket, head, upstream, upstreamHead);
+    });
+    proxyReq.end();
+  }
+
+  return {
+    handleUpgrade,
+    /** Open tunnels (for tests and metrics). */
+    get size() {
+      return tunnels.size;
+    },
+    close() {
+      if (ticker) clearInterval(ticker);
+      ticker = undefined;
+      for (const t of tunnels) t.close(1001, 'gateway shutting down');
+    },
+  };
+}

@@ -1,0 +1,450 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../common/src/config.js';
+import { createApp } from '../../gateway/src/app.js';
+import { loadGatewayConfig } from '../../gateway/src/config.js';
+import { buildRouteTable, createRouteStore, parseRoutes } from '../../gateway/src/routes.js';
+import { createSessionClient } from '../../gateway/src/session-client.js';
+import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
+import { silentLogger } from '../helpers/logger.js';
+import { freePort, waitFor } from '../helpers/ports.js';
+import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { TEST_SECRET } from '../helpers/session-service.js';
+import { writeTestUsers } from '../helpers/users.js';
+
+const PASSWORD = 'correct horse battery';
+const HTML = { accept: 'text/html,application/xhtml+xml' };
+
+function problemsOf(text: string): string[] {
+  try {
+    parseRoutes(text, 30_000, 'routes.yaml');
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('the routes file schema', () => {
+  it('loads examples/routes.example.yaml', () => {
+    const table = parseRoutes(
+      readFileSync(join(ROOT, 'examples/routes.example.yaml'), 'utf8'),
+      30_000,
+    );
+    expect(table.routes.map((r) => r.id).sort()).toEqual(['app', 'assets', 'finance', 'wiki']);
+    const finance = table.routes.find((r) => r.id === 'finance');
+    expect(finance).toMatchObject({ stripPrefix: true, public: false, timeoutMs: 30_000 });
+    expect([...(finance?.allow?.groups ?? [])]).toEqual(['finance', 'admins']);
+  });
+
+  it('accepts JSON too, with defaults filled in', () => {
+    const table = parseRoutes(
+      JSON.stringify({ routes: [{ id: 'a', upstream: 'https://app.internal:8443/base' }] }),
+      1234,
+    );
+    expect(table.routes[0]).toMatchObject({
+      id: 'a',
+      path: '/',
+      stripPrefix: false,
+      preserveHost: false,
+      public: false,
+      timeoutMs: 1234,
+    });
+    expect(table.routes[0]?.allow).toBeUndefined();
+  });
+
+  it('lists every problem at once, each with its route index, id and field', () => {
+    const problems = problemsOf(`
+routes:
+  - id: ok
+    upstream: http://127.0.0.1:3000
+  - id: "bad id!"
+    path: app
+    upstream: ftp://files.example.com
+  - id: ok
+    path: /_gatehouse/x
+    upstream: http://127.0.0.1:3001
+  - id: auth
+    path: /auth
+    upstream: http://127.0.0.1:3002
+    public: true
+    allow: { groups: [admins] }
+  - id: wild
+    host: "*.*.example.com"
+    path: /a/../b
+    upstream: not a url
+    timeoutMs: -5
+    strip_prefix: true
+  - id: empty-allow
+    path: /x/
+    upstream: http://127.0.0.1:3003
+    allow: {}
+`);
+    const expected = [
+      /^routes\.yaml: routes\[1\] \(bad id!\)\.id: /,
+      /routes\[1\] \(bad id!\)\.path: must start with \//,
+      /routes\[1\] \(bad id!\)\.upstream: must be an http/,
+      /routes\[2\] \(ok\)\.id: duplicate id \(also routes\[0\]\)/,
+      /routes\[2\] \(ok\)\.path: \/_gatehouse\/ is reserved/,
+      /routes\[3\] \(auth\)\.path: \/auth\/ is reserved/,
+      /routes\[3\] \(auth\)\.allow: a public route cannot have an allow list/,
+      /routes\[4\] \(wild\)\.host: must be a hostname/,
+      /routes\[4\] \(wild\)\.path: must not contain \. or \.\. segments/,
+      /routes\[4\] \(wild\)\.upstream: is not a URL/,
+      /routes\[4\] \(wild\)\.timeoutMs: /,
+      /routes\[4\] \(wild\): .*strip_prefix/,
+      /routes\[5\] \(empty-allow\)\.path: must not end with \//,
+      /routes\[5\] \(empty-allow\)\.allow: must list at least one user or group/,
+    ];
+    for (const pattern of expected)
+      expect(
+        problems.some((p) => pattern.test(p)),
+        `${pattern} in\n${problems.join('\n')}`,
+      ).toBe(true);
+  });
+
+  it('refuses duplicate host+path pairs, an empty list, unknown top-level keys and bad YAML', () => {
+    expect(
+      problemsOf(
+        'routes:\n  - {id: a, path: /x, upstream: "http://h"}\n  - {id: b, path: /x, upstream: "http://h"}',
+      ).join(),
+    ).toMatch(/routes\[1\] \(b\)\.path: same host and path as routes\[0\]/);
+    expect(problemsOf('routes: []').join()).toMatch(/at least one route/);
+    expect(problemsOf('routes:\n  - {id: a, upstream: "http://h"}\nextra: 1').join()).toMatch(
+      /extra/,
+    );
+    expect(problemsOf('routes: [ {id: a').join()).toMatch(/^routes\.yaml:1:\d+: /);
+    expect(problemsOf('routes:\n  - id: a\n    id: b\n    upstream: http://h').length).toBe(1);
+  });
+});
+
+describe('route matching', () => {
+  const table = parseRoutes(
+    `routes:
+  - { id: root, upstream: "http://r" }
+  - { id: app, path: /app, upstream: "http://a" }
+  - { id: app-api, path: /app/api, upstream: "http://b" }
+  - { id: any-example, host: "*.example.com", upstream: "http://c" }
+  - { id: deep-example, host: "*.eu.example.com", upstream: "http://c" }
+  - { id: www, host: www.example.com, upstream: "http://d" }
+  - { id: www-app, host: www.example.com, path: /app, upstream: "http://e" }
+`,
+    1000,
+  );
+  const match = (host: string | undefined, path: string) =>
+    table.match(host, path === '/' ? [''] : path.slice(1).split('/'))?.id;
+
+  it('matches whole segments and prefers the longest prefix', () => {
+    expect(match(undefined, '/')).toBe('root');
+    expect(match(undefined, '/app')).toBe('app');
+    expect(match(undefined, '/app/')).toBe('app');
+    expect(match(undefined, '/app/x')).toBe('app');
+    expect(match(undefined, '/apps')).toBe('root');
+    expect(match(undefined, '/app/api/v1')).toBe('app-api');
+    expect(match(undefined, '/app/apix')).toBe('app');
+  });
+
+  it('prefers an exact host, then the longest wildcard, then no host', () => {
+    expect(match('www.example.com', '/x')).toBe('www');
+    expect(match('www.example.com', '/app/x')).toBe('www-app');
+    expect(match('shop.example.com', '/app')).toBe('any-example');
+    expect(match('a.eu.example.com', '/')).toBe('deep-example');
+    expect(match('example.com', '/app')).toBe('app');
+    expect(match('other.test', '/app')).toBe('app');
+  });
+
+  it('answers nothing when no route fits', () => {
+    const hostOnly = buildRouteTable(
+      parseRoutes('routes: [{ id: a, host: a.test, upstream: "http://a" }]', 1).routes,
+    );
+    expect(hostOnly.match('b.test', [''])).toBeUndefined();
+    expect(hostOnly.match(undefined, [''])).toBeUndefined();
+  });
+});
+
+describe('two backends behind one gateway', () => {
+  let redis: RedisServer;
+  let sessionService: ServiceProcess;
+  let echo: EchoUpstream;
+  let python: ChildProcess;
+  let pythonUrl: string;
+  let base: string;
+  let routesFile: string;
+  let app: ReturnType<typeof createApp>;
+  let server: http.Server;
+  let alice: string;
+  let bob: string;
+
+  const login = async (username: string) => {
+    const res = await fetch(`${base}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password: PASSWORD }),
+    });
+    expect(res.status).toBe(200);
+    return res.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+  };
+  const validateCount = async () => {
+    const text = await (await fetch(`${sessionService.url}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith('gatehouse_validate_total'))
+      .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+  };
+  const routesYaml = (extra = '') => `routes:
+  - id: app
+    path: /app
+    upstream: ${echo.url}
+    allow:
+      groups: [staff]
+  - id: docs
+    path: /docs
+    upstream: ${pythonUrl}
+    stripPrefix: true
+    allow:
+      groups: [writers]
+      users: [carol]
+  - id: status
+    path: /status
+    upstream: ${echo.url}
+    public: true
+  - id: api-host
+    host: API.Example.com
+    upstream: ${echo.url}/api-host
+${extra}`;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const users = await writeTestUsers([
+      { username: 'alice', password: PASSWORD, groups: ['staff'] },
+      { username: 'bob', password: PASSWORD, groups: ['writers'] },
+      { username: 'carol', password: PASSWORD },
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-gw-routes-'));
+    mkdirSync(join(dir, 'site'));
+    writeFileSync(join(dir, 'site', 'guide.txt'), 'the writers guide\n');
+    const pythonPort = await freePort();
+    pythonUrl = `http://127.0.0.1:${pythonPort}`;
+    python = spawn(
+      'python3',
+      [
+        '-m',
+        'http.server',
+        String(pythonPort),
+        '--bind',
+        '127.0.0.1',
+        '--directory',
+        join(dir, 'site'),
+      ],
+      { stdio: 'ignore' },
+    );
+    [sessionService, echo] = await Promise.all([
+      startService({
+        name: 'session-service',
+        entry: 'session-service/src/main.ts',
+        portVariable: 'SESSION_SERVICE_PORT',
+        healthPath: '/healthz',
+        env: {
+          REDIS_URL: redis.url,
+          USERS_FILE: users.path,
+          SESSION_SECRET: TEST_SECRET,
+          DEV_SECRET_FILE: join(dir, 'secret'),
+          LOG_LEVEL: 'warn',
+        },
+      }),
+      startEchoUpstream(),
+    ]);
+    await waitFor(
+      async () => (await fetch(`${pythonUrl}/guide.txt`).catch(() => null))?.status === 200,
+      10_000,
+      'python http.server',
+    );
+    routesFile = join(dir, 'routes.yaml');
+    writeFileSync(routesFile, routesYaml());
+    const config = loadGatewayConfig({
+      NODE_ENV: 'test',
+      SESSION_SERVICE_URL: sessionService.url,
+      GATEWAY_ROUTES: routesFile,
+    });
+    const sessionClient = createSessionClient({ baseUrl: sessionService.url, timeoutMs: 1500 });
+    app = createApp({
+      config,
+      logger: silentLogger,
+      sessionClient,
+      routes: createRouteStore({
+        file: routesFile,
+        defaultUpstream: config.UPSTREAM_URL,
+        defaultTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
+        logger: silentLogger,
+      }),
+    });
+    server = http.createServer(app);
+    server.on('upgrade', app.handleUpgrade);
+    server.once('close', () => sessionClient.close());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    [alice, bob] = await Promise.all([login('alice'), login('bob')]);
+  });
+
+  afterAll(async () => {
+    app?.close();
+    server?.closeAllConnections();
+    server?.close();
+    python?.kill();
+    await echo?.close();
+    await sessionService?.stop();
+    await redis?.stop();
+  });
+
+  it('sends each prefix to its own backend for the groups allowed there', async () => {
+    const a = await fetch(`${base}/app/home`, { headers: { cookie: alice } });
+    expect(a.status).toBe(200);
+    expect(echo.last().url).toBe('/app/home');
+    expect(echo.last().header('x-auth-request-user')).toEqual(['alice']);
+
+    const b = await fetch(`${base}/docs/guide.txt`, { headers: { cookie: bob } });
+    expect(b.status).toBe(200);
+    expect(await b.text()).toBe('the writers guide\n');
+  });
+
+  it('answers 403 (JSON, or a page for browsers), never a redirect, to a signed-in user not allowed', async () => {
+    const api = await fetch(`${base}/docs/guide.txt`, { headers: { cookie: alice } });
+    expect(api.status).toBe(403);
+    expect(await api.json()).toEqual({ error: 'FORBIDDEN', message: expect.any(String) });
+    const page = await fetch(`${base}/app/home`, {
+      headers: { cookie: bob, ...HTML },
+      redirect: 'manual',
+    });
+    expect(page.status).toBe(403);
+    expect(page.headers.get('location')).toBeNull();
+    expect(page.headers.get('content-type')).toContain('text/html');
+  });
+
+  it('admits a user named in allow.users whatever the groups', async () => {
+    const carol = await login('carol');
+    expect((await fetch(`${base}/docs/guide.txt`, { headers: { cookie: carol } })).status).toBe(
+      200,
+    );
+    expect((await fetch(`${base}/app/home`, { headers: { cookie: carol } })).status).toBe(403);
+  });
+
+  it('still sends a browser without a session to the login page', async () => {
+    const res = await fetch(`${base}/docs/guide.txt`, { headers: HTML, redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/auth/login?rd=%2Fdocs%2Fguide.txt');
+  });
+
+  it('serves a public route without a session and without asking the session-service', async () => {
+    const before = await validateCount();
+    const res = await fetch(`${base}/status/ping`, {
+      headers: { 'x-auth-request-user': 'mallory', cookie: alice },
+    });
+    expect(res.status).toBe(200);
+    expect(echo.last().header('x-auth-request-user')).toEqual([]);
+    expect(await validateCount()).toBe(before);
+  });
+
+  it('routes by Host, case-insensitively and whatever the port, onto the upstream’s base path', async () => {
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = http.get(
+        `${base}/v1/items`,
+        { headers: { host: 'api.EXAMPLE.com:8443', cookie: alice } },
+        (r) => {
+          r.resume();
+          resolve(r.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+    });
+    expect(res).toBe(200);
+    expect(echo.last().url).toBe('/api-host/v1/items');
+  });
+
+  it('answers 404 when no route fits', async () => {
+    const res = await fetch(`${base}/nowhere`, { headers: { cookie: alice } });
+    expect(res.status).toBe(404);
+    expect((await res.json()).error).toBe('NOT_FOUND');
+    const page = await fetch(`${base}/nowhere`, { headers: { cookie: alice, ...HTML } });
+    expect(page.status).toBe(404);
+    expect(page.headers.get('content-type')).toContain('text/html');
+  });
+
+  describe('reloading the routes file', () => {
+    it('swaps the table without dropping a kept-alive connection or a request in flight', async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const ports: number[] = [];
+      const get = (path: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = http.get(`${base}${path}`, { agent, headers: { cookie: alice } }, (r) => {
+            let body = '';
+            r.on('data', (d: Buffer) => {
+              body += d.toString();
+            });
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+          });
+          req.on('socket', (s) => ports.push(s.localPort ?? -1));
+          req.on('error', reject);
+        });
+      expect((await get('/app/x')).status).toBe(200);
+      expect((await get('/new/x')).status).toBe(404);
+
+      // a server-sent event stream open across the reload
+      const stream = await fetch(`${base}/app/events?sse=2`, { headers: { cookie: alice } });
+      const reader = stream.body?.getReader();
+      if (!reader) throw new Error('no body');
+      const first = new TextDecoder().decode((await reader.read()).value);
+      expect(first).toContain('event 1');
+
+      writeFileSync(
+        routesFile,
+        routesYaml(`  - id: new\n    path: /new\n    upstream: ${echo.url}\n`),
+      );
+      expect(app.reloadRoutes()).toEqual({ ok: true, routes: 5 });
+
+      expect((await get('/new/x')).status).toBe(200);
+      expect(echo.last().url).toBe('/new/x');
+      expect(new Set(ports).size).toBe(1); // one connection throughout
+
+      echo.nextEvent();
+      let rest = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        rest += new TextDecoder().decode(value);
+      }
+      expect(rest).toContain('event 2');
+      agent.destroy();
+    });
+
+    it('keeps the current table when the new file is invalid, and says why', async () => {
+      writeFileSync(routesFile, 'routes:\n  - id: broken\n    path: /auth\n');
+      const result = app.reloadRoutes();
+      expect(result.ok).toBe(false);
+      if (result.ok) return;
+      expect(result.problems.join('\n')).toMatch(
+        /routes\[0\] \(broken\)\.path: \/auth\/ is reserved/,
+      );
+      expect(result.problems.join('\n')).toMatch(/routes\[0\] \(broken\)\.upstream/);
+      expect((await fetch(`${base}/new/x`, { headers: { cookie: alice } })).status).toBe(200);
+    });
+
+    it('refuses at start a file that is invalid or missing', () => {
+      expect(() =>
+        createRouteStore({ file: routesFile, defaultUpstream: 'http://x', defaultTimeoutMs: 1 }),
+      ).toThrow(ConfigError);
+      expect(() =>
+        createRouteStore({
+          file: join(tmpdir(), 'no-such-routes.yaml'),
+          defaultUpstream: 'http://x',
+          defaultTimeoutMs: 1,
+        }),
+      ).toThrow(/cannot read/);
+    });
+  });
+});
