@@ -58,7 +58,13 @@ export function createApp(deps: SessionServiceDeps) {
   const throttle = createLoginThrottle({
     redis,
     prefix: env.REDIS_PREFIX,
-    ...(deps.throttleLimits ? { limits: deps.throttleLimits } : {}),
+    limits: {
+      pairFailures: env.LOGIN_THROTTLE_PAIR_FAILURES,
+      accountFailures: env.LOGIN_THROTTLE_ACCOUNT_FAILURES,
+      addressAttempts: env.LOGIN_THROTTLE_ADDRESS_ATTEMPTS,
+      addressFailures: env.LOGIN_THROTTLE_ADDRESS_FAILURES,
+      ...deps.throttleLimits,
+    },
   });
   const store = new GatehouseRedisStore(redis, env.REDIS_PREFIX, lifetimes);
   const cookie = {
@@ -188,6 +194,8 @@ export function createApp(deps: SessionServiceDeps) {
   app.use('/auth', fetchMetadataGuard({ allowedOrigins }), cookieParser());
   app.get('/auth/login', auth.showLogin);
   app.post('/auth/login', ...body, sessionMiddleware, auth.login);
+  // Bodies the parser refuses (broken JSON, too large) count as failed attempts of the address.
+  app.use('/auth/login', auth.countUnparsable);
   app.post('/auth/logout', ...body, sessionMiddleware, auth.logout);
 
   app.get('/auth/sessions', mine.requireSession, mine.list);

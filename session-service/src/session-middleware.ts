@@ -58,10 +58,12 @@ export class GatehouseRedisStore extends RedisStore {
       if (ttl <= 0) {
         await this.redis.del(this.prefix + sid);
       } else {
-        await this.redis.set(this.prefix + sid, JSON.stringify(sess), {
+        const reply = await this.redis.set(this.prefix + sid, JSON.stringify(sess), {
           expiration: { type: 'EX', value: ttl },
           condition: creating ? 'NX' : 'XX',
         });
+        // NX refused: an id collision (never with 192 random bits) must not become a login.
+        if (creating && reply === null) throw new Error('session id already exists');
       }
       return cb?.();
     } catch (err) {

@@ -30,6 +30,9 @@ export interface ValidSession {
   absoluteExpiresAt: number;
 }
 
+/** How long a per-user index entry may exist before its session does (a login in progress). */
+export const LOGIN_GRACE_MS = 10_000;
+
 export interface SessionSummary {
   id: string;
   createdAt: number;
@@ -130,10 +133,13 @@ export function createSessionStore(options: SessionStoreOptions) {
       });
     },
 
-    /** After a login saved its session: add it to the user's index. */
+    /**
+     * Before a login creates its session: index it as pending (a negative score, minus the
+     * time), so a listing meanwhile neither shows nor prunes it; `confirm` makes it live.
+     */
     async register(sid: string, auth: SessionAuth): Promise<void> {
       await guard(async () => {
-        await redis.zAdd(userKey(auth.userId), { score: now(), value: sid });
+        await redis.zAdd(userKey(auth.userId), { score: -now(), value: sid });
         await redis.pExpire(userKey(auth.userId), userIndexTtlMs);
       });
     },
@@ -157,7 +163,11 @@ export function createSessionStore(options: SessionStoreOptions) {
         const dead: string[] = [];
         entries.forEach((entry, i) => {
           const auth = parseRecord(records[i] ?? null);
-          if (!auth || auth.userId !== userId || remainingMs(auth, lifetimes, t) <= 0) {
+          // A pending entry (negative score) is a login in progress: leave it alone unless it
+          // is older than LOGIN_GRACE_MS (that login failed half-way).
+          const pending = entry.score < 0;
+          if (pending && t + entry.score < LOGIN_GRACE_MS) return;
+          if (pending || !auth || auth.userId !== userId || remainingMs(auth, lifetimes, t) <= 0) {
             dead.push(entry.value);
             return;
           }
@@ -182,10 +192,27 @@ export function createSessionStore(options: SessionStoreOptions) {
     async revokeAll(userId: string, exceptSid?: string): Promise<number> {
       return guard(async () => {
         const sids = (await redis.zRange(userKey(userId), 0, -1)).filter((s) => s !== exceptSid);
+        // Unindex first: a login racing with us then finds its entry gone after creating its
+        // session (see `indexed`) and undoes itself, so no session survives outside the index.
+        if (sids.length > 0) await redis.zRem(userKey(userId), sids);
         // One DEL per key: keys of different sessions live in different Cluster slots.
         const deleted = await Promise.all(sids.map((s) => redis.del(sessionKey(s))));
-        if (sids.length > 0) await redis.zRem(userKey(userId), sids);
         return deleted.reduce((a, b) => a + b, 0);
+      });
+    },
+
+    /**
+     * After a login created its session: turn its pending index entry into a live one. False
+     * when a concurrent "end all sessions" removed the entry meanwhile (the login must undo).
+     */
+    async confirm(sid: string, userId: string): Promise<boolean> {
+      return guard(async () => {
+        const changed = await redis.zAdd(
+          userKey(userId),
+          { score: now(), value: sid },
+          { condition: 'XX', CH: true },
+        );
+        return changed === 1;
       });
     },
 

@@ -1,4 +1,4 @@
-import type { Request, Response } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import { AppError, StoreUnavailableError } from '../../../common/src/errors.js';
 import { NO_STORE, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
@@ -186,12 +186,20 @@ export function createAuthHandlers(deps: AuthDeps) {
         await promisify((cb) => req.session.regenerate(cb));
         req.session.auth = auth;
         if (remember) req.session.cookie.maxAge = deps.rememberMaxAgeMs;
-        // In the user's index before the session exists, so a concurrent "end all sessions"
-        // cannot miss it; an index entry without a session is pruned when listed.
+        // In the user's index before the session exists, and checked after: a concurrent "end
+        // all sessions" either sees the entry and unindexes it (then we undo the login below) or
+        // runs after us and ends the session. No session outlives its index entry.
         await deps.sessions.register(req.sessionID, auth);
         deps.store.expectCreate(req.sessionID);
         // Saved before we answer: the cookie never points at a session Redis does not hold.
         await promisify((cb) => req.session.save(cb));
+        if (!(await deps.sessions.confirm(req.sessionID, auth.userId))) {
+          throw new AppError(
+            'LOGIN_INTERRUPTED',
+            409,
+            'Your sessions were ended while you signed in. Please sign in again.',
+          );
+        }
       } catch (err) {
         const sid = req.sessionID;
         forgetSession(req);
@@ -207,6 +215,19 @@ export function createAuthHandlers(deps: AuthDeps) {
       res.status(200).json({
         user: { id: user.id, username: user.username, groups: user.groups, email: user.email },
       });
+    },
+
+    /** Error middleware after the login route: a body that never parsed is still a failure. */
+    countUnparsable(err: unknown, req: Request, _res: Response, next: NextFunction) {
+      const type = (err as { type?: string }).type ?? '';
+      if (req.method !== 'POST' || (!type.startsWith('entity.') && !type.startsWith('parameters.')))
+        return next(err);
+      audit('login.failure', req, { reason: 'unparsable' });
+      deps.onLogin?.('failure');
+      deps.throttle.recordFailure('', req.ip ?? '').then(
+        () => next(err),
+        () => next(err),
+      );
     },
 
     async logout(req: Request, res: Response) {

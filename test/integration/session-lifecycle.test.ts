@@ -1,0 +1,596 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RedisStore } from 'connect-redis';
+import express, { type Express } from 'express';
+import session from 'express-session';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisClient, type RedisClient } from '../../common/src/redis.js';
+import type { SessionServiceConfig } from '../../session-service/src/config.js';
+import { type Lifetimes, parseRecord } from '../../session-service/src/domain/sessions.js';
+import { readUsersFile, writeUsersFile } from '../../session-service/src/domain/users.js';
+import {
+  createSessionMiddleware,
+  GatehouseRedisStore,
+} from '../../session-service/src/session-middleware.js';
+import { silentLogger } from '../helpers/logger.js';
+import { waitFor } from '../helpers/ports.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import {
+  buildSessionService,
+  cookiePairOf,
+  NO_THROTTLE,
+  setCookieLine,
+  sidOf,
+  signedSessionCookie,
+  TEST_SECRET,
+} from '../helpers/session-service.js';
+import { writeTestUsers } from '../helpers/users.js';
+
+type Service = Awaited<ReturnType<typeof buildSessionService>>;
+
+const PASSWORD = 'correct horse battery';
+const SESSION_ID = /^[A-Za-z0-9_-]{32}$/;
+
+let redis: RedisServer;
+let usersFile: string;
+let revocableUsersFile: string;
+const ids: Record<string, string> = {};
+/** SESSION_IDLE_TIMEOUT=2, SESSION_ABSOLUTE_TIMEOUT=4. */
+let short: Service;
+/** The same, plus REMEMBER_ME_TIMEOUT=6, REMEMBER_ME_IDLE_TIMEOUT=3. */
+let remember: Service;
+/** Default lifetimes. */
+let plain: Service;
+/** Its users file is rewritten by the tests (disable, password change). */
+let revocable: Service;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const users = await writeTestUsers([
+    { username: 'alice', password: PASSWORD },
+    { username: 'bob', password: PASSWORD },
+  ]);
+  usersFile = users.path;
+  const revocableUsers = await writeTestUsers([
+    { username: 'carol', password: PASSWORD },
+    { username: 'dave', password: PASSWORD },
+  ]);
+  revocableUsersFile = revocableUsers.path;
+  for (const u of [...users.users, ...revocableUsers.users]) ids[u.username] = u.id ?? '';
+  const build = (env: Record<string, string>, file = usersFile) =>
+    buildSessionService({ redisUrl: redis.url, usersFile: file, env, throttleLimits: NO_THROTTLE });
+  const lifetimes = { SESSION_IDLE_TIMEOUT: '2', SESSION_ABSOLUTE_TIMEOUT: '4' };
+  [short, remember, plain, revocable] = await Promise.all([
+    build(lifetimes),
+    build({ ...lifetimes, REMEMBER_ME_TIMEOUT: '6', REMEMBER_ME_IDLE_TIMEOUT: '3' }),
+    build({}),
+    build({}, revocableUsersFile),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all([short, remember, plain, revocable].map((s) => s?.close()));
+  await redis?.stop();
+});
+
+const sessionKey = (sid: string) => `gh:sess:${sid}`;
+const userIndex = (username: string) => `gh:user:{${ids[username]}}:sessions`;
+
+function jsonLogin(
+  service: Service,
+  username: string,
+  password = PASSWORD,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+) {
+  return request(service.app)
+    .post('/auth/login')
+    .set('content-type', 'application/json')
+    .set(headers)
+    .send(JSON.stringify({ username, password, ...extra }));
+}
+
+/** Logs in with JSON and returns the cookie pair (`gatehouse=...`) and the session id. */
+async function loggedIn(service: Service, username = 'alice') {
+  const res = await jsonLogin(service, username);
+  expect(res.status).toBe(200);
+  return { pair: cookiePairOf(res.headers['set-cookie']), sid: sidOf(res.headers['set-cookie']) };
+}
+
+/** Like a browser: the login page (CSRF cookie + token), then the form, with `cookies` sent along. */
+async function formLogin(service: Service, fields: Record<string, string>, cookies: string[] = []) {
+  const page = request(service.app).get('/auth/login').set('accept', 'text/html');
+  if (cookies.length > 0) page.set('cookie', cookies.join('; '));
+  const shown = await page;
+  const token = /name="_csrf" value="([^"]+)"/.exec(shown.text)?.[1] ?? '';
+  const csrfCookie = cookiePairOf(shown.headers['set-cookie'], 'gatehouse-csrf');
+  return request(service.app)
+    .post('/auth/login')
+    .type('form')
+    .set('accept', 'text/html')
+    .set('sec-fetch-site', 'same-origin')
+    .set('cookie', [...cookies, csrfCookie].join('; '))
+    .send({ _csrf: token, rd: '/', ...fields });
+}
+
+const validate = (service: Service, cookie: string) =>
+  request(service.app).get('/auth/validate').set('cookie', cookie);
+
+async function storedAuth(sid: string) {
+  return parseRecord(await redis.client.get(sessionKey(sid)));
+}
+
+describe.concurrent('session lifetimes (idle 2 s, absolute 4 s)', () => {
+  it('validate slides the idle timeout: the Redis PTTL is what is left of it', async ({
+    expect,
+  }) => {
+    const { pair, sid } = await loggedIn(short);
+    const atLogin = await redis.client.pTTL(sessionKey(sid));
+    expect(atLogin).toBeGreaterThan(1500);
+    expect(atLogin).toBeLessThanOrEqual(2000);
+
+    await sleep(1000);
+    const idle = await redis.client.pTTL(sessionKey(sid));
+    expect(idle).toBeLessThanOrEqual(1000);
+
+    const res = await validate(short, pair);
+    expect(res.status).toBe(200);
+    const slid = await redis.client.pTTL(sessionKey(sid));
+    expect(slid).toBeGreaterThan(1500);
+    expect(slid).toBeLessThanOrEqual(2000);
+    const expiresAt = Date.parse(res.body.session.expiresAt);
+    expect(expiresAt - Date.now()).toBeGreaterThan(1500);
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(2000);
+  });
+
+  it('a session left idle for over 2 s is gone from Redis and its cookie is refused', async ({
+    expect,
+  }) => {
+    const { pair, sid } = await loggedIn(short);
+    const started = Date.now();
+    expect(await redis.client.exists(sessionKey(sid))).toBe(1);
+    await waitFor(
+      async () => (await redis.client.exists(sessionKey(sid))) === 0,
+      3500,
+      'the idle session to expire',
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+    const replay = await validate(short, pair);
+    expect(replay.status).toBe(401);
+    expect(replay.body.error).toBe('UNAUTHENTICATED');
+  });
+
+  it('ends at the absolute timeout even when validated every 0.5 s, and the TTL never outlives it', async ({
+    expect,
+  }) => {
+    const { pair, sid } = await loggedIn(short);
+    const createdAt = (await storedAuth(sid))?.createdAt ?? 0;
+    expect(createdAt).toBeGreaterThan(0);
+    const absoluteEnd = createdAt + 4000;
+    let lastOk = 0;
+    let refusedAt = 0;
+    let cappedSeen = false;
+    while (Date.now() < absoluteEnd + 1500) {
+      const res = await validate(short, pair);
+      const answeredAt = Date.now();
+      if (res.status !== 200) {
+        expect(res.status).toBe(401);
+        refusedAt = answeredAt;
+        break;
+      }
+      lastOk = answeredAt;
+      expect(Date.parse(res.body.session.expiresAt)).toBeLessThanOrEqual(absoluteEnd);
+      const before = Date.now();
+      const pttl = await redis.client.pTTL(sessionKey(sid));
+      if (pttl > 0) {
+        expect(pttl).toBeLessThanOrEqual(2000);
+        // never longer than what is left of the absolute lifetime (Redis's cached clock can lag
+        // Node's by a few ms on a loaded machine; 25 ms of slack, far below any timeout)
+        expect(pttl).toBeLessThanOrEqual(absoluteEnd - before + 25);
+        if (pttl < 1500) cappedSeen = true;
+      }
+      await sleep(500);
+    }
+    expect(lastOk - createdAt).toBeGreaterThan(3000); // kept alive well past the idle timeout
+    expect(cappedSeen).toBe(true);
+    expect(refusedAt).toBeGreaterThan(0);
+    expect(refusedAt).toBeGreaterThanOrEqual(absoluteEnd - 50);
+    expect(await redis.client.exists(sessionKey(sid))).toBe(0);
+  });
+
+  it('a remembered session follows the remember-me limits: idle 3 s, absolute 6 s', async ({
+    expect,
+  }) => {
+    const res = await formLogin(remember, { username: 'alice', password: PASSWORD, remember: '1' });
+    expect(res.status).toBe(303);
+    const sid = sidOf(res.headers['set-cookie']);
+    const pair = cookiePairOf(res.headers['set-cookie']);
+    const createdAt = (await storedAuth(sid))?.createdAt ?? 0;
+    const atLogin = await redis.client.pTTL(sessionKey(sid));
+    expect(atLogin).toBeGreaterThan(2000); // longer than the ordinary idle timeout of 2 s
+    expect(atLogin).toBeLessThanOrEqual(3000);
+
+    let lastOk = 0;
+    let refusedAt = 0;
+    while (Date.now() < createdAt + 9000) {
+      const v = await validate(remember, pair);
+      if (v.status !== 200) {
+        refusedAt = Date.now();
+        break;
+      }
+      lastOk = Date.now();
+      const before = Date.now();
+      const pttl = await redis.client.pTTL(sessionKey(sid));
+      if (pttl > 0) {
+        expect(pttl).toBeLessThanOrEqual(3000);
+        expect(pttl).toBeLessThanOrEqual(createdAt + 6000 - before + 5);
+      }
+      await sleep(750);
+    }
+    expect(lastOk - createdAt).toBeGreaterThan(4500); // past the ordinary absolute timeout
+    expect(refusedAt).toBeGreaterThanOrEqual(createdAt + 6000 - 50);
+    expect(refusedAt).toBeGreaterThan(0);
+  });
+});
+
+describe('remember me', () => {
+  it('the login form offers the checkbox only when REMEMBER_ME_TIMEOUT is set', async () => {
+    const off = await request(short.app).get('/auth/login');
+    expect(off.text).not.toContain('name="remember"');
+    const on = await request(remember.app).get('/auth/login');
+    expect(on.text).toMatch(/<input type="checkbox" id="remember" name="remember" value="1">/);
+    expect(on.text).toContain('<label for="remember">');
+  });
+
+  it('with remember=1 the cookie is persistent and expires with the remember-me lifetime', async () => {
+    const res = await formLogin(remember, { username: 'alice', password: PASSWORD, remember: '1' });
+    expect(res.status).toBe(303);
+    const line = setCookieLine(res.headers['set-cookie']) ?? '';
+    const expires = /;\s*Expires=([^;]+)/i.exec(line)?.[1];
+    const maxAge = /;\s*Max-Age=(\d+)/i.exec(line)?.[1];
+    expect(expires ?? maxAge).toBeDefined();
+    const endsAt = maxAge ? Date.now() + Number(maxAge) * 1000 : Date.parse(expires ?? '');
+    expect(endsAt - Date.now()).toBeGreaterThan(4000);
+    expect(endsAt - Date.now()).toBeLessThanOrEqual(7000);
+    expect((await storedAuth(sidOf(res.headers['set-cookie'])))?.remember).toBe(true);
+  });
+
+  it('without remember the cookie is a browser-session cookie and the ordinary limits apply', async () => {
+    const res = await formLogin(remember, { username: 'alice', password: PASSWORD });
+    expect(res.status).toBe(303);
+    const line = setCookieLine(res.headers['set-cookie']) ?? '';
+    expect(line).not.toMatch(/Expires=/i);
+    expect(line).not.toMatch(/Max-Age=/i);
+    const pttl = await redis.client.pTTL(sessionKey(sidOf(res.headers['set-cookie'])));
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(2000);
+  });
+
+  it('remember=1 is ignored when remember me is not configured', async () => {
+    const res = await formLogin(short, { username: 'alice', password: PASSWORD, remember: '1' });
+    expect(res.status).toBe(303);
+    const line = setCookieLine(res.headers['set-cookie']) ?? '';
+    expect(line).not.toMatch(/Expires=|Max-Age=/i);
+    const sid = sidOf(res.headers['set-cookie']);
+    expect((await storedAuth(sid))?.remember).toBeUndefined();
+    expect(await redis.client.pTTL(sessionKey(sid))).toBeLessThanOrEqual(2000);
+  });
+});
+
+describe('session identity', () => {
+  it('every login gets a new random id of 32 base64url characters (192 bits)', async () => {
+    const sids: string[] = [];
+    for (let i = 0; i < 5; i++) sids.push((await loggedIn(plain)).sid);
+    expect(new Set(sids).size).toBe(5);
+    for (const sid of sids) expect(sid).toMatch(SESSION_ID);
+  });
+
+  it('a login from a browser that already has a session replaces its id', async () => {
+    const first = await formLogin(plain, { username: 'alice', password: PASSWORD });
+    const firstSid = sidOf(first.headers['set-cookie']);
+    const second = await formLogin(plain, { username: 'bob', password: PASSWORD }, [
+      cookiePairOf(first.headers['set-cookie']),
+    ]);
+    expect(second.status).toBe(303);
+    const secondSid = sidOf(second.headers['set-cookie']);
+    expect(secondSid).toMatch(SESSION_ID);
+    expect(secondSid).not.toBe(firstSid);
+    expect(await redis.client.exists(sessionKey(firstSid))).toBe(0);
+    expect((await validate(plain, cookiePairOf(first.headers['set-cookie']))).status).toBe(401);
+    const now = await validate(plain, cookiePairOf(second.headers['set-cookie']));
+    expect(now.body.user.username).toBe('bob');
+  });
+
+  it('a planted session id that Redis does not know never becomes authenticated', async () => {
+    const planted = randomBytes(24).toString('base64url');
+    const tossed = `gatehouse=${signedSessionCookie(planted)}`;
+    const res = await formLogin(plain, { username: 'alice', password: PASSWORD }, [tossed]);
+    expect(res.status).toBe(303);
+    const sid = sidOf(res.headers['set-cookie']);
+    expect(sid).toMatch(SESSION_ID);
+    expect(sid).not.toBe(planted);
+    expect(await redis.client.exists(sessionKey(planted))).toBe(0);
+    expect(await redis.client.zScore(userIndex('alice'), planted)).toBeNull();
+    expect((await validate(plain, tossed)).status).toBe(401);
+    expect((await validate(plain, cookiePairOf(res.headers['set-cookie']))).status).toBe(200);
+  });
+
+  it('a planted id that exists in Redis as an anonymous record is not reused by the login', async () => {
+    const planted = randomBytes(24).toString('base64url');
+    const anonymous = {
+      cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' },
+    };
+    await redis.client.set(sessionKey(planted), JSON.stringify(anonymous), { EX: 60 });
+    const tossed = `gatehouse=${signedSessionCookie(planted)}`;
+
+    for (const login of [
+      () => formLogin(plain, { username: 'alice', password: PASSWORD }, [tossed]),
+      () =>
+        request(plain.app)
+          .post('/auth/login')
+          .set('content-type', 'application/json')
+          .set('cookie', tossed)
+          .send(JSON.stringify({ username: 'alice', password: PASSWORD })),
+    ]) {
+      const res = await login();
+      expect([200, 303]).toContain(res.status);
+      const sid = sidOf(res.headers['set-cookie']);
+      expect(sid).toMatch(SESSION_ID);
+      expect(sid).not.toBe(planted);
+      expect(await storedAuth(planted)).toBeNull();
+      expect(await redis.client.zScore(userIndex('alice'), planted)).toBeNull();
+      expect((await validate(plain, tossed)).status).toBe(401);
+    }
+  });
+
+  it('a failed login with a planted id leaves it unauthenticated', async () => {
+    const planted = randomBytes(24).toString('base64url');
+    const anonymous = {
+      cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' },
+    };
+    await redis.client.set(sessionKey(planted), JSON.stringify(anonymous), { EX: 60 });
+    const tossed = `gatehouse=${signedSessionCookie(planted)}`;
+    const res = await formLogin(plain, { username: 'alice', password: 'wrong password' }, [tossed]);
+    expect(res.status).toBe(401);
+    expect(setCookieLine(res.headers['set-cookie'])).toBeUndefined();
+    expect(await storedAuth(planted)).toBeNull();
+    expect((await validate(plain, tossed)).status).toBe(401);
+  });
+
+  it('over HTTPS (PUBLIC_URL https) the cookie is __Host-gatehouse: Secure, Path=/, no Domain', async () => {
+    const https = await buildSessionService({
+      redisUrl: redis.url,
+      usersFile,
+      env: { PUBLIC_URL: 'https://gatehouse.example' },
+      throttleLimits: NO_THROTTLE,
+    });
+    try {
+      const res = await jsonLogin(https, 'alice', PASSWORD, {}, { 'x-forwarded-proto': 'https' });
+      expect(res.status).toBe(200);
+      const line = setCookieLine(res.headers['set-cookie'], '__Host-gatehouse') ?? '';
+      expect(line).not.toBe('');
+      expect(setCookieLine(res.headers['set-cookie'], 'gatehouse')).toBeUndefined();
+      expect(line).toMatch(/;\s*Secure/i);
+      expect(line).toMatch(/;\s*Path=\/(;|$)/i);
+      expect(line).toMatch(/;\s*HttpOnly/i);
+      expect(line).not.toMatch(/Domain=/i);
+      const pair = cookiePairOf(res.headers['set-cookie'], '__Host-gatehouse');
+      expect((await validate(https, pair)).status).toBe(200);
+      // The same value under the prefix-less name (settable from a sibling subdomain) is ignored.
+      expect((await validate(https, pair.replace(/^__Host-/, ''))).status).toBe(401);
+      // Logout clears it with the attributes a browser needs to accept the deletion.
+      const out = await request(https.app)
+        .post('/auth/logout')
+        .set('content-type', 'application/json')
+        .set('x-forwarded-proto', 'https')
+        .set('cookie', pair)
+        .send('{}');
+      expect(out.status).toBe(204);
+      const cleared = setCookieLine(out.headers['set-cookie'], '__Host-gatehouse') ?? '';
+      expect(cleared).toMatch(/Expires=Thu, 01 Jan 1970/);
+      expect(cleared).toMatch(/;\s*Secure/i);
+      expect(cleared).toMatch(/;\s*Path=\/(;|$)/i);
+      expect(cleared).not.toMatch(/Domain=/i);
+    } finally {
+      await https.close();
+    }
+  });
+
+  it('with COOKIE_DOMAIN the cookie is named gatehouse and carries the Domain', async () => {
+    const sso = await buildSessionService({
+      redisUrl: redis.url,
+      usersFile,
+      env: { PUBLIC_URL: 'https://gatehouse.example', COOKIE_DOMAIN: 'gatehouse.example' },
+      throttleLimits: NO_THROTTLE,
+    });
+    try {
+      const res = await jsonLogin(sso, 'alice', PASSWORD, {}, { 'x-forwarded-proto': 'https' });
+      expect(res.status).toBe(200);
+      expect(setCookieLine(res.headers['set-cookie'], '__Host-gatehouse')).toBeUndefined();
+      const line = setCookieLine(res.headers['set-cookie'], 'gatehouse') ?? '';
+      expect(line).toMatch(/;\s*Domain=gatehouse\.example/i);
+      expect(line).toMatch(/;\s*Secure/i);
+      expect(line).toMatch(/;\s*Path=\//i);
+    } finally {
+      await sso.close();
+    }
+  });
+
+  it('GET /auth/sessions ignores a session id sent anywhere but the session cookie', async () => {
+    const { pair, sid } = await loggedIn(plain);
+    const value = pair.slice('gatehouse='.length);
+    const res = await request(plain.app)
+      .get(`/auth/sessions?gatehouse=${value}&sid=${sid}&session=${sid}`)
+      .set('accept', 'application/json')
+      .set('authorization', `Bearer ${value}`)
+      .set('x-session-id', sid)
+      .set('cookie', `connect.sid=${value}; session=${value}; sid=${sid}`);
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('UNAUTHENTICATED');
+    expect((await request(plain.app).get('/auth/sessions').set('cookie', pair)).status).toBe(200);
+  });
+
+  it('POST /auth/logout ignores a session id in the body or headers', async () => {
+    const { pair, sid } = await loggedIn(plain);
+    const value = pair.slice('gatehouse='.length);
+    const res = await request(plain.app)
+      .post(`/auth/logout?gatehouse=${value}`)
+      .set('content-type', 'application/json')
+      .set('x-session-id', sid)
+      .send(JSON.stringify({ gatehouse: value, sid }));
+    expect(res.status).toBe(204);
+    expect(await redis.client.exists(sessionKey(sid))).toBe(1);
+    expect((await validate(plain, pair)).status).toBe(200);
+  });
+});
+
+/** Rewrite the users file in place (same ids and hashes), as `npm run users` does. */
+async function editUser(username: string, change: Record<string, unknown>) {
+  const users = await readUsersFile(revocableUsersFile);
+  await writeUsersFile(
+    revocableUsersFile,
+    users.map((u) => (u.username === username ? { ...u, ...change } : u)),
+  );
+}
+
+describe('users disabled or with a changed password', () => {
+  it('a disabled user loses an existing session within a second, and its key is deleted', async () => {
+    const { pair, sid } = await loggedIn(revocable, 'carol');
+    expect((await validate(revocable, pair)).status).toBe(200);
+    await editUser('carol', { disabled: true });
+    await waitFor(
+      async () => (await validate(revocable, pair)).status === 401,
+      1000,
+      'the disabled user to be refused',
+    );
+    expect(await redis.client.exists(sessionKey(sid))).toBe(0);
+    expect(await redis.client.zScore(userIndex('carol'), sid)).toBeNull();
+  });
+
+  it('sessions created before sessionsNotBefore end within a second; a new login works', async () => {
+    const first = await loggedIn(revocable, 'dave');
+    const second = await loggedIn(revocable, 'dave');
+    await editUser('dave', { sessionsNotBefore: Date.now() });
+    for (const s of [first, second]) {
+      await waitFor(
+        async () => (await validate(revocable, s.pair)).status === 401,
+        1000,
+        'the old session to be refused',
+      );
+      expect(await redis.client.exists(sessionKey(s.sid))).toBe(0);
+    }
+    const fresh = await loggedIn(revocable, 'dave');
+    const res = await validate(revocable, fresh.pair);
+    expect(res.status).toBe(200);
+    expect(res.body.user.username).toBe('dave');
+  });
+});
+
+function deferred<T = void>() {
+  let resolve: (value: T) => void = () => {};
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+function lifetimesOf(config: SessionServiceConfig): Lifetimes {
+  const env = config.env;
+  return {
+    idleSeconds: env.SESSION_IDLE_TIMEOUT,
+    absoluteSeconds: env.SESSION_ABSOLUTE_TIMEOUT,
+    rememberIdleSeconds: env.SESSION_IDLE_TIMEOUT,
+    rememberAbsoluteSeconds: env.SESSION_ABSOLUTE_TIMEOUT,
+  };
+}
+
+/**
+ * Another instance of the session-service's HTTP layer on the same Redis and secret: a slow
+ * route loads the session, waits until the test releases it, changes the session and ends,
+ * after which express-session saves it.
+ */
+function slowApp(sessionMiddleware: express.RequestHandler) {
+  const loaded = deferred<string>();
+  const release = deferred();
+  const app: Express = express();
+  app.get('/slow', sessionMiddleware, async (req, res) => {
+    loaded.resolve(req.session.auth?.username ?? '');
+    await release.promise;
+    const auth = req.session.auth;
+    if (auth) req.session.auth = { ...auth, groups: [...auth.groups, 'written-by-slow-request'] };
+    res.json({ saved: true });
+  });
+  return { app, loaded: loaded.promise, release: release.resolve };
+}
+
+describe('no resurrection of a logged-out session (connect-redis race)', () => {
+  let client: RedisClient;
+  beforeAll(async () => {
+    client = createRedisClient({ url: redis.url }, silentLogger);
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client?.close();
+  });
+
+  /** Start the slow request, log out through the real service meanwhile, then release it. */
+  async function raceLogout(app: Express, loaded: Promise<string>, release: () => void) {
+    const { pair, sid } = await loggedIn(plain);
+    const slow = request(app)
+      .get('/slow')
+      .set('cookie', pair)
+      .then((r) => r);
+    expect(await loaded).toBe('alice');
+    const out = await request(plain.app)
+      .post('/auth/logout')
+      .set('content-type', 'application/json')
+      .set('cookie', pair)
+      .send('{}');
+    expect(out.status).toBe(204);
+    expect(await redis.client.exists(sessionKey(sid))).toBe(0);
+    release();
+    expect((await slow).status).toBe(200);
+    return { pair, sid };
+  }
+
+  it('a request that loaded the session before a logout cannot write it back', async () => {
+    const store = new GatehouseRedisStore(client, 'gh:', lifetimesOf(plain.config));
+    const middleware = createSessionMiddleware({
+      store,
+      secrets: [TEST_SECRET],
+      cookie: { name: 'gatehouse', secure: 'auto' },
+    });
+    const { app, loaded, release } = slowApp(middleware);
+    const { pair, sid } = await raceLogout(app, loaded, release);
+    expect(await redis.client.exists(sessionKey(sid))).toBe(0);
+    expect((await validate(plain, pair)).status).toBe(401);
+    expect(await redis.client.zScore(userIndex('alice'), sid)).toBeNull();
+
+    // The create path (SET NX) still works: a fresh login makes its key.
+    const again = await loggedIn(plain);
+    expect(await redis.client.exists(sessionKey(again.sid))).toBe(1);
+    expect(await redis.client.pTTL(sessionKey(again.sid))).toBeGreaterThan(0);
+    expect((await validate(plain, again.pair)).status).toBe(200);
+  });
+
+  it('the harness reproduces the race: with a plain connect-redis store the session comes back', async () => {
+    // Why GatehouseRedisStore exists: connect-redis writes with a plain SET.
+    const plainStore = new RedisStore({ client, prefix: 'gh:sess:' });
+    const middleware = session({
+      name: 'gatehouse',
+      secret: [TEST_SECRET],
+      store: plainStore,
+      resave: false,
+      saveUninitialized: false,
+    });
+    const { app, loaded, release } = slowApp(middleware);
+    const { pair, sid } = await raceLogout(app, loaded, release);
+    try {
+      expect(await redis.client.exists(sessionKey(sid))).toBe(1);
+      expect((await validate(plain, pair)).status).toBe(200);
+    } finally {
+      await redis.client.del(sessionKey(sid));
+    }
+  });
+});
