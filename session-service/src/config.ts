@@ -8,6 +8,12 @@ import {
   trustProxy,
   url,
 } from '../../common/src/config.js';
+import {
+  clusterNodeUrl,
+  parseHostPort,
+  type RedisCredentials,
+  type RedisTopology,
+} from '../../common/src/redis.js';
 
 /** Secrets we ship in examples and docs: never accepted in production. */
 export const KNOWN_DEFAULT_SECRETS = new Set([
@@ -25,12 +31,88 @@ const list = z
       .filter(Boolean),
   );
 
+/** A comma-separated list whose entries each pass `parse` (null: not valid, reported). */
+const parsedList = <T>(parse: (entry: string) => T | null, what: string) =>
+  list.transform((entries, ctx) => {
+    const values: T[] = [];
+    for (const entry of entries) {
+      const value = parse(entry);
+      if (value === null) ctx.addIssue({ code: 'custom', message: `${entry} is not ${what}` });
+      else values.push(value);
+    }
+    return values;
+  });
+
+/** Unset and empty are the same: `REDIS_PASSWORD=` in an env file sets nothing. */
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+/** Where Redis is: at most one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES. */
+const redisEnvShape = {
+  /** Standalone Redis; redis://127.0.0.1:6379 when no topology is set. */
+  REDIS_URL: z.preprocess((v) => (v === '' ? undefined : v), url.optional()),
+  REDIS_SENTINELS: parsedList(parseHostPort, 'host:port'),
+  REDIS_SENTINEL_NAME: optionalText,
+  REDIS_CLUSTER_NODES: parsedList(clusterNodeUrl, 'host:port or a redis:// URL'),
+  REDIS_USERNAME: optionalText,
+  REDIS_PASSWORD: optionalText,
+};
+const redisEnvSchema = z.object(redisEnvShape);
+
+/** Checks across the Redis variables, on the raw environment. */
+function redisCrossChecks(env: NodeJS.ProcessEnv): string[] {
+  const problems: string[] = [];
+  const set = (name: string) => (env[name] ?? '').trim() !== '';
+  const chosen = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter(set);
+  if (chosen.length > 1) {
+    problems.push(
+      `REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES: set only one, they choose the Redis topology (found ${chosen.join(' and ')})`,
+    );
+  }
+  if (set('REDIS_SENTINELS') && !set('REDIS_SENTINEL_NAME')) {
+    problems.push(
+      'REDIS_SENTINEL_NAME: is required with REDIS_SENTINELS (the master name the sentinels monitor)',
+    );
+  }
+  if (set('REDIS_SENTINEL_NAME') && !set('REDIS_SENTINELS')) {
+    problems.push('REDIS_SENTINEL_NAME: only applies with REDIS_SENTINELS');
+  }
+  if (set('REDIS_USERNAME') && !set('REDIS_PASSWORD')) {
+    problems.push('REDIS_USERNAME: needs REDIS_PASSWORD');
+  }
+  return problems;
+}
+
+export type RedisConnection = RedisTopology & RedisCredentials;
+
+function redisConnectionOf(env: z.infer<typeof redisEnvSchema>): RedisConnection {
+  const credentials: RedisCredentials = {
+    ...(env.REDIS_USERNAME ? { username: env.REDIS_USERNAME } : {}),
+    ...(env.REDIS_PASSWORD ? { password: env.REDIS_PASSWORD } : {}),
+  };
+  if (env.REDIS_SENTINELS.length > 0) {
+    const name = env.REDIS_SENTINEL_NAME ?? '';
+    return { sentinel: { name, nodes: env.REDIS_SENTINELS }, ...credentials };
+  }
+  if (env.REDIS_CLUSTER_NODES.length > 0) {
+    return { cluster: { nodes: env.REDIS_CLUSTER_NODES }, ...credentials };
+  }
+  return { url: env.REDIS_URL ?? 'redis://127.0.0.1:6379', ...credentials };
+}
+
+/** Only the Redis variables (for tools such as the users CLI), validated as the service does. */
+export function loadRedisConnection(env: NodeJS.ProcessEnv): Readonly<RedisConnection> {
+  return Object.freeze(redisConnectionOf(parseConfig(redisEnvSchema, env, redisCrossChecks)));
+}
+
 export const sessionServiceSchema = z.object({
   NODE_ENV: nodeEnv,
   LOG_LEVEL: logLevel,
   SESSION_SERVICE_HOST: z.string().default('127.0.0.1'),
   SESSION_SERVICE_PORT: port(4000),
-  REDIS_URL: url.default('redis://127.0.0.1:6379'),
+  ...redisEnvShape,
   REDIS_PREFIX: z.string().default('gh:'),
   REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().positive().default(1000),
   SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -50,11 +132,19 @@ export const sessionServiceSchema = z.object({
   ALLOWED_REDIRECT_HOSTS: list,
   ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   LOGIN_BODY_LIMIT: z.string().default('16kb'),
+  /** Login throttle limits (domain/throttle.ts ThrottleLimits); windows stay as documented there. */
+  LOGIN_THROTTLE_PAIR_FAILURES: z.coerce.number().int().positive().default(5),
+  LOGIN_THROTTLE_ACCOUNT_FAILURES: z.coerce.number().int().positive().default(50),
+  /** Attempts per client address per minute. */
+  LOGIN_THROTTLE_ADDRESS_ATTEMPTS: z.coerce.number().int().positive().default(20),
+  LOGIN_THROTTLE_ADDRESS_FAILURES: z.coerce.number().int().positive().default(100),
+  /** Bearer token the gateways present on GET /internal/revocations; unset: no token asked. */
+  INTERNAL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 
 /** Checks across variables, on the raw environment (reported together with field errors). */
 export function crossChecks(env: NodeJS.ProcessEnv): string[] {
-  const problems: string[] = [];
+  const problems: string[] = redisCrossChecks(env);
   if (env.NODE_ENV === 'production') {
     if (!env.SESSION_SECRET) problems.push('SESSION_SECRET: is required when NODE_ENV=production');
     else if (KNOWN_DEFAULT_SECRETS.has(env.SESSION_SECRET)) {
@@ -77,6 +167,8 @@ export type SessionServiceEnv = z.infer<typeof sessionServiceSchema>;
 
 export interface SessionServiceConfig {
   env: SessionServiceEnv;
+  /** Where Redis is (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) and how to log in. */
+  redis: RedisConnection;
   /** Newest first: sign with the first, accept any (rotation). */
   secrets: string[];
   cookieName: string;
@@ -96,6 +188,7 @@ export function loadSessionServiceConfig(
     parsed.COOKIE_NAME ?? (https && !parsed.COOKIE_DOMAIN ? '__Host-gatehouse' : 'gatehouse');
   return Object.freeze({
     env: parsed,
+    redis: redisConnectionOf(parsed),
     secrets: [secret, ...parsed.SESSION_SECRET_PREVIOUS],
     cookieName,
     https,

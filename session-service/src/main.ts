@@ -1,7 +1,7 @@
 import { loadOrExit } from '../../common/src/config.js';
 import { loadOrCreateDevSecret } from '../../common/src/dev-secret.js';
 import { createLogger } from '../../common/src/logger.js';
-import { connectInBackground, createRedisClient } from '../../common/src/redis.js';
+import { connectInBackground, createRedis } from '../../common/src/redis.js';
 import { onShutdown } from '../../common/src/shutdown.js';
 import { createApp } from './app.js';
 import { loadSessionServiceConfig } from './config.js';
@@ -22,8 +22,8 @@ if (process.argv.includes('--check-config')) {
 const logger = createLogger({ name: 'session-service', level: config.env.LOG_LEVEL });
 if (devSecret)
   logger.warn('SESSION_SECRET not set: using the development secret kept under ./data/');
-const redis = createRedisClient(
-  { url: config.env.REDIS_URL, commandTimeoutMs: config.env.REDIS_COMMAND_TIMEOUT_MS },
+const redis = createRedis(
+  { ...config.redis, commandTimeoutMs: config.env.REDIS_COMMAND_TIMEOUT_MS },
   logger,
 );
 connectInBackground(redis, logger);

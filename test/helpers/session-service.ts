@@ -1,8 +1,10 @@
-import type { RedisClient } from '../../common/src/redis.js';
-import { createRedisClient } from '../../common/src/redis.js';
+import signature from 'cookie-signature';
+import type { Logger } from '../../common/src/logger.js';
+import { createRedis, type RedisClient } from '../../common/src/redis.js';
 import { createApp } from '../../session-service/src/app.js';
 import { loadSessionServiceConfig } from '../../session-service/src/config.js';
 import { createPasswordVerifier } from '../../session-service/src/domain/passwords.js';
+import type { ThrottleLimits } from '../../session-service/src/domain/throttle.js';
 import { createUsersRepository } from '../../session-service/src/domain/users.js';
 import { silentLogger } from './logger.js';
 
@@ -10,25 +12,65 @@ export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';
 
 /** A session-service app (createApp) on real dependencies: real Redis, real users file. */
 export async function buildSessionService(options: {
-  redisUrl: string;
+  /** Standalone Redis. Leave it out for a Sentinel or Cluster given in `env` (REDIS_SENTINELS…). */
+  redisUrl?: string;
+  /** A client to use as it is (any topology); the caller connects and closes it. */
+  redis?: RedisClient;
   usersFile: string;
   env?: Record<string, string>;
+  /** Overrides of the real login throttle's limits (keeps tests that log in often fast). */
+  throttleLimits?: Partial<ThrottleLimits>;
+  logger?: Logger;
 }) {
   const config = loadSessionServiceConfig({
     NODE_ENV: 'test',
-    REDIS_URL: options.redisUrl,
+    ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
     USERS_FILE: options.usersFile,
     SESSION_SECRET: TEST_SECRET,
     ...(options.env ?? {}),
   });
-  const redis: RedisClient = createRedisClient({ url: options.redisUrl }, silentLogger);
-  await redis.connect();
+  const logger = options.logger ?? silentLogger;
+  const redis = options.redis ?? createRedis(config.redis, logger);
+  if (!options.redis) await redis.connect();
   const app = createApp({
     config,
-    logger: silentLogger,
+    logger,
     redis,
     users: createUsersRepository(options.usersFile),
     verifier: await createPasswordVerifier(),
+    ...(options.throttleLimits ? { throttleLimits: options.throttleLimits } : {}),
   });
-  return { app, config, redis, close: () => redis.close() };
+  return { app, config, redis, close: () => (options.redis ? Promise.resolve() : redis.close()) };
+}
+
+/** Throttle limits high enough that a test logging in many times from 127.0.0.1 is never throttled. */
+export const NO_THROTTLE: Partial<ThrottleLimits> = {
+  pairFailures: 1_000,
+  accountFailures: 1_000,
+  addressAttempts: 100_000,
+  addressFailures: 100_000,
+};
+
+/** The Set-Cookie line of the cookie `name`, if the answer sets it. */
+export function setCookieLine(
+  setCookie: string[] | string | undefined,
+  name = 'gatehouse',
+): string | undefined {
+  return ([] as string[]).concat(setCookie ?? []).find((c) => c.startsWith(`${name}=`));
+}
+
+/** `name=value` of the cookie `name`, ready for a Cookie header ('' when it is not set). */
+export function cookiePairOf(setCookie: string[] | string | undefined, name = 'gatehouse'): string {
+  return setCookieLine(setCookie, name)?.split(';')[0] ?? '';
+}
+
+/** The session id inside an express-session cookie (`s:<id>.<hmac>`, URL-encoded). */
+export function sidOf(setCookie: string[] | string | undefined, name = 'gatehouse'): string {
+  const value = decodeURIComponent(cookiePairOf(setCookie, name).slice(name.length + 1));
+  return value.startsWith('s:') ? value.slice(2, value.lastIndexOf('.')) : '';
+}
+
+/** A cookie value for `sid` signed like express-session signs it (with TEST_SECRET by default). */
+export function signedSessionCookie(sid: string, secret = TEST_SECRET): string {
+  return encodeURIComponent(`s:${signature.sign(sid, secret)}`);
 }

@@ -6,8 +6,10 @@
  */
 import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { createClient } from 'redis';
 import { z } from 'zod';
+import { createLogger } from '../../../common/src/logger.js';
+import { createRedis, describeRedis } from '../../../common/src/redis.js';
+import { loadRedisConnection, type RedisConnection } from '../config.js';
 import { checkNewPassword, hashPassword, PASSWORD_MAX } from '../domain/passwords.js';
 import { createSessionStore, type Lifetimes } from '../domain/sessions.js';
 import {
@@ -35,6 +37,8 @@ otherwise they ask for it twice without echoing it.
 Environment:
   USERS_FILE    the users file (default ./data/users.json)
   REDIS_URL     Redis holding the sessions (default redis://127.0.0.1:6379)
+  REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_CLUSTER_NODES, REDIS_USERNAME, REDIS_PASSWORD
+                Sentinel or Cluster instead of REDIS_URL, as for the session-service
   REDIS_PREFIX  session key prefix (default gh:)
 
 Exit codes: 0 done, 1 refused or failed (nothing changed),
@@ -70,7 +74,8 @@ class CliError extends Error {
 
 interface Settings {
   usersFile: string;
-  redisUrl: string;
+  /** Parsed when sessions are ended, so `list` and `add` never depend on the Redis variables. */
+  redis: () => Readonly<RedisConnection>;
   redisPrefix: string;
   lifetimes: Lifetimes;
 }
@@ -99,7 +104,8 @@ function settingsFrom(env: NodeJS.ProcessEnv): Settings {
   const absoluteSeconds = positiveInt(env.SESSION_ABSOLUTE_TIMEOUT, 43200);
   return {
     usersFile: env.USERS_FILE || './data/users.json',
-    redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
+    // An empty REDIS_URL means the default, as it always has here.
+    redis: () => loadRedisConnection({ ...env, REDIS_URL: env.REDIS_URL || undefined }),
     redisPrefix: env.REDIS_PREFIX ?? 'gh:',
     lifetimes: {
       idleSeconds,
@@ -350,17 +356,6 @@ async function updateUser(
 
 // --- sessions ------------------------------------------------------------------------------
 
-/** The URL without its password, for messages. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
-}
-
 function withDeadline<T>(ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -370,14 +365,21 @@ function withDeadline<T>(ms: number, work: Promise<T>): Promise<T> {
 }
 
 /** End every session of the user. Throws when Redis cannot be reached or does not answer. */
-async function revokeSessions(settings: Settings, userId: string): Promise<number> {
-  const redis = createClient({
-    url: settings.redisUrl,
-    disableOfflineQueue: true,
-    commandOptions: { timeout: REDIS_CONNECT_TIMEOUT_MS },
-    socket: { connectTimeout: REDIS_CONNECT_TIMEOUT_MS, reconnectStrategy: false },
-  });
-  redis.on('error', () => {}); // reported through the rejected promises below
+async function revokeSessions(
+  settings: Settings,
+  connection: RedisConnection,
+  userId: string,
+): Promise<number> {
+  const redis = createRedis(
+    {
+      ...connection,
+      commandTimeoutMs: REDIS_CONNECT_TIMEOUT_MS,
+      connectTimeoutMs: REDIS_CONNECT_TIMEOUT_MS,
+      reconnect: false,
+    },
+    // Errors are reported through the rejected promises below.
+    createLogger({ name: 'users', level: 'silent' }),
+  );
   const store = createSessionStore({
     redis,
     lifetimes: settings.lifetimes,
@@ -389,7 +391,7 @@ async function revokeSessions(settings: Settings, userId: string): Promise<numbe
       redis.connect().then(() => store.revokeAll(userId)),
     );
   } finally {
-    if (redis.isOpen) redis.destroy();
+    if (redis.isOpen) await redis.destroy();
   }
 }
 
@@ -401,14 +403,21 @@ function causeOf(err: unknown): string {
 
 /** End the user's sessions and say so; exit code 2 when Redis could not be reached. */
 async function endSessions(settings: Settings, user: StoredUser): Promise<number> {
+  let connection: Readonly<RedisConnection>;
   try {
-    const ended = await revokeSessions(settings, withId(user).id);
+    connection = settings.redis();
+  } catch (err) {
+    console.error(`could not end the sessions of ${quote(user.username)}: ${describeError(err)}`);
+    return EXIT_SESSIONS_NOT_ENDED;
+  }
+  try {
+    const ended = await revokeSessions(settings, connection, withId(user).id);
     console.log(`ended ${ended} session${ended === 1 ? '' : 's'} of ${quote(user.username)}`);
     return EXIT_OK;
   } catch (err) {
     console.error(
       `could not end the sessions of ${quote(user.username)}: Redis unreachable at ` +
-        `${redactUrl(settings.redisUrl)}; they end at their timeout`,
+        `${describeRedis(connection)}; they end at their timeout`,
     );
     const reason = causeOf(err);
     if (reason) console.error(`  (${reason})`);

@@ -1,0 +1,587 @@
+/**
+ * One contract, three Redis topologies: everything Gatehouse does with Redis (the express-session
+ * store, the per-user session index, the login throttle, the signing key, readiness, and a whole
+ * login → validate → logout) must behave the same on standalone Redis, Redis Cluster and Sentinel
+ * (as oauth2-proxy runs one session-store suite against every backend). No mocks: the real domain
+ * code on real redis-server processes.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import session, { type SessionData } from 'express-session';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createClient } from 'redis';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../common/src/config.js';
+import {
+  createRedis,
+  pingRedis,
+  type RedisClient,
+  RedisTimeoutError,
+} from '../../common/src/redis.js';
+import {
+  loadSessionServiceConfig,
+  type SessionServiceConfig,
+} from '../../session-service/src/config.js';
+import { createAssertionSigner } from '../../session-service/src/domain/assertions.js';
+import {
+  createSessionStore,
+  type Lifetimes,
+  type SessionAuth,
+} from '../../session-service/src/domain/sessions.js';
+import { createLoginThrottle } from '../../session-service/src/domain/throttle.js';
+import { newUser, withId, writeUsersFile } from '../../session-service/src/domain/users.js';
+import { GatehouseRedisStore } from '../../session-service/src/session-middleware.js';
+import { silentLogger } from '../helpers/logger.js';
+import { waitFor } from '../helpers/ports.js';
+import { startRedis } from '../helpers/redis.js';
+import { startRedisCluster, startRedisSentinel } from '../helpers/redis-topologies.js';
+import {
+  buildSessionService,
+  cookiePairOf,
+  NO_THROTTLE,
+  TEST_SECRET,
+} from '../helpers/session-service.js';
+import { writeTestUsers } from '../helpers/users.js';
+
+/** A running topology, as the contract sees it. */
+interface Topology {
+  /** The REDIS_* variables that point the session-service at it. */
+  env: Record<string, string>;
+  /** How many masters share the keyspace (1 but for a Cluster). */
+  masters: number;
+  /** How many masters hold at least one key matching `pattern`. */
+  mastersWithKeys(pattern: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const LIFETIMES: Lifetimes = {
+  idleSeconds: 60,
+  absoluteSeconds: 3600,
+  rememberIdleSeconds: 60,
+  rememberAbsoluteSeconds: 3600,
+};
+
+const newSid = () => randomBytes(18).toString('base64url');
+
+function authOf(userId: string, createdAt = Date.now()): SessionAuth {
+  return { userId, username: userId, groups: ['dev'], email: '', createdAt };
+}
+
+/** What express-session saves for a login (asserted: other modules may augment SessionData). */
+function sessionData(auth: SessionAuth): SessionData {
+  return { cookie: new session.Cookie(), auth } as SessionData;
+}
+
+/** Keys matching `pattern` on each of `urls` (one plain connection per node). */
+async function countKeysPerNode(urls: string[], pattern: string): Promise<number[]> {
+  return Promise.all(
+    urls.map(async (url) => {
+      const node = createClient({ url });
+      node.on('error', () => {});
+      await node.connect();
+      try {
+        return (await node.keys(pattern)).length;
+      } finally {
+        node.destroy();
+      }
+    }),
+  );
+}
+
+const mastersWithKeysOn = (urls: string[]) => async (pattern: string) =>
+  (await countKeysPerNode(urls, pattern)).filter((n) => n > 0).length;
+
+/** What a login does in Redis: index the session as pending, create it (SET NX), confirm it. */
+async function createLoggedInSession(
+  redis: RedisClient,
+  prefix: string,
+  userId: string,
+): Promise<string> {
+  const sid = newSid();
+  const auth = authOf(userId);
+  const sessions = createSessionStore({ redis, lifetimes: LIFETIMES, prefix });
+  const store = new GatehouseRedisStore(redis, prefix, LIFETIMES);
+  await sessions.register(sid, auth);
+  store.expectCreate(sid);
+  await store.set(sid, sessionData(auth));
+  await sessions.confirm(sid, userId);
+  return sid;
+}
+
+/** Runs the users CLI as a real process with `env` on top of ours (minus any REDIS_URL). */
+function usersCli(args: string[], env: Record<string, string>) {
+  const { REDIS_URL: _ignored, ...inherited } = process.env;
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'session-service/src/cli/users.ts', ...args],
+      {
+        cwd: new URL('../..', import.meta.url).pathname,
+        env: { ...inherited, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 15_000,
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function describeStoreContract(name: string, connect: () => Promise<Topology>) {
+  describe(`on ${name}`, () => {
+    // Each run writes under its own prefix, so nothing needs flushing (FLUSHALL is per node).
+    const prefix = `contract-${randomBytes(4).toString('hex')}:`;
+    let topology: Topology;
+    let config: Readonly<SessionServiceConfig>;
+    let redis: RedisClient;
+
+    beforeAll(async () => {
+      topology = await connect();
+      config = loadSessionServiceConfig({
+        NODE_ENV: 'test',
+        SESSION_SECRET: TEST_SECRET,
+        REDIS_PREFIX: prefix,
+        ...topology.env,
+      });
+      redis = createRedis({ ...config.redis, commandTimeoutMs: 2000 }, silentLogger);
+      await redis.connect();
+    });
+
+    afterAll(async () => {
+      await redis?.close();
+      await topology?.stop();
+    });
+
+    const sessionKey = (sid: string) => `${prefix}sess:${sid}`;
+    const userKey = (userId: string) => `${prefix}user:{${userId}}:sessions`;
+
+    describe('readiness', () => {
+      it('answers PING and reports ready', async () => {
+        expect(redis.isReady).toBe(true);
+        expect(await pingRedis(redis)).toBe(true);
+      });
+
+      it('reports not ready once the connection is closed', async () => {
+        const other = createRedis(config.redis, silentLogger);
+        await other.connect();
+        expect(await pingRedis(other)).toBe(true);
+        await other.close();
+        expect(await pingRedis(other)).toBe(false);
+      });
+    });
+
+    describe('the express-session store (GatehouseRedisStore)', () => {
+      const store = () => new GatehouseRedisStore(redis, prefix, LIFETIMES);
+
+      it('creates a session at login (SET NX), and get returns it', async () => {
+        const s = store();
+        const sid = newSid();
+        const auth = authOf('alice');
+        s.expectCreate(sid);
+        await s.set(sid, sessionData(auth));
+        const loaded = (await s.get(sid)) as SessionData | null;
+        expect(loaded?.auth).toEqual(auth);
+        const ttl = await redis.pTTL(sessionKey(sid));
+        expect(ttl).toBeGreaterThan(55_000);
+        expect(ttl).toBeLessThanOrEqual(60_000);
+      });
+
+      it('never overwrites an existing key when creating (a planted id is not reused)', async () => {
+        const s = store();
+        const sid = newSid();
+        s.expectCreate(sid);
+        await s.set(sid, sessionData(authOf('alice')));
+        s.expectCreate(sid);
+        await s.set(sid, sessionData(authOf('mallory'))).catch(() => {}); // may refuse loudly
+        expect(((await s.get(sid)) as SessionData | null)?.auth.userId).toBe('alice');
+      });
+
+      it('updates a live session (SET XX) but never resurrects a destroyed one', async () => {
+        const s = store();
+        const sid = newSid();
+        s.expectCreate(sid);
+        await s.set(sid, sessionData(authOf('alice')));
+        await s.set(sid, sessionData({ ...authOf('alice'), groups: ['ops'] }));
+        expect(((await s.get(sid)) as SessionData | null)?.auth.groups).toEqual(['ops']);
+
+        await s.destroy(sid);
+        expect(await s.get(sid)).toBeNull();
+        // A request that loaded the session before the logout saves it afterwards.
+        await s.set(sid, sessionData(authOf('alice')));
+        expect(await s.get(sid)).toBeNull();
+        expect(await redis.exists(sessionKey(sid))).toBe(0);
+      });
+
+      it('touch renews the TTL of a live session and creates nothing for a gone one', async () => {
+        const s = store();
+        const sid = newSid();
+        const data = sessionData(authOf('alice'));
+        s.expectCreate(sid);
+        await s.set(sid, data);
+        await redis.pExpire(sessionKey(sid), 5000);
+        await s.touch(sid, data);
+        expect(await redis.pTTL(sessionKey(sid))).toBeGreaterThan(55_000);
+
+        const gone = newSid();
+        await s.touch(gone, data);
+        expect(await redis.exists(sessionKey(gone))).toBe(0);
+      });
+    });
+
+    describe('sessions and the per-user index (createSessionStore)', () => {
+      const sessions = () => createSessionStore({ redis, lifetimes: LIFETIMES, prefix });
+
+      const login = (userId: string) => createLoggedInSession(redis, prefix, userId);
+
+      it('validate returns the session and slides its TTL to the idle timeout', async () => {
+        const sid = await login('bob');
+        await redis.pExpire(sessionKey(sid), 5000);
+        const valid = await sessions().validate(sid);
+        expect(valid?.auth.userId).toBe('bob');
+        expect(await redis.pTTL(sessionKey(sid))).toBeGreaterThan(55_000);
+        expect(await sessions().validate(newSid())).toBeNull();
+      });
+
+      it('lists, destroys and revokes 20 sessions of one user spread over the keyspace', async () => {
+        const userId = `user-${randomBytes(4).toString('hex')}`;
+        const sids: string[] = [];
+        for (let i = 0; i < 20; i++) sids.push(await login(userId));
+        // The sessions' keys are spread over the masters; the user's index is one key.
+        const spread = await topology.mastersWithKeys(`${prefix}sess:*`);
+        expect(spread).toBeGreaterThanOrEqual(Math.min(topology.masters, 2));
+        expect(await topology.mastersWithKeys(userKey(userId))).toBe(1);
+
+        const store = sessions();
+        expect((await store.list(userId)).map((s) => s.id).sort()).toEqual([...sids].sort());
+        expect(await store.owner(sids[0] as string)).toBe(userId);
+
+        expect(await store.destroy(sids[0] as string, userId)).toBe(true);
+        expect(await store.list(userId)).toHaveLength(19);
+
+        const kept = sids[1] as string;
+        expect(await store.revokeAll(userId, kept)).toBe(18);
+        expect((await store.list(userId)).map((s) => s.id)).toEqual([kept]);
+
+        expect(await store.revokeAll(userId)).toBe(1);
+        expect(await store.list(userId)).toEqual([]);
+        for (const sid of sids) expect(await redis.exists(sessionKey(sid))).toBe(0);
+      });
+
+      it('prunes index entries whose session expired', async () => {
+        const userId = `user-${randomBytes(4).toString('hex')}`;
+        const live = await login(userId);
+        // An entry last seen long ago whose session has since gone.
+        const dead = await login(userId);
+        await redis.del(sessionKey(dead));
+        const past = createSessionStore({ redis, lifetimes: LIFETIMES, prefix, now: () => 1 });
+        await past.confirm(dead, userId);
+        expect((await sessions().list(userId)).map((s) => s.id)).toEqual([live]);
+        expect(await redis.zRange(userKey(userId), 0, -1)).toEqual([live]);
+      });
+    });
+
+    describe('the users CLI', () => {
+      it('ends every session of a disabled user', async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'gatehouse-contract-'));
+        try {
+          // The CLI never checks the hash of a user it disables: any argon2id-shaped one does.
+          const passwordHash = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo';
+          const user = newUser({ username: 'erin', passwordHash });
+          const usersFile = join(dir, 'users.json');
+          await writeUsersFile(usersFile, [user]);
+          const sids: string[] = [];
+          for (let i = 0; i < 3; i++)
+            sids.push(await createLoggedInSession(redis, prefix, withId(user).id));
+          const run = await usersCli(['disable', 'erin'], {
+            ...topology.env,
+            USERS_FILE: usersFile,
+            REDIS_PREFIX: prefix,
+          });
+          expect(run.stderr).toBe('');
+          expect(run.stdout).toContain('ended 3 sessions of "erin"');
+          expect(run.code).toBe(0);
+          for (const sid of sids) expect(await redis.exists(sessionKey(sid))).toBe(0);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    });
+
+    describe('the login throttle', () => {
+      it('blocks the account + address pair after 5 failures, and a success clears it', async () => {
+        const throttle = createLoginThrottle({ redis, prefix });
+        const account = `acct-${randomBytes(4).toString('hex')}`;
+        const address = '203.0.113.7';
+        for (let i = 0; i < 5; i++) {
+          expect((await throttle.check(account, address)).allowed).toBe(true);
+          await throttle.recordFailure(account, address);
+        }
+        expect(await throttle.check(account, address)).toEqual({
+          allowed: false,
+          retryAfterSeconds: 30,
+          reason: 'pair',
+        });
+        await throttle.recordSuccess(account, address);
+        expect((await throttle.check(account, address)).allowed).toBe(true);
+      });
+    });
+
+    describe('the assertion signing key', () => {
+      it('is created once and shared: two instances sign and publish with the same key', async () => {
+        const options = { redis, prefix, issuer: 'gatehouse' };
+        const [a, b] = [createAssertionSigner(options), createAssertionSigner(options)];
+        // Both load at once: SET NX lets exactly one key win.
+        const [jwksA, jwksB] = await Promise.all([a.jwks(), b.jwks()]);
+        expect(jwksA).toEqual(jwksB);
+        const token = await a.sign(newSid(), authOf('carol'), 'demo-app');
+        const { payload } = await jwtVerify(token, createLocalJWKSet(jwksB), {
+          issuer: 'gatehouse',
+          audience: 'demo-app',
+        });
+        expect(payload.sub).toBe('carol');
+      });
+    });
+
+    describe('the session-service (createApp)', () => {
+      it('logs in with JSON, validates the cookie, logs out, then refuses it', async () => {
+        const users = await writeTestUsers([{ username: 'dave', password: 'correct horse 42' }]);
+        const service = await buildSessionService({
+          usersFile: users.path,
+          env: { ...topology.env, REDIS_PREFIX: prefix },
+          throttleLimits: NO_THROTTLE,
+        });
+        try {
+          expect((await request(service.app).get('/readyz')).status).toBe(200);
+          const login = await request(service.app)
+            .post('/auth/login')
+            .set('content-type', 'application/json')
+            .send(JSON.stringify({ username: 'dave', password: 'correct horse 42' }));
+          expect(login.status).toBe(200);
+          const cookie = cookiePairOf(login.headers['set-cookie']);
+
+          const valid = await request(service.app).get('/auth/validate').set('cookie', cookie);
+          expect(valid.status).toBe(200);
+          expect(valid.headers['x-auth-request-user']).toBe('dave');
+
+          const logout = await request(service.app)
+            .post('/auth/logout')
+            .set('cookie', cookie)
+            .set('content-type', 'application/json')
+            .send('{}');
+          expect(logout.status).toBe(204);
+          expect(
+            (await request(service.app).get('/auth/validate').set('cookie', cookie)).status,
+          ).toBe(401);
+        } finally {
+          await service.close();
+        }
+      });
+    });
+  });
+}
+
+describeStoreContract('standalone Redis', async () => {
+  const server = await startRedis();
+  return {
+    env: { REDIS_URL: server.url },
+    masters: 1,
+    mastersWithKeys: mastersWithKeysOn([server.url]),
+    stop: () => server.stop(),
+  };
+});
+
+describeStoreContract('Redis Cluster (3 masters)', async () => {
+  const cluster = await startRedisCluster();
+  return {
+    env: { REDIS_CLUSTER_NODES: cluster.clusterNodes },
+    masters: cluster.nodes.length,
+    mastersWithKeys: mastersWithKeysOn(cluster.nodes.map((n) => n.url)),
+    stop: () => cluster.stop(),
+  };
+});
+
+describeStoreContract('Redis Sentinel (primary, replica, 3 sentinels)', async () => {
+  const sentinel = await startRedisSentinel();
+  return {
+    env: { REDIS_SENTINELS: sentinel.sentinelList, REDIS_SENTINEL_NAME: sentinel.name },
+    masters: 1,
+    mastersWithKeys: mastersWithKeysOn([sentinel.primary.url]),
+    stop: () => sentinel.stop(),
+  };
+});
+
+describe('choosing the topology (REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES)', () => {
+  const problemsOf = (env: Record<string, string>) => {
+    try {
+      loadSessionServiceConfig({ SESSION_SECRET: TEST_SECRET, ...env });
+      return [];
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+  };
+  const redisOf = (env: Record<string, string>) =>
+    loadSessionServiceConfig({ SESSION_SECRET: TEST_SECRET, ...env }).redis;
+
+  it('refuses more than one topology, naming the variables that were set', () => {
+    expect(
+      problemsOf({ REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'b:7000,c:7001' }),
+    ).toContainEqual(
+      expect.stringMatching(/set only one.*found REDIS_URL and REDIS_CLUSTER_NODES/),
+    );
+    expect(
+      problemsOf({
+        REDIS_SENTINELS: 'a:26379',
+        REDIS_SENTINEL_NAME: 'main',
+        REDIS_CLUSTER_NODES: 'b:7000',
+      }),
+    ).toContainEqual(expect.stringMatching(/found REDIS_SENTINELS and REDIS_CLUSTER_NODES/));
+  });
+
+  it('requires REDIS_SENTINEL_NAME with REDIS_SENTINELS, and host:port entries', () => {
+    expect(problemsOf({ REDIS_SENTINELS: 'a:26379' })).toContainEqual(
+      expect.stringMatching(/^REDIS_SENTINEL_NAME: is required with REDIS_SENTINELS/),
+    );
+    expect(problemsOf({ REDIS_SENTINEL_NAME: 'main' })).toContainEqual(
+      'REDIS_SENTINEL_NAME: only applies with REDIS_SENTINELS',
+    );
+    expect(
+      problemsOf({ REDIS_SENTINELS: 'a:26379,nope', REDIS_SENTINEL_NAME: 'main' }),
+    ).toContainEqual('REDIS_SENTINELS: nope is not host:port');
+    expect(problemsOf({ REDIS_CLUSTER_NODES: 'b:70000' })).toContainEqual(
+      'REDIS_CLUSTER_NODES: b:70000 is not host:port or a redis:// URL',
+    );
+  });
+
+  it('reads each topology with the credentials, and defaults to local standalone Redis', () => {
+    expect(redisOf({})).toEqual({ url: 'redis://127.0.0.1:6379' });
+    expect(
+      redisOf({
+        REDIS_SENTINELS: ' 10.0.0.1:26379, [::1]:26380 ',
+        REDIS_SENTINEL_NAME: 'main',
+        REDIS_PASSWORD: 's3cret',
+      }),
+    ).toEqual({
+      sentinel: {
+        name: 'main',
+        nodes: [
+          { host: '10.0.0.1', port: 26379 },
+          { host: '::1', port: 26380 },
+        ],
+      },
+      password: 's3cret',
+    });
+    expect(
+      redisOf({
+        REDIS_CLUSTER_NODES: 'a:7000,rediss://b.example:7001',
+        REDIS_USERNAME: 'gatehouse',
+        REDIS_PASSWORD: 's3cret',
+        REDIS_URL: '',
+      }),
+    ).toEqual({
+      cluster: { nodes: ['redis://a:7000', 'rediss://b.example:7001'] },
+      username: 'gatehouse',
+      password: 's3cret',
+    });
+  });
+});
+
+describe('when a node fails', () => {
+  it('Sentinel: commands fail within the deadline while the master is down, then follow the failover', async () => {
+    const sentinel = await startRedisSentinel();
+    const redis = createRedis(
+      {
+        sentinel: { name: sentinel.name, nodes: sentinel.sentinels },
+        commandTimeoutMs: 500,
+      },
+      silentLogger,
+    );
+    try {
+      await redis.connect();
+      await redis.set('failover-key', 'kept');
+      // Replicated before the primary dies (WAIT), so the promoted replica has it.
+      const primary = createClient({ url: sentinel.primary.url });
+      await primary.connect();
+      expect(await primary.wait(1, 2000)).toBe(1);
+      primary.destroy();
+
+      await sentinel.stopPrimary();
+      const started = Date.now();
+      await expect(redis.get('failover-key')).rejects.toBeInstanceOf(RedisTimeoutError);
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect(await pingRedis(redis)).toBe(false);
+
+      const promoted = await sentinel.waitForFailover();
+      expect(promoted.port).toBe(sentinel.replica.port);
+      await waitFor(
+        async () => (await redis.get('failover-key').catch(() => null)) === 'kept',
+        15_000,
+        'reads from the promoted replica',
+      );
+      expect(await pingRedis(redis)).toBe(true);
+      expect(await redis.set('failover-key', 'written', { condition: 'XX' })).toBe('OK');
+    } finally {
+      await redis.close();
+      await sentinel.stop();
+    }
+  });
+
+  it('Cluster: keys of a dead master fail fast, the others keep working, then its replica takes over', async () => {
+    // Without full coverage required, the other masters keep serving while the dead one is
+    // failed over (with Redis's default the whole cluster refuses commands in between).
+    const cluster = await startRedisCluster({ replicas: 1, requireFullCoverage: false });
+    const redis = createRedis(
+      { cluster: { nodes: cluster.nodes.map((n) => n.url) }, commandTimeoutMs: 500 },
+      silentLogger,
+    );
+    try {
+      await redis.connect();
+      const keys = Array.from({ length: 30 }, (_, i) => `node-failure:${i}`);
+      for (const key of keys) await redis.set(key, 'v');
+      const [dead] = cluster.nodes;
+      const onDead = createClient({ url: dead?.url });
+      await onDead.connect();
+      const lost = new Set(await onDead.keys('node-failure:*'));
+      expect(await onDead.wait(1, 2000)).toBe(1); // replicated before it dies
+      onDead.destroy();
+      expect(lost.size).toBeGreaterThan(0);
+      expect(lost.size).toBeLessThan(keys.length);
+
+      dead?.process.kill('SIGKILL');
+      await waitFor(() => !redis.isReady, 5000, 'the cluster connection to notice');
+      expect(await pingRedis(redis)).toBe(false);
+      const started = Date.now();
+      const results = await Promise.all(keys.map((key) => redis.get(key).catch(() => null)));
+      expect(Date.now() - started).toBeLessThan(1500);
+      keys.forEach((key, i) => {
+        expect(results[i]).toBe(lost.has(key) ? null : 'v');
+      });
+
+      // The replica is promoted (cluster-node-timeout 2 s, then the election) and found.
+      await waitFor(
+        async () => {
+          const all = await Promise.all(keys.map((key) => redis.get(key).catch(() => null)));
+          return all.every((value) => value === 'v');
+        },
+        15_000,
+        "every key readable again from the dead master's promoted replica",
+      );
+      expect(await pingRedis(redis)).toBe(true);
+    } finally {
+      await redis.close();
+      await cluster.stop();
+    }
+  });
+});
