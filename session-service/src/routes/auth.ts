@@ -36,6 +36,15 @@ const GENERIC_FAILURE = 'Invalid username or password.';
 export const isForm = (req: Request) =>
   req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded';
 
+/** Redis failures of the throttle become StoreUnavailableError (503). */
+async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw err instanceof AppError ? err : new StoreUnavailableError(err);
+  }
+}
+
 function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
   return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
 }
@@ -113,7 +122,8 @@ export function createAuthHandlers(deps: AuthDeps) {
       const account = typeof username === 'string' ? username : '';
 
       // Throttle first: malformed, forged and over-long attempts count like wrong passwords.
-      const decision = await deps.throttle.check(account, ip);
+      // The throttle lives in Redis: when it cannot answer, fail closed (503), never skip it.
+      const decision = await storeCall(() => deps.throttle.check(account, ip));
       if (!decision.allowed) {
         audit('login.throttled', req, { username: account, reason: decision.reason });
         deps.onLogin?.('throttled');
@@ -129,7 +139,7 @@ export function createAuthHandlers(deps: AuthDeps) {
         );
       }
       const refuse = async (status: number, code: string, message: string, reason: string) => {
-        await deps.throttle.recordFailure(account, ip);
+        await storeCall(() => deps.throttle.recordFailure(account, ip));
         audit('login.failure', req, { username: account, reason });
         deps.onLogin?.('failure');
         return fail(req, res, status, code, message, { rd, username: account });
