@@ -18,19 +18,25 @@ export function loginPage(view: LoginView): string {
   const csrf = view.csrfToken
     ? `<input type="hidden" name="_csrf" value="${escapeHtml(view.csrfToken)}">`
     : '';
+  const invalid = view.error ? ' aria-invalid="true"' : '';
   return htmlPage(
     'Sign in · Gatehouse',
     `<h1>Sign in</h1>
+<p class="lead">Sign in to continue to your app.</p>
 ${error}
-<form method="post" action="/auth/login" ${view.error ? 'aria-describedby="login-error"' : ''}>
+<form method="post" action="/auth/login"${view.error ? ' aria-describedby="login-error"' : ''}>
 ${csrf}
 <input type="hidden" name="rd" value="${escapeHtml(view.rd)}">
+<div class="field">
 <label for="username">Username</label>
 <input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="64" value="${escapeHtml(view.username ?? '')}"${view.username ? '' : ' autofocus'}>
+</div>
+<div class="field">
 <label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"${view.username ? ' autofocus' : ''}>
+<input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"${invalid}${view.username ? ' autofocus' : ''}>
+</div>
 ${remember}
-<button type="submit">Sign in</button>
+<button class="block" type="submit">Sign in</button>
 </form>`,
   );
 }
@@ -42,7 +48,10 @@ export function confirmLogoutPage(csrfToken: string): string {
 <p>Confirm that you want to sign out of this browser.</p>
 <form method="post" action="/auth/logout">
 <input type="hidden" name="_csrf" value="${escapeHtml(csrfToken)}">
+<div class="actions">
 <button type="submit">Sign out</button>
+<a href="/">Stay signed in</a>
+</div>
 </form>`,
   );
 }
@@ -69,30 +78,35 @@ export function sessionsPage(view: {
 }): string {
   const token = `<input type="hidden" name="_csrf" value="${escapeHtml(view.csrfToken)}">`;
   const rows = view.sessions
-    .map(
-      (s) => `<tr${s.current ? ' class="current"' : ''}>
-<td class="ua">${escapeHtml(s.userAgent || 'Unknown browser')}${s.current ? ' <span class="badge">this browser</span>' : ''}</td>
-<td>${escapeHtml(s.ip || '-')}</td>
-<td>${when(s.createdAt)}</td>
-<td>${when(s.lastSeenAt)}</td>
-<td><form method="post" action="/auth/sessions/${encodeURIComponent(s.id)}/revoke">${token}<button class="secondary" type="submit" aria-label="Revoke the session of ${escapeHtml(s.userAgent || 'unknown browser')} from ${escapeHtml(s.ip || 'unknown address')}">${s.current ? 'Sign out' : 'Revoke'}</button></form></td>
-</tr>`,
-    )
+    .map((s) => {
+      const browser = escapeHtml(s.userAgent || 'Unknown browser');
+      const label = `${escapeHtml(s.userAgent || 'unknown browser')} from ${escapeHtml(s.ip || 'unknown address')}`;
+      return `<tr${s.current ? ' class="current"' : ''}>
+<td class="ua" data-label="Browser">${s.current ? '<span class="badge">This browser</span> ' : ''}<span class="agent">${browser}</span></td>
+<td data-label="Address">${escapeHtml(s.ip || '-')}</td>
+<td data-label="Signed in">${when(s.createdAt)}</td>
+<td data-label="Last seen">${when(s.lastSeenAt)}</td>
+<td class="action"><form method="post" action="/auth/sessions/${encodeURIComponent(s.id)}/revoke">${token}<button class="secondary" type="submit" aria-label="${s.current ? 'Sign out this browser' : `Revoke the session of ${label}`}">${s.current ? 'Sign out' : 'Revoke'}</button></form></td>
+</tr>`;
+    })
     .join('\n');
+  const others = view.sessions.filter((s) => !s.current).length;
   return htmlPage(
     'Your sessions · Gatehouse',
     `<h1>Your sessions</h1>
-<p>Signed in as <strong>${escapeHtml(view.username)}</strong>. These browsers are signed in to your account.</p>
+<p class="lead">Signed in as <strong>${escapeHtml(view.username)}</strong>. ${view.sessions.length === 1 ? 'This browser is' : `These ${view.sessions.length} browsers are`} signed in to your account. Revoke any you do not recognise.</p>
 ${view.notice ? `<p class="notice" role="status">${escapeHtml(view.notice)}</p>` : ''}
-<table>
+<table class="sessions">
+<caption class="visually-hidden">Signed-in browsers</caption>
 <thead><tr><th scope="col">Browser</th><th scope="col">Address</th><th scope="col">Signed in</th><th scope="col">Last seen</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
 <tbody>
 ${rows}
 </tbody>
 </table>
-<nav>
+<div class="actions">
 <a href="/">Back to the app</a>
-<form method="post" action="/auth/logout-all">${token}<button type="submit">Sign out everywhere else</button></form>
-</nav>`,
-  ).replace('<main class="card">', '<main class="card wide">');
+${others > 0 ? `<form method="post" action="/auth/logout-all">${token}<button class="secondary" type="submit">Sign out everywhere else</button></form>` : ''}
+</div>`,
+    { wide: true },
+  );
 }
