@@ -79,6 +79,11 @@ export function createApp(deps: DemoAppDeps) {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  // Browsers ask for it on every JSON page they show; no identity needed for nothing.
+  app.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
+
   // Everything below needs an identity; with verification on, only a signed one counts.
   const verify = deps.verifyIdentity;
   if (verify) {

@@ -66,15 +66,20 @@ export async function startService(options: {
     },
   };
   if (options.waitHealthy !== false) {
-    await waitFor(
-      async () => {
-        if (child.exitCode !== null) throw new GiveUp(`${options.name} exited: ${output}`);
-        const res = await fetch(`${service.url}${options.healthPath}`).catch(() => null);
-        return res?.status === 200;
-      },
-      20_000,
-      `${options.name} to be healthy`,
-    );
+    try {
+      await waitFor(
+        async () => {
+          if (child.exitCode !== null) throw new GiveUp(`${options.name} exited: ${output}`);
+          const res = await fetch(`${service.url}${options.healthPath}`).catch(() => null);
+          return res?.status === 200;
+        },
+        20_000,
+        `${options.name} to be healthy`,
+      );
+    } catch (err) {
+      child.kill('SIGKILL'); // never leave a half-started process behind
+      throw err;
+    }
   }
   return service;
 }
@@ -97,43 +102,61 @@ export async function startSystem(options: {
 }): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-data-'));
   const shared = { REDIS_URL: options.redisUrl, ...(options.env ?? {}) };
-  const sessionService = await startService({
-    name: 'session-service',
-    entry: 'session-service/src/main.ts',
-    portVariable: 'SESSION_SERVICE_PORT',
-    healthPath: '/healthz',
-    env: {
-      ...shared,
-      USERS_FILE: options.usersFile,
-      SESSION_SECRET: 'test-secret-test-secret-test-secret-0123',
-      DEV_SECRET_FILE: join(dataDir, 'session-secret'),
-      ...(options.sessionEnv ?? {}),
-    },
-  });
+  const started: ServiceProcess[] = [];
+  // A service that fails to start must not leave the ones before it running.
+  const track = async (p: Promise<ServiceProcess>) => {
+    try {
+      const service = await p;
+      started.push(service);
+      return service;
+    } catch (err) {
+      await Promise.all(started.map((s) => s.stop()));
+      throw err;
+    }
+  };
+  const sessionService = await track(
+    startService({
+      name: 'session-service',
+      entry: 'session-service/src/main.ts',
+      portVariable: 'SESSION_SERVICE_PORT',
+      healthPath: '/healthz',
+      env: {
+        ...shared,
+        USERS_FILE: options.usersFile,
+        SESSION_SECRET: 'test-secret-test-secret-test-secret-0123',
+        DEV_SECRET_FILE: join(dataDir, 'session-secret'),
+        ...(options.sessionEnv ?? {}),
+      },
+    }),
+  );
   // The demo-app trusts only identities signed by this session-service (its JWKS).
-  const demoApp = await startService({
-    name: 'demo-app',
-    entry: 'demo-app/src/main.ts',
-    portVariable: 'DEMO_APP_PORT',
-    healthPath: '/healthz',
-    env: {
-      ...shared,
-      JWKS_URL: `${sessionService.url}/auth/.well-known/jwks.json`,
-      ...(options.demoEnv ?? {}),
-    },
-  });
-  const gateway = await startService({
-    name: 'gateway',
-    entry: 'gateway/src/main.ts',
-    portVariable: 'GATEWAY_PORT',
-    healthPath: '/_gatehouse/healthz',
-    env: {
-      ...shared,
-      SESSION_SERVICE_URL: sessionService.url,
-      UPSTREAM_URL: demoApp.url,
-      ...(options.gatewayEnv ?? {}),
-    },
-  });
+  const demoApp = await track(
+    startService({
+      name: 'demo-app',
+      entry: 'demo-app/src/main.ts',
+      portVariable: 'DEMO_APP_PORT',
+      healthPath: '/healthz',
+      env: {
+        ...shared,
+        JWKS_URL: `${sessionService.url}/auth/.well-known/jwks.json`,
+        ...(options.demoEnv ?? {}),
+      },
+    }),
+  );
+  const gateway = await track(
+    startService({
+      name: 'gateway',
+      entry: 'gateway/src/main.ts',
+      portVariable: 'GATEWAY_PORT',
+      healthPath: '/_gatehouse/healthz',
+      env: {
+        ...shared,
+        SESSION_SERVICE_URL: sessionService.url,
+        UPSTREAM_URL: demoApp.url,
+        ...(options.gatewayEnv ?? {}),
+      },
+    }),
+  );
   return {
     sessionService,
     gateway,
