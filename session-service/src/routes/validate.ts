@@ -1,7 +1,7 @@
 import { parse as parseCookie } from 'cookie';
 import signature from 'cookie-signature';
 import type { Request, Response } from 'express';
-import { NO_STORE } from '../../../common/src/http.js';
+import { NO_STORE, wantsHtml } from '../../../common/src/http.js';
 import { identityHeaders } from '../../../common/src/identity.js';
 import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
@@ -44,6 +44,17 @@ export function validationBody(session: ValidSession) {
   };
 }
 
+/**
+ * The original request URI under the Traefik ForwardAuth convention (X-Forwarded-Uri, beside
+ * X-Forwarded-Method/Proto/Host), trusted only from a TRUST_PROXY peer; a client cannot set it.
+ */
+export function forwardAuthUri(req: Request): string | undefined {
+  const trust = req.app.get('trust proxy fn') as (addr: string, i: number) => boolean;
+  if (!trust(req.socket.remoteAddress ?? '', 0)) return undefined;
+  const uri = req.get('x-forwarded-uri');
+  return uri?.startsWith('/') && !uri.startsWith('//') ? uri : undefined;
+}
+
 export type ValidateOutcome = 'ok' | 'unauthenticated' | 'unavailable';
 
 /**
@@ -82,6 +93,13 @@ export function validateHandler(deps: {
     }
     if (!session) {
       deps.onOutcome?.('unauthenticated');
+      // Traefik ForwardAuth hands our answer to the browser as it is: send a browser to the login
+      // page, back to the URI it asked for. Only when a trusted proxy says which URI that was.
+      const forwardedUri = forwardAuthUri(req);
+      if (forwardedUri && wantsHtml(req)) {
+        res.redirect(302, `/auth/login?rd=${encodeURIComponent(forwardedUri)}`);
+        return;
+      }
       res.status(401).json({ error: 'UNAUTHENTICATED', message: 'No valid session.' });
       return;
     }
