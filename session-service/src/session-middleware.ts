@@ -107,7 +107,7 @@ export function createSessionMiddleware(options: {
   secrets: string[];
   cookie: CookieSettings;
 }) {
-  return session({
+  const middleware = session({
     name: options.cookie.name,
     secret: options.secrets,
     store: options.store,
@@ -118,4 +118,13 @@ export function createSessionMiddleware(options: {
     // A browser-session cookie by default; "remember me" gives it a Max-Age at login.
     cookie: { ...cookieAttributes(options.cookie), maxAge: undefined },
   });
+  // When loading the session fails (Redis down), express-session has already called next(err);
+  // with a sessionID left on the request, its end-of-response hook tries to destroy that
+  // session and calls next(err) a second time after our 503 went out, and Express then destroys
+  // the keep-alive connection the gateway reuses (a 502 on the gateway's next /auth request).
+  return ((req, res, next) =>
+    middleware(req, res, (err?: unknown) => {
+      if (err) Reflect.deleteProperty(req, 'sessionID');
+      next(err);
+    })) as typeof middleware;
 }
