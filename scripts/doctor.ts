@@ -1,15 +1,22 @@
 /**
  * `npm run doctor`: checks this machine for running Gatehouse and says what to fix.
- * Node version, Redis (REDIS_URL reachable, or redis-server on PATH), free ports, valid config,
+ * Node version, Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES reachable with the real
+ * client, or redis-server on PATH for npm start), free ports, valid config,
  * the users file. Exit 0 when everything needed is in place, 1 otherwise.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { ConfigError } from '../common/src/config.js';
+import { createLogger } from '../common/src/logger.js';
+import { createRedis, pingRedis } from '../common/src/redis.js';
 import { loadDemoAppConfig } from '../demo-app/src/config.js';
 import { loadGatewayConfig } from '../gateway/src/config.js';
-import { loadSessionServiceConfig } from '../session-service/src/config.js';
+import {
+  loadRedisConnection,
+  loadSessionServiceConfig,
+  type RedisConnection,
+} from '../session-service/src/config.js';
 
 type Result = { ok: boolean; warn?: boolean; label: string; fix?: string };
 const results: Result[] = [];
@@ -25,38 +32,89 @@ function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-function redisPing(url: string): Promise<boolean> {
-  return new Promise((done) => {
-    let u: URL;
+const TOPOLOGY_VARIABLES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
+
+/**
+ * Connect once with the real client (same topology handling, AUTH and TLS as the session-service)
+ * and PING; for a Cluster every master must answer. Null when it answers, else why not.
+ */
+async function redisProblem(connection: RedisConnection): Promise<string | null> {
+  const redis = createRedis(
+    { ...connection, reconnect: false, commandTimeoutMs: 1500, connectTimeoutMs: 1500 },
+    createLogger({ name: 'doctor', level: 'silent' }),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  // node-redis's Sentinel client console.logs every failed discovery round (a stack trace).
+  const log = console.log;
+  console.log = () => {};
+  try {
+    await Promise.race([
+      redis.connect(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
+      }),
+    ]);
+    return (await pingRedis(redis, 1500)) ? null : 'it does not answer PING';
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    clearTimeout(timer);
     try {
-      u = new URL(url);
+      await redis.destroy();
     } catch {
-      return done(false);
+      // never connected
     }
-    const socket = new Socket();
-    const timer = setTimeout(() => {
-      socket.destroy();
-      done(false);
-    }, 1500);
-    socket.once('error', () => {
-      clearTimeout(timer);
-      done(false);
-    });
-    socket.connect(Number(u.port || 6379), u.hostname, () => {
-      socket.write(
-        u.password
-          ? `AUTH ${decodeURIComponent(u.username || 'default')} ${decodeURIComponent(u.password)}\r\nPING\r\n`
-          : 'PING\r\n',
+    console.log = log;
+  }
+}
+
+async function checkRedis(env: NodeJS.ProcessEnv) {
+  const chosen = TOPOLOGY_VARIABLES.filter((name) => (env[name] ?? '').trim() !== '');
+  if (chosen.length === 0) {
+    const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+    if (!found.error && found.status === 0)
+      pass(
+        `redis-server on PATH (${found.stdout.trim().split(' ')[2] ?? ''}); npm start will run it`,
       );
-    });
-    socket.on('data', (d) => {
-      if (d.toString().includes('PONG')) {
-        clearTimeout(timer);
-        socket.destroy();
-        done(true);
-      }
-    });
-  });
+    else
+      fail(
+        'no REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES, and no redis-server on PATH',
+        'sudo apt-get install redis-server (macOS: brew install redis), or set REDIS_URL',
+      );
+    return;
+  }
+  let connection: RedisConnection;
+  try {
+    connection = loadRedisConnection(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    fail(
+      `the Redis settings are invalid:\n      ${err.problems.join('\n      ')}`,
+      'set exactly one of REDIS_URL, REDIS_SENTINELS (with REDIS_SENTINEL_NAME), REDIS_CLUSTER_NODES (docs/operations.md)',
+    );
+    return;
+  }
+  const problem = await redisProblem(connection);
+  if ('sentinel' in connection) {
+    const name = connection.sentinel.name;
+    if (!problem) pass(`Redis answers through REDIS_SENTINELS (master "${name}")`);
+    else
+      fail(
+        `Redis does not answer through REDIS_SENTINELS (master "${name}"): ${problem}`,
+        `check that the sentinels run and monitor "${name}" (sentinel monitor ${name} …), and REDIS_PASSWORD`,
+      );
+  } else if ('cluster' in connection) {
+    if (!problem) pass('Redis Cluster answers at REDIS_CLUSTER_NODES (every master)');
+    else
+      fail(
+        `Redis Cluster does not answer at REDIS_CLUSTER_NODES: ${problem}`,
+        'check the nodes (redis-cli --cluster check host:port): every slot needs a live master',
+      );
+  } else if (!problem) {
+    pass('Redis answers at REDIS_URL');
+  } else {
+    fail('Redis does not answer at REDIS_URL', 'start it, or fix REDIS_URL (redis://host:6379/0)');
+  }
 }
 
 async function main() {
@@ -69,25 +127,7 @@ async function main() {
       'install Node.js 20.19 or newer (22 or 24 LTS recommended)',
     );
 
-  if (env.REDIS_URL) {
-    if (await redisPing(env.REDIS_URL)) pass(`Redis answers at REDIS_URL`);
-    else
-      fail(
-        'Redis does not answer at REDIS_URL',
-        'start it, or fix REDIS_URL (redis://host:6379/0)',
-      );
-  } else {
-    const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-    if (!found.error && found.status === 0)
-      pass(
-        `redis-server on PATH (${found.stdout.trim().split(' ')[2] ?? ''}); npm start will run it`,
-      );
-    else
-      fail(
-        'no REDIS_URL and no redis-server on PATH',
-        'sudo apt-get install redis-server (macOS: brew install redis), or set REDIS_URL',
-      );
-  }
+  await checkRedis(env);
 
   const ports: Array<[string, number]> = [
     ['GATEWAY_PORT', Number(env.GATEWAY_PORT ?? 8080)],

@@ -1,7 +1,8 @@
 /**
- * `npm start`: the whole system on this machine. Redis (REDIS_URL, or a redis-server from PATH that
- * this script starts with its data under ./data/redis), then the session-service, the demo-app and
- * the gateway. Ctrl-C or SIGTERM stops everything it started, cleanly.
+ * `npm start`: the whole system on this machine. Redis (the one REDIS_URL, REDIS_SENTINELS or
+ * REDIS_CLUSTER_NODES names, or else a redis-server from PATH that this script starts with its
+ * data under ./data/redis), then the session-service, the demo-app and the gateway. Ctrl-C or
+ * SIGTERM stops everything it started, cleanly.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -100,7 +101,19 @@ process.on('SIGTERM', () => void stopAll(0));
 
 async function main() {
   mkdirSync(DATA, { recursive: true });
-  if (!env.REDIS_URL) {
+  // Exactly one of these chooses the Redis topology (the session-service refuses more than one).
+  const topology = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter(
+    (name) => (env[name] ?? '').trim() !== '',
+  );
+  if (topology.length > 1) {
+    process.stderr.write(
+      `Set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES (found ${topology.join(' and ')}): they choose the Redis topology.\n`,
+    );
+    process.exit(1);
+  }
+  if (topology.length === 1) {
+    say(`using the Redis of ${topology[0]}`);
+  } else {
     const found = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
     if (found.error || found.status !== 0) {
       process.stderr.write(

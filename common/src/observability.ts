@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pinoHttp } from 'pino-http';
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { requestIdFrom } from './http.js';
 import type { Logger } from './logger.js';
+import { countKeys, observeRedis, type RedisClient } from './redis.js';
 
 export interface Metrics {
   registry: Registry;
@@ -14,6 +15,12 @@ export interface Metrics {
     labelNames: readonly L[],
     buckets?: number[],
   ): Histogram<L>;
+  gauge<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    collect?: (gauge: Gauge<L>) => void | Promise<void>,
+  ): Gauge<L>;
 }
 
 /** One registry per app (tests build many apps in one process). Names follow Prometheus conventions. */
@@ -45,7 +52,116 @@ export function createMetrics(
         registers: [registry],
         ...(buckets ? { buckets } : {}),
       }),
+    gauge: (name, help, labelNames, collect) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        ...(collect
+          ? {
+              collect(this: Gauge<(typeof labelNames)[number]>) {
+                return collect(this);
+              },
+            }
+          : {}),
+      }),
   };
+}
+
+/** Buckets of Redis command latency: a healthy Redis answers in well under a millisecond. */
+const REDIS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/**
+ * Redis metrics of a connection made by createRedis:
+ * - `gatehouse_redis_command_duration_seconds{command,outcome}`: every command, outcome `ok`,
+ *   `error` (an error reply or the connection failed), `timeout` (the command deadline passed),
+ *   `unavailable` (refused at once: not connected, or Redis is not answering);
+ * - `gatehouse_redis_errors_total{kind}`: the same failures by kind, plus `connection` for errors
+ *   of the connection itself (lost, reconnect failed, socket timeout);
+ * - `gatehouse_redis_up`: 1 while the connection is ready to take commands.
+ */
+export function instrumentRedis(metrics: Metrics, redis: RedisClient): void {
+  const duration = metrics.histogram(
+    'gatehouse_redis_command_duration_seconds',
+    'Redis commands by command and outcome (ok, error, timeout, unavailable)',
+    ['command', 'outcome'] as const,
+    REDIS_BUCKETS,
+  );
+  const errors = metrics.counter(
+    'gatehouse_redis_errors_total',
+    'Redis failures by kind (error, timeout, unavailable, connection)',
+    ['kind'] as const,
+  );
+  metrics.gauge('gatehouse_redis_up', '1 while the Redis connection takes commands', [], (g) => {
+    g.set(redis.isReady ? 1 : 0);
+  });
+  observeRedis(redis, {
+    command(name, seconds, outcome) {
+      duration.observe({ command: name, outcome }, seconds);
+      if (outcome !== 'ok') errors.inc({ kind: outcome });
+    },
+    connectionError() {
+      errors.inc({ kind: 'connection' });
+    },
+  });
+}
+
+/**
+ * `gatehouse_sessions_active`: live sessions in Redis, counted with SCAN over the session keys
+ * (every master of a Cluster). Counting is O(sessions), so it runs at most once per `refreshMs`,
+ * only when /metrics is scraped, never on a request's path; between counts the last value is
+ * reported (`gatehouse_sessions_active_age_seconds` says how old it is). A sound figure needs
+ * Redis itself: an in-process tally would miss other instances, the users CLI and idle expiry.
+ * Every instance reports the same total: aggregate with max(), not sum(). Past `limit` keys the
+ * count stops (the gauge is then a lower bound).
+ */
+export function activeSessionsGauge(
+  metrics: Metrics,
+  redis: RedisClient,
+  pattern: string,
+  options: { refreshMs?: number; limit?: number; logger?: Logger } = {},
+): void {
+  const refreshMs = options.refreshMs ?? 30_000;
+  let value: number | null = null;
+  let countedAt = 0;
+  let counting: Promise<void> | null = null;
+  const refresh = () => {
+    counting ??= countKeys(redis, pattern, { limit: options.limit ?? 1_000_000 })
+      .then((result) => {
+        if (result) {
+          value = result.count;
+          countedAt = Date.now();
+        }
+      })
+      .catch((err: Error) =>
+        options.logger?.debug({ err: { message: err.message } }, 'active sessions: count failed'),
+      )
+      .finally(() => {
+        counting = null;
+      });
+    return counting;
+  };
+  metrics.gauge(
+    'gatehouse_sessions_active',
+    'Live sessions in Redis (all instances; counted by SCAN at most every 30 s)',
+    [],
+    async (g) => {
+      if (Date.now() - countedAt >= refreshMs) {
+        const pending = refresh();
+        if (value === null) await pending; // the first scrape waits for a first count
+      }
+      if (value !== null) g.set(value);
+    },
+  );
+  metrics.gauge(
+    'gatehouse_sessions_active_age_seconds',
+    'Age of the last count of gatehouse_sessions_active',
+    [],
+    (g) => {
+      if (countedAt > 0) g.set((Date.now() - countedAt) / 1000);
+    },
+  );
 }
 
 /**
@@ -69,8 +185,24 @@ export function createRequestObserver(
     customAttributeKeys: { reqId: 'requestId' },
     // the request id on every line this request logs, not only the summary line
     customProps: (req: IncomingMessage & { id?: unknown }) => ({ requestId: req.id }),
+    // error: something broke (a 500, an exception); warn: failing closed while a dependency is
+    // down or slow (502, 503, 504: expected during an outage, counted by the metrics); info: the
+    // client's mistakes (4xx); successes at debug.
     customLogLevel: (_req, res, err) =>
-      err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug',
+      err || res.statusCode === 500
+        ? 'error'
+        : res.statusCode >= 500
+          ? 'warn'
+          : res.statusCode >= 400
+            ? 'info'
+            : 'debug',
+    // pino-http makes up an Error (with a stack) for every 5xx answer: keep only real errors.
+    customErrorObject: (_req, _res, err, logged: Record<string, unknown>) =>
+      err.message.startsWith('failed with status code') ? { ...logged, err: undefined } : logged,
+    customErrorMessage: (_req, res, err) =>
+      err.message.startsWith('failed with status code')
+        ? `request failed with status ${res.statusCode}`
+        : 'request errored',
     serializers: {
       req: (req: { method: string; url: string; id: unknown }) => ({
         method: req.method,

@@ -1,4 +1,6 @@
 import {
+  ClientClosedError,
+  ClientOfflineError,
   createClient,
   createCluster,
   createSentinel,
@@ -35,8 +37,8 @@ export type RedisCommands = Pick<RedisClientType, Command>;
 
 /**
  * What the domain code, connect-redis and the readiness probe need from Redis, whatever the
- * topology. A node-redis client satisfies it as it is; Sentinel and Cluster connections are
- * adapted by `createRedis`.
+ * topology. A plain node-redis client satisfies it (tests use one); `createRedis` adapts every
+ * topology to it with deadlines, the stall guard and metrics.
  */
 export interface RedisClient extends RedisCommands {
   readonly isOpen: boolean;
@@ -90,17 +92,60 @@ export class RedisUnavailableError extends Error {
 /** connect() on a connection that close() or destroy() ended. */
 class RedisClosedError extends Error {}
 
+/** How one command ended, for metrics: `unavailable` means it was refused without being sent. */
+export type RedisCommandOutcome = 'ok' | 'error' | 'timeout' | 'unavailable';
+
+/** Told about every command sent through a connection made by `createRedis`, and its errors. */
+export interface RedisObserver {
+  command?(name: string, seconds: number, outcome: RedisCommandOutcome): void;
+  /** An 'error' event of the connection (socket errors, reconnects, timeouts). */
+  connectionError?(err: Error): void;
+}
+
+const observers = new WeakMap<RedisClient, Set<RedisObserver>>();
+
+/** Watch the commands and errors of a connection made by `createRedis`. Returns the unsubscribe. */
+export function observeRedis(client: RedisClient, observer: RedisObserver): () => void {
+  let set = observers.get(client);
+  if (!set) {
+    set = new Set();
+    observers.set(client, set);
+  }
+  set.add(observer);
+  return () => set.delete(observer);
+}
+
+function outcomeOf(err: unknown): RedisCommandOutcome {
+  if (err instanceof RedisTimeoutError) return 'timeout';
+  if (
+    err instanceof RedisUnavailableError ||
+    err instanceof ClientOfflineError ||
+    err instanceof ClientClosedError ||
+    (err instanceof Error && err.message === 'The queue is full')
+  )
+    return 'unavailable';
+  return 'error';
+}
+
 // Retry forever with capped, jittered backoff: Redis coming back is recovered from without a
 // restart, and a crash loop never starts.
 const backoff = (retries: number) =>
   Math.min(50 * 2 ** Math.min(retries, 6), 2000) + Math.floor(Math.random() * 100);
 
-/** Reject with RedisTimeoutError when `work` has not settled within `ms`. */
+/**
+ * Reject with RedisTimeoutError when `work` has not settled within `ms`. The rejection waits for
+ * the event loop's next look at the sockets (setImmediate runs after the poll phase): when the
+ * process itself was too busy to read for a while (CPU starvation, a long GC), a reply that
+ * arrived in time wins over the deadline that fired first.
+ */
 function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new RedisTimeoutError(`redis ${what} did not answer within ${ms} ms`)),
+      () =>
+        setImmediate(() =>
+          reject(new RedisTimeoutError(`redis ${what} did not answer within ${ms} ms`)),
+        ),
       ms,
     );
   });
@@ -153,20 +198,39 @@ export function clusterNodeUrl(text: string): string | null {
   return `redis://${node.host.includes(':') ? `[${node.host}]` : node.host}:${node.port}`;
 }
 
+/** How often every connection PINGs Redis, whatever the traffic. */
+const PING_INTERVAL_MS = 1000;
+
+/**
+ * A connection that has neither sent nor received a byte for this long is replaced (node-redis
+ * `socketTimeout`: it destroys the socket and reconnects with the backoff). Healthy connections
+ * are never that quiet (a PING a second), and a stuck one soon is: a Redis that stopped
+ * answering gets no more commands (the stall guard below refuses them) and no more PINGs (the
+ * next one waits for the last reply). It also bounds a connect whose handshake never completes.
+ */
+export const socketTimeoutFor = (commandTimeoutMs: number) => Math.max(3000, 3 * commandTimeoutMs);
+
 /**
  * Settings of every connection to a Redis node, whatever the topology. Fail fast instead of
  * queueing: with the offline queue on, commands issued while Redis is down wait for the reconnect
  * and requests hang (node-redis #2079), so the gateway would hang instead of answering 503.
+ *
+ * Why not TCP keepalive alone: it is on (a NAT or firewall in between keeps an idle connection),
+ * but it only notices a vanished peer after about 11 minutes (Linux: 9 probes 75 s apart) and
+ * never notices a frozen one (SIGSTOP, a hung VM: the kernel still answers the probes). The
+ * PING a second plus `socketTimeout` notice both within seconds.
  */
 function nodeClientOptions(options: RedisOptions) {
   return {
     disableOfflineQueue: true,
+    // A hard cap; the stall guard keeps the queue to about one command deadline's worth.
     commandsQueueMaxLength: 10_000,
-    pingInterval: 5000,
+    pingInterval: PING_INTERVAL_MS,
     ...(options.username ? { username: options.username } : {}),
     ...(options.password ? { password: options.password } : {}),
     socket: {
       connectTimeout: options.connectTimeoutMs ?? 2000,
+      socketTimeout: socketTimeoutFor(options.commandTimeoutMs ?? 1000),
       keepAlive: true,
       noDelay: true,
       reconnectStrategy: options.reconnect === false ? (false as const) : backoff,
@@ -174,7 +238,73 @@ function nodeClientOptions(options: RedisOptions) {
   } satisfies RedisClientOptions;
 }
 
-/** Node-redis Cluster and Sentinel objects, as far as the adapter below uses them. */
+/**
+ * Commands written to a connection wait for their replies forever in node-redis (its per-command
+ * `timeout` only covers commands not yet written), so a Redis that stops answering without closing
+ * the connection (SIGSTOP, a hung host, a network partition) would collect every command sent to
+ * it. The guard notes when each command went out; once the oldest one has waited longer than the
+ * command deadline, Redis is stuck (replies come in order) and further commands are refused at
+ * once, until it answers again or the connection is replaced (`socketTimeout`). So requests fail
+ * within the deadline, the queue holds about one deadline's worth of commands, and nothing is
+ * written to a connection that is not being read.
+ *
+ * "Stuck" is decided only after the event loop has read the sockets (in a setImmediate, which
+ * runs after the poll phase): a process too busy to read Redis's replies for a second (CPU
+ * starvation) must not take replies sitting in its socket for missing ones.
+ */
+function createStallGuard(
+  timeoutMs: number,
+  forgetAfterMs: number,
+  onChange: (stalled: boolean) => void,
+) {
+  const pending = new Map<number, number>();
+  let next = 0;
+  let stalled = false;
+  /** How long the oldest command still counted has waited (0: none). */
+  const oldestWait = (now: number) => {
+    for (const [id, sentAt] of pending) {
+      // Past this, the connection has been replaced and the command failed: stop counting it.
+      if (now - sentAt >= forgetAfterMs) pending.delete(id);
+      else return now - sentAt;
+    }
+    return 0;
+  };
+  const update = (value: boolean) => {
+    if (value === stalled) return;
+    stalled = value;
+    onChange(value);
+  };
+  const timer = setInterval(
+    () => setImmediate(() => update(oldestWait(Date.now()) >= timeoutMs)),
+    Math.max(10, Math.min(100, Math.floor(timeoutMs / 4))),
+  );
+  timer.unref();
+  return {
+    get stalled() {
+      return stalled;
+    },
+    track(work: Promise<unknown>): void {
+      const id = next++;
+      pending.set(id, Date.now());
+      const done = () => {
+        pending.delete(id);
+        // An answer: Redis is back as soon as nothing old is left waiting.
+        if (stalled && oldestWait(Date.now()) < timeoutMs) update(false);
+      };
+      work.then(done, done);
+    },
+    /** A new connection: nothing is outstanding on it. */
+    reset(): void {
+      pending.clear();
+      update(false);
+    },
+    stop(): void {
+      clearInterval(timer);
+    },
+  };
+}
+
+/** Node-redis standalone clients, Cluster and Sentinel objects, as far as `adapt` uses them. */
 interface DistributedConnection extends RedisCommands {
   readonly isOpen: boolean;
   connect(): Promise<unknown>;
@@ -187,38 +317,70 @@ interface DistributedConnection extends RedisCommands {
 const probes = new WeakMap<RedisClient, () => Promise<boolean>>();
 
 /**
- * node-redis's Cluster and Sentinel objects, behind the same contract as a standalone client:
- * - a deadline on every command: the per-command timeout only starts once a command is written,
- *   and a Sentinel connection holds commands while its master is down until a failover completes
- *   (seconds to minutes), a Cluster while a node is still connecting;
+ * A node-redis connection (standalone client, Cluster or Sentinel object) behind one contract:
+ * - a deadline on every command: node-redis's per-command timeout only covers commands not yet
+ *   written; once written they wait for a reply forever (a frozen standalone Redis), a Sentinel
+ *   connection holds commands while its master is down until a failover completes (seconds to
+ *   minutes), a Cluster while a node is still connecting;
  * - `connect()` retries with capped backoff like a standalone client (node-redis gives up after
  *   the first round of a Cluster's root nodes, and after 16 rounds of sentinels);
- * - one 'error' event for every node's errors.
+ * - `close()` is bounded: node-redis waits for every reply first, forever if Redis is frozen;
+ * - one 'error' event for every node's errors, and observers (metrics) told about each command.
  */
 function adapt(
   connection: DistributedConnection,
   settings: {
     isReady: () => boolean;
-    /** false: refuse commands at once (nothing to send them to yet). */
-    canSend: () => boolean;
+    /** Null: the command may be sent; else why not (it is refused at once). */
+    refusal: () => string | null;
     onReady: () => void;
     timeoutMs: number;
     reconnect: boolean;
     errorEvents: readonly string[];
     /** Makes the connection connectable again after a failed attempt. */
     reset: () => Promise<void> | void;
+    /** Told about every command sent (the stall guard). */
+    track?: (work: Promise<unknown>) => void;
+    /** close() or destroy() was called. */
+    onClose?: () => void;
   },
 ): RedisClient {
   let closed = false;
   let wake: (() => void) | undefined;
+  const watchers = new Set<RedisObserver>();
+  const report = (name: string, started: number, outcome: RedisCommandOutcome) => {
+    if (watchers.size === 0) return;
+    const seconds = (performance.now() - started) / 1000;
+    for (const watcher of watchers) watcher.command?.(name, seconds, outcome);
+  };
   const commands: Partial<Record<Command, unknown>> = {};
   for (const name of COMMANDS) {
     const command = connection[name] as (...args: unknown[]) => Promise<unknown>;
     commands[name] = (...args: unknown[]) => {
-      if (closed || !settings.canSend()) {
-        return Promise.reject(new RedisUnavailableError(`redis ${name}: not connected`));
+      const started = performance.now();
+      const refused = closed ? 'closed' : settings.refusal();
+      if (refused !== null) {
+        report(name, started, 'unavailable');
+        return Promise.reject(new RedisUnavailableError(`redis ${name}: ${refused}`));
       }
-      return withDeadline(command.apply(connection, args), settings.timeoutMs, name);
+      let work: Promise<unknown>;
+      try {
+        work = command.apply(connection, args);
+      } catch (err) {
+        report(name, started, outcomeOf(err));
+        return Promise.reject(err);
+      }
+      settings.track?.(work);
+      return withDeadline(work, settings.timeoutMs, name).then(
+        (reply) => {
+          report(name, started, 'ok');
+          return reply;
+        },
+        (err: unknown) => {
+          report(name, started, outcomeOf(err));
+          throw err;
+        },
+      );
     };
   }
   const client: RedisClient = {
@@ -254,11 +416,23 @@ function adapt(
     async close() {
       closed = true;
       wake?.();
-      if (connection.isOpen) await connection.close();
+      settings.onClose?.();
+      if (!connection.isOpen) return;
+      try {
+        // QUIT-like: waits for the replies still due, at most one deadline (and a second).
+        await withDeadline(connection.close(), settings.timeoutMs + 1000, 'close');
+      } catch {
+        try {
+          await connection.destroy();
+        } catch {
+          // already closed
+        }
+      }
     },
     destroy() {
       closed = true;
       wake?.();
+      settings.onClose?.();
       return connection.destroy();
     },
     on(_event: 'error', listener) {
@@ -270,6 +444,7 @@ function adapt(
       return client;
     },
   };
+  observers.set(client, watchers);
   return client;
 }
 
@@ -314,7 +489,7 @@ function createClusterClient(
     reconnect: options.reconnect !== false,
     errorEvents: ['error', 'node-error'],
     // Before the slot map is known node-redis fails with a TypeError; say what it means.
-    canSend: () => cluster.masters.length > 0,
+    refusal: () => (cluster.masters.length > 0 ? null : 'not connected'),
     onReady: () => logger.info({ masters: cluster.masters.length }, 'redis cluster ready'),
     isReady: () =>
       cluster.isOpen &&
@@ -332,6 +507,16 @@ function createClusterClient(
     );
     return replies.length > 0 && replies.every((reply) => reply === 'PONG');
   });
+  // Keys live on every master: scan each.
+  scanners.set(client, async () =>
+    Promise.all(
+      cluster.masters.map(async (master): Promise<ScanStep> => {
+        const node = await withDeadline(cluster.nodeClient(master), timeoutMs, 'connect');
+        return (cursor, match, count) =>
+          withDeadline(node.scan(cursor, { MATCH: match, COUNT: count }), timeoutMs, 'SCAN');
+      }),
+    ),
+  );
   return client;
 }
 
@@ -368,13 +553,59 @@ function createSentinelClient(
     reconnect: options.reconnect !== false,
     errorEvents: ['error'],
     // Until the first connect completes, commands would wait for it: refuse them instead.
-    canSend: () => sentinel.isReady,
+    refusal: () => (sentinel.isReady ? null : 'not connected'),
     onReady: () => logger.info({ master: sentinel.getMasterNode() }, 'redis ready (sentinel)'),
     isReady: () => sentinel.isReady,
     // A failed connect leaves the Sentinel object "open"; destroy() makes it connectable again.
     reset: () => (sentinel.isOpen ? sentinel.destroy() : undefined),
   });
   probes.set(client, async () => (await client.ping()) === 'PONG'); // the adapter's deadline
+  scanners.set(client, async () => [
+    (cursor, match, count) =>
+      withDeadline(sentinel.scan(cursor, { MATCH: match, COUNT: count }), timeoutMs, 'SCAN'),
+  ]);
+  return client;
+}
+
+function createStandaloneClient(
+  options: RedisOptions & { url: string },
+  timeoutMs: number,
+  logger: Logger,
+) {
+  const standalone = createClient({
+    url: options.url,
+    ...nodeClientOptions(options),
+    commandOptions: { timeout: timeoutMs },
+  });
+  const guard = createStallGuard(timeoutMs, socketTimeoutFor(timeoutMs) + timeoutMs, (stalled) => {
+    if (stalled)
+      logger.warn(
+        { deadlineMs: timeoutMs },
+        'redis is not answering: refusing commands until it does',
+      );
+    else logger.info('redis is answering again');
+  });
+  standalone.on('ready', () => {
+    guard.reset();
+    logger.info('redis ready');
+  });
+  const client = adapt(standalone as unknown as DistributedConnection, {
+    timeoutMs,
+    reconnect: options.reconnect !== false,
+    errorEvents: ['error'],
+    refusal: () =>
+      !standalone.isReady ? 'not connected' : guard.stalled ? 'not answering (stalled)' : null,
+    onReady: () => {},
+    isReady: () => standalone.isReady && !guard.stalled,
+    reset: () => {},
+    track: (work) => guard.track(work),
+    onClose: () => guard.stop(),
+  });
+  probes.set(client, async () => (await client.ping()) === 'PONG'); // guard and deadline
+  scanners.set(client, async () => [
+    (cursor, match, count) =>
+      withDeadline(standalone.scan(cursor, { MATCH: match, COUNT: count }), timeoutMs, 'SCAN'),
+  ]);
   return client;
 }
 
@@ -391,21 +622,12 @@ export function createRedis(options: RedisOptions, logger: Logger): RedisClient 
   } else if ('cluster' in options) {
     client = createClusterClient(options, timeoutMs, logger);
   } else {
-    const standalone = createClient({
-      url: options.url,
-      ...nodeClientOptions(options),
-      commandOptions: { timeout: timeoutMs },
-    });
-    standalone.on('ready', () => logger.info('redis ready'));
-    client = standalone;
-    probes.set(
-      client,
-      async () => (await withDeadline(standalone.ping(), timeoutMs, 'PING')) === 'PONG',
-    );
+    client = createStandaloneClient(options, timeoutMs, logger);
   }
   subscriberFactories.set(client, () => createSubscriber(options, logger));
   let lastErrorLog = 0;
   client.on('error', (err: Error) => {
+    for (const watcher of observers.get(client) ?? []) watcher.connectionError?.(err);
     // Without an 'error' listener node-redis errors crash the process. Log at most once a second.
     const now = Date.now();
     if (now - lastErrorLog > 1000) {
@@ -414,6 +636,47 @@ export function createRedis(options: RedisOptions, logger: Logger): RedisClient 
     }
   });
   return client;
+}
+
+/** `text` matched literally in a SCAN/KEYS glob pattern. */
+export const escapeGlob = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
+
+/** One SCAN step on one node: the next cursor and the keys of this step. */
+type ScanStep = (
+  cursor: string,
+  match: string,
+  count: number,
+) => Promise<{ cursor: string; keys: string[] }>;
+
+/** How `countKeys` scans a connection made by `createRedis`: one step function per master. */
+const scanners = new WeakMap<RedisClient, () => Promise<ScanStep[]>>();
+
+/**
+ * How many keys match `pattern`, by SCAN (every master of a Cluster), stopping at `limit` keys
+ * (then `complete` is false and `count` a lower bound). For occasional statistics only (the
+ * active-sessions gauge): never on a request's path. Null for connections not made by createRedis.
+ */
+export async function countKeys(
+  client: RedisClient,
+  pattern: string,
+  options: { limit?: number; count?: number } = {},
+): Promise<{ count: number; complete: boolean } | null> {
+  const scanner = scanners.get(client);
+  if (!scanner) return null;
+  const limit = options.limit ?? 1_000_000;
+  const batch = options.count ?? 1000;
+  let count = 0;
+  for (const step of await scanner()) {
+    let cursor = '0';
+    do {
+      if (!client.isReady) throw new RedisUnavailableError('redis SCAN: not connected');
+      const reply = await step(cursor, pattern, batch);
+      cursor = String(reply.cursor);
+      count += reply.keys.length;
+      if (count >= limit) return { count, complete: false };
+    } while (cursor !== '0');
+  }
+  return { count, complete: true };
 }
 
 /**

@@ -5,18 +5,30 @@ import helmet from 'helmet';
 import { AppError } from '../../common/src/errors.js';
 import { NO_STORE, sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
-import { createMetrics, createRequestObserver } from '../../common/src/observability.js';
-import { pingRedis, type RedisClient } from '../../common/src/redis.js';
+import {
+  activeSessionsGauge,
+  createMetrics,
+  createRequestObserver,
+  instrumentRedis,
+} from '../../common/src/observability.js';
+import {
+  createRedisSubscriber,
+  escapeGlob,
+  pingRedis,
+  type RedisClient,
+} from '../../common/src/redis.js';
 import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import { createAssertionSigner } from './domain/assertions.js';
 import { createAuthenticator } from './domain/authenticate.js';
 import { HasherBusyError, type PasswordVerifier } from './domain/passwords.js';
+import { createRevocationFeed, type RevocationFeed } from './domain/revocations.js';
 import type { ValidSession } from './domain/sessions.js';
 import { createSessionStore, type Lifetimes } from './domain/sessions.js';
 import { createLoginThrottle, type ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
 import { createAuthHandlers } from './routes/auth.js';
+import { revocationsHandler } from './routes/events.js';
 import { createSessionsHandlers } from './routes/sessions.js';
 import { validateHandler } from './routes/validate.js';
 import { createSessionMiddleware, GatehouseRedisStore } from './session-middleware.js';
@@ -29,6 +41,8 @@ export interface SessionServiceDeps {
   verifier: PasswordVerifier;
   /** Overrides of the login throttle's limits (tests). */
   throttleLimits?: Partial<ThrottleLimits>;
+  /** The revocation feed; by default one Redis subscription, opened by the first gateway. */
+  revocations?: RevocationFeed;
 }
 
 const currentSessions = new WeakMap<Request, ValidSession>();
@@ -50,6 +64,14 @@ export function createApp(deps: SessionServiceDeps) {
   };
   const sessions = createSessionStore({ redis, lifetimes, prefix: env.REDIS_PREFIX });
   const authenticate = createAuthenticator({ sessions, users: deps.users });
+  const revocations =
+    deps.revocations ??
+    createRevocationFeed({
+      redis,
+      subscriber: () => createRedisSubscriber(redis, logger),
+      prefix: env.REDIS_PREFIX,
+      logger,
+    });
   const signer = createAssertionSigner({
     redis,
     prefix: env.REDIS_PREFIX,
@@ -82,6 +104,8 @@ export function createApp(deps: SessionServiceDeps) {
   const audit = logger.child({ audit: true });
 
   const metrics = createMetrics('session-service');
+  instrumentRedis(metrics, redis);
+  activeSessionsGauge(metrics, redis, `${escapeGlob(env.REDIS_PREFIX)}sess:*`, { logger });
   const validateOutcomes = metrics.counter(
     'gatehouse_validate_total',
     'Validate requests by outcome',
@@ -135,6 +159,16 @@ export function createApp(deps: SessionServiceDeps) {
       cookieName: config.cookieName,
       secrets: config.secrets,
       onOutcome: (outcome) => validateOutcomes.inc({ outcome }),
+    }),
+  );
+
+  // Gateways only (not under /auth/: never proxied to browsers). Revocations for their caches.
+  app.get(
+    '/internal/revocations',
+    revocationsHandler({
+      feed: revocations,
+      cookieName: config.cookieName,
+      ...(env.INTERNAL_TOKEN ? { internalToken: env.INTERNAL_TOKEN } : {}),
     }),
   );
 
@@ -216,7 +250,10 @@ export function createApp(deps: SessionServiceDeps) {
 
   app.use((req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));
   app.use(errorHandler(logger));
-  return app;
+  return Object.assign(app, {
+    /** End the gateways' revocation streams (shutdown: the server cannot drain them). */
+    closeRevocationStreams: () => revocations.close(),
+  });
 }
 
 /** The one error handler: stable codes, JSON or a short page, never a stack trace. */

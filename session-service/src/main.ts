@@ -1,7 +1,7 @@
 import { loadOrExit } from '../../common/src/config.js';
 import { loadOrCreateDevSecret } from '../../common/src/dev-secret.js';
 import { createLogger } from '../../common/src/logger.js';
-import { connectInBackground, createRedis } from '../../common/src/redis.js';
+import { connectInBackground, createRedis, describeRedis } from '../../common/src/redis.js';
 import { onShutdown } from '../../common/src/shutdown.js';
 import { createApp } from './app.js';
 import { loadSessionServiceConfig } from './config.js';
@@ -26,6 +26,9 @@ const redis = createRedis(
   { ...config.redis, commandTimeoutMs: config.env.REDIS_COMMAND_TIMEOUT_MS },
   logger,
 );
+// In the background, retried with capped backoff forever: the service starts (and /readyz says
+// 503) while Redis is down, and needs no restart when it comes.
+logger.info({ redis: describeRedis(config.redis) }, 'connecting to redis');
 connectInBackground(redis, logger);
 const users = createUsersRepository(config.env.USERS_FILE, (err) =>
   logger.error(
@@ -45,4 +48,7 @@ const server = app.listen(config.env.SESSION_SERVICE_PORT, config.env.SESSION_SE
   );
 });
 server.keepAliveTimeout = 65_000;
-onShutdown(server, logger, [() => redis.close()]);
+// Revocation streams never go idle, so the server could not drain them: end them at once.
+for (const signal of ['SIGTERM', 'SIGINT'] as const)
+  process.on(signal, () => app.closeRevocationStreams());
+onShutdown(server, logger, [{ name: 'redis connection', run: () => redis.close() }]);

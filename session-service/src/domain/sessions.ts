@@ -1,5 +1,6 @@
 import { StoreUnavailableError } from '../../../common/src/errors.js';
 import type { RedisClient } from '../../../common/src/redis.js';
+import { publishRevocations } from './revocations.js';
 
 /** What a session holds: who, since when, from where. Never a password. */
 export interface SessionAuth {
@@ -76,6 +77,12 @@ export interface SessionStoreOptions {
   /** Key prefix shared with the express-session store. */
   prefix?: string;
   now?: () => number;
+  /**
+   * Told about sessions ended before their time (destroy, revokeAll, found expired), after they
+   * are deleted, so gateways drop them from their caches at once. Default: publish them on the
+   * revocation channel (domain/revocations.ts), which every writer (service, users CLI) shares.
+   */
+  onRevoked?: (sids: readonly string[]) => Promise<void>;
 }
 
 export type SessionStore = ReturnType<typeof createSessionStore>;
@@ -88,6 +95,8 @@ export function createSessionStore(options: SessionStoreOptions) {
   const { redis, lifetimes } = options;
   const prefix = options.prefix ?? 'gh:';
   const now = options.now ?? Date.now;
+  const onRevoked =
+    options.onRevoked ?? ((sids: readonly string[]) => publishRevocations(redis, prefix, sids));
   const sessionKey = (sid: string) => `${prefix}sess:${sid}`;
   const userKey = (userId: string) => `${prefix}user:{${userId}}:sessions`;
   const userIndexTtlMs =
@@ -118,6 +127,7 @@ export function createSessionStore(options: SessionStoreOptions) {
         const left = remainingMs(auth, lifetimes, t);
         if (left <= 0) {
           await Promise.all([redis.del(sessionKey(sid)), redis.zRem(userKey(auth.userId), sid)]);
+          await onRevoked([sid]);
           return null;
         }
         await Promise.all([
@@ -149,6 +159,7 @@ export function createSessionStore(options: SessionStoreOptions) {
       return guard(async () => {
         const deleted = await redis.del(sessionKey(sid));
         if (userId) await redis.zRem(userKey(userId), sid);
+        await onRevoked([sid]);
         return deleted > 0;
       });
     },
@@ -197,6 +208,7 @@ export function createSessionStore(options: SessionStoreOptions) {
         if (sids.length > 0) await redis.zRem(userKey(userId), sids);
         // One DEL per key: keys of different sessions live in different Cluster slots.
         const deleted = await Promise.all(sids.map((s) => redis.del(sessionKey(s))));
+        if (sids.length > 0) await onRevoked(sids);
         return deleted.reduce((a, b) => a + b, 0);
       });
     },
