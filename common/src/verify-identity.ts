@@ -51,34 +51,64 @@ export class IdentityError extends Error {
   readonly code = 'INVALID_IDENTITY_ASSERTION';
 }
 
-/** Verify one assertion; throws IdentityError when it is missing, forged, expired or for another audience. */
-export function createAssertionVerifier(options: IdentityVerifierOptions) {
+/** Verified tokens kept (the gateway sends the same token for many requests of a session). */
+const VERIFIED_CACHE_SIZE = 1000;
+
+/**
+ * Verify one assertion; throws IdentityError when it is missing, forged, expired or for another
+ * audience. A token that verified is remembered until it expires (its signature, audience and
+ * issuer cannot change): the gateway forwards the same token for a session for up to 20 s, and
+ * an EdDSA verification costs far more than the rest of a small request. Refusals are not kept.
+ */
+export function createAssertionVerifier(options: IdentityVerifierOptions & { now?: () => number }) {
   const keys =
     options.keys ??
     (options.jwksUrl
       ? createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: 30_000 })
       : undefined);
   if (!keys) throw new Error('createAssertionVerifier needs jwksUrl or keys');
+  const tolerance = options.clockToleranceSeconds ?? 5;
+  const now = options.now ?? Date.now;
+  /** token -> identity and the instant jose would start calling it expired. */
+  const verified = new Map<string, { identity: VerifiedIdentity; untilMs: number }>();
   return async (token: string | undefined): Promise<VerifiedIdentity> => {
     if (!token) throw new IdentityError('no identity assertion');
+    const known = verified.get(token);
+    if (known) {
+      // A copy: a backend that changes req.identity must not change it for other requests.
+      if (now() < known.untilMs) return { ...known.identity, groups: [...known.identity.groups] };
+      verified.delete(token);
+    }
     try {
       const { payload } = await jwtVerify(token, keys, {
         algorithms: ['EdDSA', 'ES256'],
         audience: options.audience,
         ...(options.issuer ? { issuer: options.issuer } : {}),
-        clockTolerance: options.clockToleranceSeconds ?? 5,
+        clockTolerance: tolerance,
         requiredClaims: ['sub', 'exp', 'aud'],
+        ...(options.now ? { currentDate: new Date(options.now()) } : {}),
       });
       const groups = Array.isArray(payload.groups)
         ? payload.groups.filter((g): g is string => typeof g === 'string')
         : [];
-      return {
+      const identity: VerifiedIdentity = {
         id: String(payload.sub),
         name: typeof payload.name === 'string' ? payload.name : '',
         groups,
         email: typeof payload.email === 'string' ? payload.email : '',
         exp: Number(payload.exp),
       };
+      // jose refuses once floor(now / 1000) >= exp + tolerance; so do we. `nbf`, when present,
+      // has passed already (it only moves further into the past).
+      if (verified.size >= VERIFIED_CACHE_SIZE) {
+        const oldest = verified.keys().next();
+        if (!oldest.done) verified.delete(oldest.value);
+      }
+      verified.set(token, {
+        identity: { ...identity, groups: [...groups] },
+        untilMs: (identity.exp + tolerance) * 1000,
+      });
+      return identity;
     } catch (err) {
       throw new IdentityError(`identity assertion rejected: ${(err as Error).message}`);
     }

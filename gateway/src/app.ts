@@ -1,10 +1,12 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { Counter, Gauge } from 'prom-client';
 import { NO_STORE, requestIdFrom, sendError, wantsHtml } from '../../common/src/http.js';
 import { identityHeaders } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
-import { createMetrics, createRequestObserver } from '../../common/src/observability.js';
+import { createMetrics } from '../../common/src/observability.js';
 import type { GatewayConfig } from './config.js';
 import {
   forwardedFor,
@@ -47,6 +49,14 @@ export function hostnameOf(req: IncomingMessage): string | undefined {
 const isReserved = (t: RequestTarget) => t.segments[0] === '_gatehouse';
 const isAuth = (t: RequestTarget) => t.segments[0] === 'auth';
 
+/** A request the gateway answers itself or proxies: what its log line and metrics need. */
+interface Observed {
+  target?: RequestTarget;
+  routeId?: string;
+}
+
+const LOG_LEVELS = ['debug', 'info', 'error'] as const;
+
 export function createApp(deps: GatewayDeps) {
   const { config, logger, sessionClient } = deps;
   const routes =
@@ -73,6 +83,38 @@ export function createApp(deps: GatewayDeps) {
     'WebSocket upgrades and closes by outcome',
     ['outcome'] as const,
   );
+  if (sessionClient.cacheStats) {
+    const stats = sessionClient.cacheStats.bind(sessionClient);
+    new Counter({
+      name: 'gatehouse_gateway_validate_cache_lookups_total',
+      help: 'Validation cache lookups: hit, miss, or bypass (cache off or no session cookie)',
+      labelNames: ['outcome'] as const,
+      registers: [metrics.registry],
+      collect() {
+        const now = stats();
+        this.reset();
+        this.inc({ outcome: 'hit' }, now.hits);
+        this.inc({ outcome: 'miss' }, now.misses);
+        this.inc({ outcome: 'bypass' }, now.bypasses);
+      },
+    });
+    new Gauge({
+      name: 'gatehouse_gateway_validate_cache_entries',
+      help: 'Validate answers held in the cache',
+      registers: [metrics.registry],
+      collect() {
+        this.set(stats().entries);
+      },
+    });
+    new Gauge({
+      name: 'gatehouse_gateway_validate_cache_enabled',
+      help: '1 while the revocation stream is connected and the cache serves answers',
+      registers: [metrics.registry],
+      collect() {
+        this.set(stats().enabled ? 1 : 0);
+      },
+    });
+  }
   const agents = createAgentPool();
   const proxy = createProxy({
     logger,
@@ -88,11 +130,45 @@ export function createApp(deps: GatewayDeps) {
   app.set('trust proxy', config.TRUST_PROXY);
   app.set('etag', false);
   const trust = app.get('trust proxy fn') as TrustFn;
-  const trusted = (req: IncomingMessage) => trust(req.socket.remoteAddress ?? '', 0);
+  // Whether the peer is a trusted proxy, once per connection (it is the same peer throughout).
+  const trustedPeers = new WeakMap<Socket, boolean>();
+  const trusted = (req: IncomingMessage) => {
+    const known = trustedPeers.get(req.socket);
+    if (known !== undefined) return known;
+    const verdict = trust(req.socket.remoteAddress ?? '', 0);
+    trustedPeers.set(req.socket, verdict);
+    return verdict;
+  };
+  /** The client's address as Express computes `req.ip`: the X-Forwarded-For chain, right to left, up to the first untrusted hop. */
+  const clientIp = (req: IncomingMessage, isTrusted: boolean): string => {
+    const peer = req.socket.remoteAddress ?? '';
+    const header = req.headers['x-forwarded-for'];
+    if (!isTrusted || !header) return peer;
+    const chain = (Array.isArray(header) ? header.join(',') : header)
+      .split(',')
+      .map((a) => a.trim())
+      .reverse();
+    const addrs = [peer, ...chain];
+    for (let i = 0; i < addrs.length - 1; i++) {
+      if (!trust(addrs[i] ?? '', i)) return addrs[i] ?? '';
+    }
+    return addrs[addrs.length - 1] ?? '';
+  };
 
-  /** Per request: the checked target and the route it went to (for logs and metrics). */
+  /** Identity headers per validate answer (the cache hands out the same object until it expires). */
+  const identities = new WeakMap<Validation, Record<string, string>>();
+  const identityOf = (validation: Validation) => {
+    let identity = identities.get(validation);
+    if (!identity) {
+      identity = identityHeaders(validation.user, validation.session.expiresAt);
+      if (validation.jwt) identity['x-auth-request-jwt'] = validation.jwt;
+      identities.set(validation, identity);
+    }
+    return identity;
+  };
+
+  /** The checked target of requests Express serves (reserved paths, /auth/, upgrades). */
   const targets = new WeakMap<IncomingMessage, RequestTarget>();
-  const routeIds = new WeakMap<IncomingMessage, string>();
   const targetOf = (req: IncomingMessage) => {
     const known = targets.get(req);
     if (known) return { ok: true as const, target: known };
@@ -109,6 +185,7 @@ export function createApp(deps: GatewayDeps) {
 
   function validate(
     req: IncomingMessage,
+    isTrusted: boolean,
     audience: string | undefined,
     cache?: Map<string, Promise<unknown>>,
   ): Promise<Validation | null> {
@@ -116,11 +193,10 @@ export function createApp(deps: GatewayDeps) {
     const key = `${audience ?? ''}\n${cookie ?? ''}`;
     const cached = cache?.get(key) as Promise<Validation | null> | undefined;
     if (cached) return cached;
-    const forwarded = forwardedFor(req, trusted(req));
     const pending = sessionClient.validate({
       ...(cookie ? { cookie } : {}),
       requestId: String(req.headers['x-request-id']),
-      clientIp: (req as Partial<Request>).ip ?? forwarded.for.split(',')[0]?.trim() ?? '',
+      clientIp: clientIp(req, isTrusted),
       userAgent: String(req.headers['user-agent'] ?? ''),
       ...(audience ? { audience } : {}),
     });
@@ -129,11 +205,12 @@ export function createApp(deps: GatewayDeps) {
   }
 
   /** The one decision, for HTTP requests and WebSocket upgrades alike. */
-  const admit: Admit = async (req, options) => {
+  async function decide(
+    req: IncomingMessage,
+    target: RequestTarget,
+    options: Parameters<Admit>[1],
+  ): Promise<Admission> {
     const counted = !options.cache;
-    const check = targetOf(req);
-    if (!check.ok) return { ok: false, status: 400, code: 'BAD_PATH', message: BAD_PATH_MESSAGE };
-    const target = check.target;
     if (isReserved(target) || isAuth(target)) return { ok: false, status: 404, code: 'NOT_FOUND' };
     const route = routes.current().match(hostnameOf(req), target.segments);
     if (!route)
@@ -143,13 +220,15 @@ export function createApp(deps: GatewayDeps) {
         code: 'NOT_FOUND',
         message: 'No application is served at this address.',
       };
+    const isTrusted = trusted(req);
     let identity: Record<string, string> | undefined;
     if (route.public) {
       if (counted) authOutcomes.inc({ outcome: 'public' });
     } else {
       let validation: Validation | null;
       try {
-        validation = await validate(req, config.JWT_ENABLED ? route.id : undefined, options.cache);
+        const audience = config.JWT_ENABLED ? route.id : undefined;
+        validation = await validate(req, isTrusted, audience, options.cache);
       } catch (err) {
         if (counted) {
           // (re-checks of open WebSockets stay quiet: the tunnel logs when it closes)
@@ -187,29 +266,38 @@ export function createApp(deps: GatewayDeps) {
         return { ok: false, status: 403, code: 'FORBIDDEN' };
       }
       if (counted) authOutcomes.inc({ outcome: 'ok' });
-      identity = identityHeaders(validation.user, validation.session.expiresAt);
-      if (validation.jwt) identity['x-auth-request-jwt'] = validation.jwt;
+      identity = identityOf(validation);
     }
-    const isTrusted = trusted(req);
+    const requestId = String(req.headers['x-request-id']);
     const proxyTarget: ProxyTarget = {
       upstream: route.upstream,
       path: upstreamPath(route, target),
       timeoutMs: route.timeoutMs,
+      requestId,
       headers: upstreamHeaders(req, {
         host: route.preserveHost ? (req.headers.host ?? route.upstream.host) : route.upstream.host,
         cookieNames,
         trusted: isTrusted,
         forwarded: forwardedFor(req, isTrusted),
-        requestId: String(req.headers['x-request-id']),
+        requestId,
         ...(identity ? { identity } : {}),
         ...(options.upgrade ? { upgrade: options.upgrade } : {}),
       }),
     };
     return { ok: true, target: proxyTarget, routeId: route.id };
+  }
+
+  const admit: Admit = async (req, options) => {
+    const check = targetOf(req);
+    if (!check.ok) return { ok: false, status: 400, code: 'BAD_PATH', message: BAD_PATH_MESSAGE };
+    return decide(req, check.target, options);
   };
 
   function proxyToSessionService(req: IncomingMessage, res: ServerResponse, target: RequestTarget) {
     const isTrusted = trusted(req);
+    // A logout or a revocation may end this cookie's session: stop serving it from this
+    // gateway's cache now (the session-service's revocation event reaches every gateway).
+    if (req.method !== 'GET' && req.method !== 'HEAD') sessionClient.forget?.(req.headers.cookie);
     proxy.web(req, res, {
       upstream: sessionService,
       path: `${target.rawPath}${target.search}`,
@@ -224,27 +312,8 @@ export function createApp(deps: GatewayDeps) {
     });
   }
 
-  app.use(
-    createRequestObserver(logger, metrics, (req: IncomingMessage) => {
-      const routeId = routeIds.get(req);
-      if (routeId) return `upstream:${routeId}`;
-      const target = targets.get(req);
-      if (!target) return 'bad_path';
-      if (isReserved(target)) return target.rawPath;
-      return isAuth(target) ? '/auth' : 'unrouted';
-    }),
-  );
-
-  // Before anything else decides on the path: refuse what another parser could read differently.
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    const check = targetOf(req);
-    if (!check.ok) {
-      req.log?.info({ reason: check.reason }, 'refused request-target');
-      return sendError(req, res, 400, 'BAD_PATH', BAD_PATH_MESSAGE);
-    }
-    next();
-  });
-
+  // Express serves only the gateway's own endpoints and /auth/; proxied requests take the
+  // shorter path in `handle` below (no router, no per-request logger child: docs/performance.md).
   app.get(`${RESERVED_PREFIX}/healthz`, (_req, res) => {
     res.set('Cache-Control', NO_STORE).json({ status: 'ok' });
   });
@@ -252,22 +321,74 @@ export function createApp(deps: GatewayDeps) {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
-  app.use((req: Request, res: Response, next: NextFunction) => {
+  app.use((req: Request, res: Response) => {
     const target = targets.get(req);
-    if (!target) return next();
-    if (isReserved(target)) return sendError(req, res, 404, 'NOT_FOUND');
     // /auth/* goes to the session-service as is (login page, login, logout, validate).
-    if (isAuth(target)) return proxyToSessionService(req, res, target);
-    next();
+    if (target && isAuth(target)) return proxyToSessionService(req, res, target);
+    sendError(req, res, 404, 'NOT_FOUND');
   });
 
-  app.use(async (req: Request, res: Response) => {
-    const admission = await admit(req, {});
+  // The one error handler: nothing above should throw, but if it does, never a stack trace.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    logger.error({ err, requestId: req.headers['x-request-id'] }, 'unhandled error');
+    sendError(req, res, 500, 'INTERNAL_ERROR');
+  });
+
+  const levelOn = (level: (typeof LOG_LEVELS)[number]) =>
+    (logger as Partial<{ isLevelEnabled(level: string): boolean }>).isLevelEnabled?.(level) ?? true;
+
+  /**
+   * Request id, one log line (debug for successes, info for 4xx, error for 5xx, as before) and
+   * the request histogram, without pino-http's per-request child logger. The X-Request-Id answer
+   * header is set by whoever answers (a proxied answer carries it in its raw header list).
+   */
+  function observe(req: IncomingMessage, res: ServerResponse, observed: Observed) {
+    const id = requestIdFrom(req.headers['x-request-id']);
+    req.headers['x-request-id'] = id;
+    const started = process.hrtime.bigint();
+    const routeLabel = () => {
+      if (observed.routeId) return `upstream:${observed.routeId}`;
+      const target = observed.target;
+      if (!target) return 'bad_path';
+      if (isReserved(target)) return target.rawPath;
+      return isAuth(target) ? '/auth' : 'unrouted';
+    };
+    res.once('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const status = res.statusCode;
+      metrics.httpDuration.observe(
+        { method: req.method ?? 'GET', route: routeLabel(), status: String(status) },
+        seconds,
+      );
+      const level = status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug';
+      if (levelOn(level))
+        logger[level](
+          {
+            requestId: id,
+            req: { method: req.method, url: req.url?.split('?')[0] },
+            res: { statusCode: status },
+            responseTime: Math.round(seconds * 1000),
+          },
+          'request completed',
+        );
+    });
+  }
+
+  async function serve(req: IncomingMessage, res: ServerResponse, observed: Observed) {
+    const target = observed.target as RequestTarget;
+    const admission = await decide(req, target, {});
     if (!admission.ok) {
+      res.setHeader('X-Request-Id', String(req.headers['x-request-id']));
       if (admission.status === 401) {
-        res.set('Cache-Control', NO_STORE);
-        if (wantsHtml(req))
-          return res.redirect(302, `/auth/login?rd=${encodeURIComponent(req.originalUrl)}`);
+        res.setHeader('Cache-Control', NO_STORE);
+        if (wantsHtml(req)) {
+          const location = `/auth/login?rd=${encodeURIComponent(req.url ?? '/')}`;
+          res.statusCode = 302;
+          res.setHeader('Location', location);
+          res.setHeader('Content-Type', 'text/html; charset=utf-8');
+          res.end(`<p>Found. Redirecting to <a href="${location}">${location}</a></p>`);
+          return;
+        }
       }
       return sendError(
         req,
@@ -278,15 +399,38 @@ export function createApp(deps: GatewayDeps) {
         admission.headers,
       );
     }
-    routeIds.set(req, admission.routeId);
+    observed.routeId = admission.routeId;
     proxy.web(req, res, admission.target);
-  });
+  }
 
-  // The one error handler: nothing above should throw, but if it does, never a stack trace.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    logger.error({ err, requestId: req.headers['x-request-id'] }, 'unhandled error');
-    sendError(req, res, 500, 'INTERNAL_ERROR');
-  });
+  /** Every HTTP request starts here. */
+  function handle(req: IncomingMessage, res: ServerResponse) {
+    const observed: Observed = {};
+    observe(req, res, observed);
+    // Before anything else decides on the path: refuse what another parser could read differently.
+    const check = checkRequestTarget(req.url);
+    if (!check.ok || isReserved(check.target) || isAuth(check.target))
+      res.setHeader('X-Request-Id', String(req.headers['x-request-id']));
+    if (!check.ok) {
+      logger.info(
+        { reason: check.reason, requestId: req.headers['x-request-id'] },
+        'refused request-target',
+      );
+      return sendError(req, res, 400, 'BAD_PATH', BAD_PATH_MESSAGE);
+    }
+    const target = check.target;
+    observed.target = target;
+    if (isReserved(target) || isAuth(target)) {
+      targets.set(req, target);
+      app(req as Request, res as Response);
+      return;
+    }
+    serve(req, res, observed).catch((err: unknown) => {
+      logger.error({ err, requestId: req.headers['x-request-id'] }, 'unhandled error');
+      if (!res.headersSent) res.setHeader('X-Request-Id', String(req.headers['x-request-id']));
+      sendError(req, res, 500, 'INTERNAL_ERROR');
+    });
+  }
 
   const websockets = createWebSocketProxy({
     admit,
@@ -326,10 +470,14 @@ export function createApp(deps: GatewayDeps) {
     res.once('close', () => socket.destroy());
     // the parser let go of this socket: the request has no body left to read
     if (!req.complete) req.push(null);
-    app(req as Request, res as Response);
+    handle(req, res);
   }
 
-  return Object.assign(app, {
+  return Object.assign(handle, {
+    /** Like Express's app.listen: an http.Server serving this gateway. */
+    listen(port: number, host: string, callback?: () => void): http.Server {
+      return http.createServer(handle).listen(port, host, callback);
+    },
     handleUpgrade,
     /** Re-read the routes file now (also on file change and SIGHUP, wired in main.ts). */
     reloadRoutes: () => routes.reload(),

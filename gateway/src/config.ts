@@ -21,6 +21,15 @@ export const gatewaySchema = z.object({
   /** A YAML or JSON routes file (docs/protecting-your-app.md); unset: one route `/` → UPSTREAM_URL. */
   GATEWAY_ROUTES: z.string().min(1).optional(),
   VALIDATE_TIMEOUT_MS: z.coerce.number().int().positive().default(1500),
+  /**
+   * How long a positive validate answer is reused for the same session cookie (and route); 0
+   * validates every request. On only while the session-service's revocation stream is connected.
+   */
+  VALIDATE_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
+  /** Most answers kept (oldest dropped first). */
+  VALIDATE_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(10_000),
+  /** Bearer token for the session-service's /internal/revocations, when it asks for one. */
+  INTERNAL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   /** How often an open WebSocket's session is checked again. */
   WS_REVALIDATE_MS: z.coerce.number().int().min(100).default(2000),

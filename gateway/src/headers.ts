@@ -171,15 +171,21 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/** The upstream's response headers for the client, minus hop-by-hop ones (raw list). */
-export function downstreamHeaders(rawHeaders: readonly string[]): string[] {
+/**
+ * The upstream's response headers for the client, minus hop-by-hop ones (raw list), plus
+ * X-Request-Id = `requestId` when given and the upstream sent none.
+ */
+export function downstreamHeaders(rawHeaders: readonly string[], requestId?: string): string[] {
   const listed = connectionTokens(rawHeaders);
   const out: string[] = [];
+  let hasRequestId = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || listed.has(lower)) continue;
+    if (lower === 'x-request-id') hasRequestId = true;
     out.push(name, rawHeaders[i + 1] ?? '');
   }
+  if (requestId && !hasRequestId) out.push('X-Request-Id', requestId);
   return out;
 }

@@ -27,6 +27,12 @@ if (process.argv.includes('--check-config')) {
 const sessionClient = createSessionClient({
   baseUrl: config.SESSION_SERVICE_URL,
   timeoutMs: config.VALIDATE_TIMEOUT_MS,
+  cache: {
+    ttlMs: config.VALIDATE_CACHE_TTL_MS,
+    maxEntries: config.VALIDATE_CACHE_MAX_ENTRIES,
+    logger,
+    ...(config.INTERNAL_TOKEN ? { internalToken: config.INTERNAL_TOKEN } : {}),
+  },
 });
 const app = createApp({ config, logger, sessionClient, routes });
 const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {

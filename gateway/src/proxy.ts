@@ -19,6 +19,8 @@ export interface ProxyTarget {
   /** Raw [name, value, …] list (see upstreamHeaders). */
   headers: string[];
   timeoutMs: number;
+  /** Added to the answer as X-Request-Id unless the upstream sent one. */
+  requestId?: string;
 }
 
 export class UpstreamTimeoutError extends Error {
@@ -97,6 +99,9 @@ export function createProxy(options: {
       res.destroy();
       return;
     }
+    const requestId = req.headers['x-request-id'];
+    if (typeof requestId === 'string' && !res.hasHeader('x-request-id'))
+      res.setHeader('X-Request-Id', requestId);
     if (err instanceof UpstreamTimeoutError)
       sendError(req, res, 504, 'UPSTREAM_TIMEOUT', 'The application did not answer in time.');
     else
@@ -157,15 +162,19 @@ export function createProxy(options: {
     proxyReq.on('response', (proxyRes) => {
       clearTimeout(timer);
       req.off('data', onData);
-      res.writeHead(
-        proxyRes.statusCode ?? 502,
-        proxyRes.statusMessage ?? '',
-        downstreamHeaders(proxyRes.rawHeaders),
-      );
+      const headers = downstreamHeaders(proxyRes.rawHeaders, target.requestId);
+      // Headers as one raw list into a response with none set yet: Node writes them as they are
+      // (headers set earlier would make it merge them one by one).
+      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage ?? '', headers);
       // An answer cut short upstream is cut short here too (never a silently truncated 200).
       proxyRes.on('error', () => res.destroy());
       proxyRes.on('aborted', () => res.destroy());
-      proxyRes.pipe(res);
+      // pipe() without its bookkeeping: data with backpressure, then end.
+      proxyRes.on('data', (chunk: Buffer) => {
+        if (!res.write(chunk)) proxyRes.pause();
+      });
+      res.on('drain', () => proxyRes.resume());
+      proxyRes.on('end', () => res.end());
     });
 
     if (withBody) {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { browserLogin } from '../helpers/login.js';
+import { waitFor } from '../helpers/ports.js';
 import { type System, startSystem } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -139,6 +140,13 @@ describe('when Redis stops', () => {
 
     redis.process.kill('SIGKILL');
     await new Promise<void>((resolve) => redis.process.once('exit', () => resolve()));
+    // The gateway's validation cache turns off when the session-service's revocation stream
+    // drops, milliseconds after Redis goes away (docs/performance.md): from then on, 503 only.
+    await waitFor(
+      async () => (await jar.fetch(`${system.gateway.url}/api/whoami`)).status === 503,
+      1000,
+      'the gateway to fail closed',
+    );
     for (let i = 0; i < 5; i++) {
       const started = Date.now();
       const res = await jar.fetch(`${system.gateway.url}/api/whoami`);

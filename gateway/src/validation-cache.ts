@@ -1,0 +1,223 @@
+import { parse as parseCookie } from 'cookie';
+import type { Validation } from './session-client.js';
+
+/**
+ * The gateway's cache of positive validate answers, keyed by the session cookie's value (the very
+ * string validate reads, parsed by the same `cookie` package) and the route audience.
+ *
+ * Correctness (docs/performance.md):
+ * - only 200 answers are kept, never 401 or 503;
+ * - an entry lives at most `ttlMs`, never past the session's `expiresAt` (minus a margin for
+ *   clocks) nor within `jwtMarginMs` of the signed identity's `exp`;
+ * - it is on only while the revocation stream is connected (`enable`); `disable` flushes it, and
+ *   so does every (re)connection, since events may have been missed meanwhile;
+ * - `revoke(sids)` drops every entry of those sessions; an answer still in flight when its
+ *   session was revoked (or the cache flushed) is not stored (`begin`/`store` tickets).
+ */
+export interface CacheOptions {
+  /** Longest life of an entry; 0 disables the cache. */
+  ttlMs: number;
+  /** Most entries kept; the oldest go first. */
+  maxEntries: number;
+  /** An entry ends this long before the session's expiresAt (clock differences). */
+  expiryMarginMs?: number;
+  /** An entry ends when the JWT it carries has less than this left. */
+  jwtMarginMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  key: string;
+  sid: string;
+  validation: Validation;
+  until: number;
+}
+
+/** What a miss needs to store its answer later. */
+export interface Ticket {
+  key: string;
+  sid: string;
+  epoch: number;
+  /** When the miss began. */
+  at: number;
+}
+
+export type CacheLookup =
+  | { outcome: 'hit'; validation: Validation }
+  | { outcome: 'miss'; ticket: Ticket }
+  /** Not cacheable: cache off, no session cookie, or one validate would refuse anyway. */
+  | { outcome: 'bypass' };
+
+/** Cookie headers validate refuses outright (session-service readSessionId). */
+const MAX_COOKIE_HEADER = 8192;
+/** Revocations remembered for answers in flight; past this many the cache is flushed instead. */
+const MAX_RECENT_REVOCATIONS = 50_000;
+const RECENT_REVOCATION_MS = 60_000;
+
+/** The session id inside an express-session cookie value (`s:<sid>.<signature>`, decoded). */
+export function sessionIdOf(value: string): string | null {
+  if (!value.startsWith('s:')) return null;
+  const dot = value.lastIndexOf('.');
+  return dot > 2 ? value.slice(2, dot) : null;
+}
+
+/** `exp` (seconds) of a compact JWT, without verifying it (it came from the session-service). */
+export function jwtExpiry(jwt: string): number | null {
+  const payload = jwt.split('.')[1];
+  if (!payload) return null;
+  try {
+    const exp = (
+      JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }
+    ).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp : null;
+  } catch {
+    return null;
+  }
+}
+
+export type ValidationCache = ReturnType<typeof createValidationCache>;
+
+export function createValidationCache(options: CacheOptions) {
+  const now = options.now ?? Date.now;
+  const expiryMarginMs = options.expiryMarginMs ?? 1000;
+  const jwtMarginMs = options.jwtMarginMs ?? 10_000;
+  const entries = new Map<string, Entry>();
+  /** sid -> keys of its entries (one per audience the session used). */
+  const bySid = new Map<string, Set<string>>();
+  /** sid -> epoch of its revocation, for answers in flight (see `store`). */
+  const recent = new Map<string, { epoch: number; at: number }>();
+  /** Moves on at every revocation and flush: a ticket older than a revocation cannot store. */
+  let epoch = 0;
+  /** Nothing issued before this epoch may store (the last flush). */
+  let floor = 0;
+  /** The cookie validate reads (from the stream's hello); null while the stream is down. */
+  let cookieName: string | null = null;
+  const stats = { hits: 0, misses: 0, bypasses: 0 };
+
+  function remove(key: string) {
+    const entry = entries.get(key);
+    if (!entry) return;
+    entries.delete(key);
+    const keys = bySid.get(entry.sid);
+    keys?.delete(key);
+    if (keys?.size === 0) bySid.delete(entry.sid);
+  }
+
+  function flush() {
+    entries.clear();
+    bySid.clear();
+    recent.clear();
+    epoch += 1;
+    floor = epoch;
+  }
+
+  /** The session cookie's value and the session id in it, as validate would read them. */
+  function sessionIn(cookieHeader: string | undefined): { value: string; sid: string } | null {
+    if (!cookieName || options.ttlMs <= 0 || !cookieHeader) return null;
+    if (cookieHeader.length > MAX_COOKIE_HEADER) return null;
+    let value: string | undefined;
+    try {
+      value = parseCookie(cookieHeader)[cookieName];
+    } catch {
+      return null;
+    }
+    const sid = value ? sessionIdOf(value) : null;
+    return value && sid ? { value, sid } : null;
+  }
+
+  return {
+    stats,
+    get enabled() {
+      return options.ttlMs > 0 && cookieName !== null;
+    },
+    get size() {
+      return entries.size;
+    },
+
+    sessionIn,
+
+    lookup(cookieHeader: string | undefined, audience: string | undefined): CacheLookup {
+      const session = sessionIn(cookieHeader);
+      if (!session) {
+        stats.bypasses += 1;
+        return { outcome: 'bypass' };
+      }
+      const { value, sid } = session;
+      const key = `${audience ?? ''}\u0000${value}`;
+      const entry = entries.get(key);
+      if (entry) {
+        if (entry.until > now()) {
+          stats.hits += 1;
+          return { outcome: 'hit', validation: entry.validation };
+        }
+        remove(key);
+      }
+      stats.misses += 1;
+      return { outcome: 'miss', ticket: { key, sid, epoch, at: now() } };
+    },
+
+    /** Keep a positive answer of the miss `ticket`, unless it may be stale already. */
+    store(ticket: Ticket, validation: Validation): boolean {
+      const t = now();
+      if (!cookieName || ticket.epoch < floor) return false;
+      // Older than what `recent` remembers: a revocation of it may be forgotten already.
+      if (t - ticket.at >= RECENT_REVOCATION_MS) return false;
+      const revoked = recent.get(ticket.sid);
+      if (revoked && revoked.epoch > ticket.epoch) return false;
+      let until = t + options.ttlMs;
+      const expiresAt = Date.parse(validation.session?.expiresAt ?? '');
+      if (!Number.isFinite(expiresAt)) return false;
+      until = Math.min(until, expiresAt - expiryMarginMs);
+      if (validation.jwt) {
+        const exp = jwtExpiry(validation.jwt);
+        if (exp === null) return false;
+        until = Math.min(until, exp * 1000 - jwtMarginMs);
+      }
+      if (until <= t) return false;
+      remove(ticket.key);
+      while (entries.size >= options.maxEntries) {
+        const oldest = entries.keys().next();
+        if (oldest.done) break;
+        remove(oldest.value);
+      }
+      entries.set(ticket.key, { key: ticket.key, sid: ticket.sid, validation, until });
+      let keys = bySid.get(ticket.sid);
+      if (!keys) {
+        keys = new Set();
+        bySid.set(ticket.sid, keys);
+      }
+      keys.add(ticket.key);
+      return true;
+    },
+
+    /** These sessions ended: drop their entries and refuse answers already in flight for them. */
+    revoke(sids: readonly string[]) {
+      epoch += 1;
+      const t = now();
+      for (const sid of sids) {
+        for (const key of bySid.get(sid) ?? []) entries.delete(key);
+        bySid.delete(sid);
+        recent.delete(sid);
+        recent.set(sid, { epoch, at: t });
+      }
+      // Forget revocations no answer in flight can predate; when too many remain, flush.
+      for (const [sid, r] of recent) {
+        if (t - r.at < RECENT_REVOCATION_MS) break;
+        recent.delete(sid);
+      }
+      if (recent.size > MAX_RECENT_REVOCATIONS) flush();
+    },
+
+    /** The stream is connected (again): start from nothing, keyed on validate's cookie. */
+    enable(name: string) {
+      flush();
+      cookieName = name;
+    },
+
+    /** The stream is down: events may be missed, so nothing is served from the cache. */
+    disable() {
+      cookieName = null;
+      flush();
+    },
+  };
+}
