@@ -2,6 +2,7 @@ import { RedisStore } from 'connect-redis';
 import session, { type SessionData } from 'express-session';
 import { StoreUnavailableError } from '../../common/src/errors.js';
 import type { RedisClient } from '../../common/src/redis.js';
+import { publishRevocations } from './domain/revocations.js';
 import { type Lifetimes, remainingMs, type SessionAuth } from './domain/sessions.js';
 
 declare module 'express-session' {
@@ -23,6 +24,7 @@ type Callback = (err?: unknown, data?: SessionData | null) => void;
 export class GatehouseRedisStore extends RedisStore {
   private readonly creating = new Set<string>();
   private readonly redis: RedisClient;
+  private readonly basePrefix: string;
   private readonly ttlOf: (sess: SessionData) => number;
 
   constructor(redis: RedisClient, prefix: string, lifetimes: Lifetimes) {
@@ -32,6 +34,7 @@ export class GatehouseRedisStore extends RedisStore {
         : lifetimes.idleSeconds;
     super({ client: redis, prefix: `${prefix}sess:`, ttl: ttlOf });
     this.redis = redis;
+    this.basePrefix = prefix;
     this.ttlOf = ttlOf;
   }
 
@@ -75,7 +78,10 @@ export class GatehouseRedisStore extends RedisStore {
 
   override async destroy(sid: string, cb?: Callback) {
     try {
-      await this.redis.del(this.prefix + sid);
+      // A login over an existing session ends the old one here: tell the gateways' caches too.
+      if ((await this.redis.del(this.prefix + sid)) > 0) {
+        await publishRevocations(this.redis, this.basePrefix, [sid]);
+      }
       return cb?.();
     } catch (err) {
       const wrapped = new StoreUnavailableError(err);
