@@ -166,3 +166,26 @@ export async function startSystem(options: {
     },
   };
 }
+
+/** The session-service alone as a real process (for tests that build their own gateway). */
+export function startSessionServiceProcess(options: {
+  redisUrl: string;
+  usersFile: string;
+  env?: Record<string, string>;
+}): Promise<ServiceProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-ss-'));
+  return startService({
+    name: 'session-service',
+    entry: 'session-service/src/main.ts',
+    portVariable: 'SESSION_SERVICE_PORT',
+    healthPath: '/healthz',
+    env: {
+      REDIS_URL: options.redisUrl,
+      USERS_FILE: options.usersFile,
+      SESSION_SECRET: 'test-secret-test-secret-test-secret-0123',
+      DEV_SECRET_FILE: join(dir, 'secret'),
+      LOG_LEVEL: 'warn',
+      ...(options.env ?? {}),
+    },
+  });
+}

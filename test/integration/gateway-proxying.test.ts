@@ -16,9 +16,8 @@ import {
 } from '../helpers/echo-upstream.js';
 import { silentLogger } from '../helpers/logger.js';
 import { freePort } from '../helpers/ports.js';
-import { type ServiceProcess, startService } from '../helpers/processes.js';
+import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { TEST_SECRET } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 const PASSWORD = 'correct horse battery';
@@ -98,19 +97,7 @@ beforeAll(async () => {
   ]);
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-gw-proxy-'));
   [sessionService, echo] = await Promise.all([
-    startService({
-      name: 'session-service',
-      entry: 'session-service/src/main.ts',
-      portVariable: 'SESSION_SERVICE_PORT',
-      healthPath: '/healthz',
-      env: {
-        REDIS_URL: redis.url,
-        USERS_FILE: users.path,
-        SESSION_SECRET: TEST_SECRET,
-        DEV_SECRET_FILE: join(dir, 'secret'),
-        LOG_LEVEL: 'warn',
-      },
-    }),
+    startSessionServiceProcess({ redisUrl: redis.url, usersFile: users.path }),
     startEchoUpstream(),
   ]);
   // an upstream that resets every connection, and one that accepts and never answers

@@ -13,9 +13,8 @@ import { createSessionClient } from '../../gateway/src/session-client.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { silentLogger } from '../helpers/logger.js';
 import { freePort, waitFor } from '../helpers/ports.js';
-import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
+import { ROOT, type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { TEST_SECRET } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 const PASSWORD = 'correct horse battery';
@@ -245,19 +244,7 @@ ${extra}`;
       { stdio: 'ignore' },
     );
     [sessionService, echo] = await Promise.all([
-      startService({
-        name: 'session-service',
-        entry: 'session-service/src/main.ts',
-        portVariable: 'SESSION_SERVICE_PORT',
-        healthPath: '/healthz',
-        env: {
-          REDIS_URL: redis.url,
-          USERS_FILE: users.path,
-          SESSION_SECRET: TEST_SECRET,
-          DEV_SECRET_FILE: join(dir, 'secret'),
-          LOG_LEVEL: 'warn',
-        },
-      }),
+      startSessionServiceProcess({ redisUrl: redis.url, usersFile: users.path }),
       startEchoUpstream(),
     ]);
     await waitFor(

@@ -12,9 +12,8 @@ import { FrameBoundary } from '../../gateway/src/websocket.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { silentLogger } from '../helpers/logger.js';
 import { freePort, waitFor } from '../helpers/ports.js';
-import { type ServiceProcess, startService } from '../helpers/processes.js';
+import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { TEST_SECRET } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws-upstream.js';
 
@@ -139,19 +138,10 @@ beforeAll(async () => {
   ]);
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-gw-ws-'));
   [sessionService, upstream, echo] = await Promise.all([
-    startService({
-      name: 'session-service',
-      entry: 'session-service/src/main.ts',
-      portVariable: 'SESSION_SERVICE_PORT',
-      healthPath: '/healthz',
-      env: {
-        REDIS_URL: redis.url,
-        USERS_FILE: users.path,
-        SESSION_SECRET: TEST_SECRET,
-        DEV_SECRET_FILE: join(dir, 'secret'),
-        REDIS_COMMAND_TIMEOUT_MS: '150',
-        LOG_LEVEL: 'warn',
-      },
+    startSessionServiceProcess({
+      redisUrl: redis.url,
+      usersFile: users.path,
+      env: { REDIS_COMMAND_TIMEOUT_MS: '150' },
     }),
     startWsUpstream(),
     startEchoUpstream(),
