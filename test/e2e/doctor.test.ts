@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/ports.js';
+import { freePort, reservedDeadPort } from '../helpers/ports.js';
 import { ROOT } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 
@@ -41,7 +41,7 @@ describe('npm run doctor', () => {
   });
 
   it('lists every problem with its fix and exits 1', async () => {
-    const deadPort = await freePort();
+    const deadPort = await reservedDeadPort();
     const run = await doctor({
       REDIS_URL: `redis://127.0.0.1:${deadPort}`,
       SESSION_IDLE_TIMEOUT: 'soon',

@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../gateway/src/config.js';
-import { freePort, waitFor } from '../helpers/ports.js';
+import { reservedDeadPort, waitFor } from '../helpers/ports.js';
 import { type System, startSystem } from '../helpers/processes.js';
 import { killAndWait, type RedisServer, startRedis } from '../helpers/redis.js';
 import {
@@ -65,7 +65,7 @@ function theRedis(): RedisServer {
 
 beforeAll(async () => {
   const users = await writeSharedUsers(NAMES, PASSWORD, { slow: [SLOW], slowTimeCost: 100 });
-  redisPort = await freePort();
+  redisPort = await reservedDeadPort();
   // Redis is not there yet: the first test starts it.
   system = await startSystem({
     redisUrl: `redis://127.0.0.1:${redisPort}`,

@@ -15,7 +15,7 @@ import {
   startEchoUpstream,
 } from '../helpers/echo-upstream.js';
 import { silentLogger } from '../helpers/logger.js';
-import { freePort } from '../helpers/ports.js';
+import { reservedDeadPort } from '../helpers/ports.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -124,7 +124,7 @@ beforeAll(async () => {
     public: true
   - id: refused
     path: /refused
-    upstream: http://127.0.0.1:${await freePort()}
+    upstream: http://127.0.0.1:${await reservedDeadPort()}
   - id: reset
     path: /reset
     upstream: http://127.0.0.1:${portOf(resetServer)}

@@ -11,7 +11,7 @@ import { createSessionClient } from '../../gateway/src/session-client.js';
 import { FrameBoundary } from '../../gateway/src/websocket.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { silentLogger } from '../helpers/logger.js';
-import { freePort, waitFor } from '../helpers/ports.js';
+import { reservedDeadPort, waitFor } from '../helpers/ports.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -171,7 +171,7 @@ beforeAll(async () => {
     upstream: ${echo.url}
   - id: dead
     path: /dead
-    upstream: http://127.0.0.1:${await freePort()}
+    upstream: http://127.0.0.1:${await reservedDeadPort()}
   - id: hang
     path: /hang
     upstream: http://127.0.0.1:${(hangServer.address() as AddressInfo).port}
@@ -189,7 +189,7 @@ beforeAll(async () => {
   gateway = main.app;
   base = main.base;
   blindBase = (
-    await listen({ ...env, SESSION_SERVICE_URL: `http://127.0.0.1:${await freePort()}` })
+    await listen({ ...env, SESSION_SERVICE_URL: `http://127.0.0.1:${await reservedDeadPort()}` })
   ).base;
 });
 

@@ -7,7 +7,7 @@ import { verify } from '@node-rs/argon2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../session-service/src/domain/passwords.js';
 import { newUser, type StoredUser } from '../../session-service/src/domain/users.js';
-import { freePort } from '../helpers/ports.js';
+import { reservedDeadPort } from '../helpers/ports.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -301,7 +301,7 @@ describe('users disable and enable', { timeout: TEST_TIMEOUT_MS }, () => {
 describe('when Redis is unreachable', { timeout: TEST_TIMEOUT_MS }, () => {
   it('still changes the file, warns and exits with code 2', async () => {
     const file = usersFileWith([seededUser('alice')]);
-    const redisUrl = `redis://127.0.0.1:${await freePort()}`;
+    const redisUrl = `redis://127.0.0.1:${await reservedDeadPort()}`;
 
     const result = await run(file, ['passwd', 'alice'], {
       input: 'a brand new password\n',
