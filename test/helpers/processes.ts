@@ -17,7 +17,7 @@ export interface ServiceProcess {
 }
 
 /** Starts `node --import tsx <entry>` as a real process and waits until `healthPath` answers 200. */
-export async function startService(options: {
+export interface StartServiceOptions {
   name: string;
   entry: string;
   portVariable: string;
@@ -25,7 +25,22 @@ export async function startService(options: {
   healthPath: string;
   port?: number;
   waitHealthy?: boolean;
-}): Promise<ServiceProcess> {
+}
+
+export async function startService(options: StartServiceOptions): Promise<ServiceProcess> {
+  // freePort() closes its probe before the service binds: a test running in parallel can take
+  // the port meanwhile. When the port was ours to choose, choose again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServiceOnce(options);
+    } catch (err) {
+      const lost = err instanceof Error && err.message.includes('EADDRINUSE');
+      if (!lost || options.port !== undefined || attempt >= 4) throw err;
+    }
+  }
+}
+
+async function startServiceOnce(options: StartServiceOptions): Promise<ServiceProcess> {
   const port = options.port ?? (await freePort());
   let output = '';
   const child = spawn(process.execPath, ['--import', 'tsx', options.entry], {

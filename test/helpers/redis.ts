@@ -20,9 +20,26 @@ export interface RedisServer {
 }
 
 /** Starts a real redis-server on a free port with its own temp dir. */
-export async function startRedis(
-  options: { appendonly?: boolean; port?: number; extraArgs?: string[] } = {},
-): Promise<RedisServer> {
+type StartRedisOptions = { appendonly?: boolean; port?: number; extraArgs?: string[] };
+
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
+  // A port from freePort() can be taken by a parallel test before redis-server binds it: then
+  // our redis-server exits, and we must not mistake the other one for ours. Choose again.
+  for (let attempt = 1; ; attempt++) {
+    const server = await startRedisOnce(options);
+    // The Redis that answers on the port must be the one we started.
+    const info = await server.client.info('server');
+    const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+    if (pid === server.process.pid) return server;
+    await server.client.close().catch(() => {});
+    await killAndWait(server.process);
+    if (options.port !== undefined || attempt >= 4) {
+      throw new Error(`redis-server could not bind port ${server.port}`);
+    }
+  }
+}
+
+async function startRedisOnce(options: StartRedisOptions): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-redis-'));
   const args = [
