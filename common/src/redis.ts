@@ -520,16 +520,15 @@ function createClusterClient(
   return client;
 }
 
-function createSentinelClient(
+/** What every Sentinel connection of ours shares (commands, and the pub/sub subscriber). */
+function sentinelOptions(
   options: RedisOptions & { sentinel: { name: string; nodes: RedisNode[] } },
   timeoutMs: number,
-  logger: Logger,
 ) {
-  const node = nodeClientOptions(options);
-  const sentinel = createSentinel({
+  return {
     name: options.sentinel.name,
     sentinelRootNodes: options.sentinel.nodes,
-    nodeClientOptions: { ...node, commandOptions: { timeout: timeoutMs } },
+    nodeClientOptions: { ...nodeClientOptions(options), commandOptions: { timeout: timeoutMs } },
     sentinelClientOptions: {
       ...(options.username ? { username: options.username } : {}),
       ...(options.password ? { password: options.password } : {}),
@@ -537,9 +536,19 @@ function createSentinelClient(
       // A frozen sentinel must not stall discovery: the next one is tried.
       commandOptions: { timeout: timeoutMs },
     },
-    commandOptions: { timeout: timeoutMs },
     // Errors of the master's connection reach our 'error' listener (else they are only counted).
     passthroughClientErrorEvents: true,
+  };
+}
+
+function createSentinelClient(
+  options: RedisOptions & { sentinel: { name: string; nodes: RedisNode[] } },
+  timeoutMs: number,
+  logger: Logger,
+) {
+  const sentinel = createSentinel({
+    ...sentinelOptions(options, timeoutMs),
+    commandOptions: { timeout: timeoutMs },
   });
   let master: RedisNode | undefined;
   sentinel.on('topology-change', (event: { type: string; node?: RedisNode }) => {
@@ -715,19 +724,7 @@ function createSubscriber(options: RedisOptions, logger: Logger): RedisSubscribe
   // Events after which messages may have been missed.
   let downEvents: string[];
   if ('sentinel' in options) {
-    const node = nodeClientOptions(options);
-    connection = createSentinel({
-      name: options.sentinel.name,
-      sentinelRootNodes: options.sentinel.nodes,
-      nodeClientOptions: { ...node, commandOptions: { timeout: timeoutMs } },
-      sentinelClientOptions: {
-        ...(options.username ? { username: options.username } : {}),
-        ...(options.password ? { password: options.password } : {}),
-        socket: { connectTimeout: options.connectTimeoutMs ?? 2000 },
-        commandOptions: { timeout: timeoutMs },
-      },
-      passthroughClientErrorEvents: true,
-    }) as unknown as PubSubConnection;
+    connection = createSentinel(sentinelOptions(options, timeoutMs)) as unknown as PubSubConnection;
     downEvents = ['error', 'topology-change'];
   } else if ('cluster' in options) {
     const first = new URL(options.cluster.nodes[0] ?? 'redis://127.0.0.1:6379');
