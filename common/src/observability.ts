@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pinoHttp } from 'pino-http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { requestIdFrom } from './http.js';
 import type { Logger } from './logger.js';
@@ -164,58 +163,88 @@ export function activeSessionsGauge(
   );
 }
 
+declare module 'node:http' {
+  interface IncomingMessage {
+    /** The request id (createRequestObserver / observeRequest): on every log line about it. */
+    id?: string;
+  }
+}
+
+type RequestLogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Is this level on? (A Logger without isLevelEnabled, as in some tests, logs everything.) */
+export function levelEnabled(logger: Logger, level: RequestLogLevel): boolean {
+  return (
+    (logger as Partial<{ isLevelEnabled(level: string): boolean }>).isLevelEnabled?.(level) ?? true
+  );
+}
+
 /**
- * Request id + one log line per request + the request histogram. The id comes from
- * `x-request-id` when well formed (set by nginx or the gateway), else is generated, and is
- * echoed back and kept on the request for forwarding.
+ * error: something broke (a 500); warn: failing closed while a dependency is down or slow (502,
+ * 503, 504: expected during an outage, counted by the metrics); info: the client's mistakes
+ * (4xx); successes at debug.
+ */
+export function requestLogLevel(status: number): RequestLogLevel {
+  return status === 500 ? 'error' : status >= 500 ? 'warn' : status >= 400 ? 'info' : 'debug';
+}
+
+/**
+ * Observe one request: take its id from `x-request-id` when well formed (set by nginx or the
+ * gateway), else make one, and keep it on the request (`req.id`, and the header for forwarding);
+ * when it finishes, observe the request histogram and write one log line (`request completed`,
+ * at requestLogLevel) built only when that level is on. No child logger per request: this runs
+ * on every request of every service (docs/performance.md measured pino-http's at 16 % of a
+ * backend's CPU). Returns the id.
+ */
+export function observeRequest(
+  logger: Logger,
+  metrics: Metrics,
+  req: IncomingMessage,
+  res: ServerResponse,
+  routeOf: (req: IncomingMessage) => string,
+): string {
+  const id = requestIdFrom(req.headers['x-request-id']);
+  req.headers['x-request-id'] = id;
+  req.id = id;
+  const started = process.hrtime.bigint();
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    // A client that went away before the answer was sent: 499, as nginx logs it.
+    const status = res.writableFinished ? res.statusCode : 499;
+    metrics.httpDuration.observe(
+      { method: req.method ?? 'GET', route: routeOf(req), status: String(status) },
+      seconds,
+    );
+    const level = requestLogLevel(status);
+    if (levelEnabled(logger, level))
+      logger[level](
+        {
+          requestId: id,
+          req: { method: req.method, url: req.url?.split('?')[0] },
+          res: { statusCode: status },
+          responseTime: Math.round(seconds * 1000),
+        },
+        status === 499 ? 'request aborted' : 'request completed',
+      );
+  };
+  res.once('finish', finish);
+  res.once('close', finish);
+  return id;
+}
+
+/**
+ * Express middleware around observeRequest: also answers the id in `X-Request-Id`.
  */
 export function createRequestObserver(
   logger: Logger,
   metrics: Metrics,
   routeOf: (req: IncomingMessage) => string,
 ) {
-  const httpLogger = pinoHttp({
-    logger: logger as never,
-    genReqId: (req: IncomingMessage, res: ServerResponse) => {
-      const id = requestIdFrom(req.headers['x-request-id']);
-      req.headers['x-request-id'] = id;
-      res.setHeader('X-Request-Id', id);
-      return id;
-    },
-    customAttributeKeys: { reqId: 'requestId' },
-    // the request id on every line this request logs, not only the summary line
-    customProps: (req: IncomingMessage & { id?: unknown }) => ({ requestId: req.id }),
-    // error: something broke (a 500, an exception); warn: failing closed while a dependency is
-    // down or slow (502, 503, 504: expected during an outage, counted by the metrics); info: the
-    // client's mistakes (4xx); successes at debug.
-    customLogLevel: (_req, res, err) =>
-      err || res.statusCode === 500
-        ? 'error'
-        : res.statusCode >= 500
-          ? 'warn'
-          : res.statusCode >= 400
-            ? 'info'
-            : 'debug',
-    // pino-http makes up an Error (with a stack) for every 5xx answer: keep only real errors.
-    customErrorObject: (_req, _res, err, logged: Record<string, unknown>) =>
-      err.message.startsWith('failed with status code') ? { ...logged, err: undefined } : logged,
-    customErrorMessage: (_req, res, err) =>
-      err.message.startsWith('failed with status code')
-        ? `request failed with status ${res.statusCode}`
-        : 'request errored',
-    serializers: {
-      req: (req: { method: string; url: string; id: unknown }) => ({
-        method: req.method,
-        url: req.url?.split('?')[0],
-      }),
-      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-    },
-  });
   return (req: IncomingMessage, res: ServerResponse, next: () => void) => {
-    const end = metrics.httpDuration.startTimer();
-    res.once('finish', () =>
-      end({ method: req.method ?? 'GET', route: routeOf(req), status: String(res.statusCode) }),
-    );
-    httpLogger(req, res, next);
+    res.setHeader('X-Request-Id', observeRequest(logger, metrics, req, res, routeOf));
+    next();
   };
 }

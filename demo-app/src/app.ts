@@ -1,8 +1,8 @@
-import express, { type Request, type Response } from 'express';
-import helmet from 'helmet';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { NO_STORE, sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
 import { createMetrics, createRequestObserver } from '../../common/src/observability.js';
+import { securityHeaders } from '../../common/src/security-headers.js';
 import type { VerifiedIdentity } from '../../common/src/verify-identity.js';
 import { homePage, type Viewer } from './views.js';
 
@@ -46,66 +46,47 @@ export function createApp(deps: DemoAppDeps) {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(
-    createRequestObserver(deps.logger, metrics, (req) => (req as Request).route?.path ?? 'other'),
+  // What every answer gets, in one middleware (each router layer costs on every request): the
+  // request id, log line and histogram; security headers; and no caching, since these are
+  // private pages (Back after logout shows nothing).
+  const observe = createRequestObserver(
+    deps.logger,
+    metrics,
+    (req) => (req as Request).route?.path ?? 'other',
   );
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'none'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-        },
-      },
-      strictTransportSecurity: false,
-      referrerPolicy: { policy: 'no-referrer' },
-    }),
-  );
-  // Private pages: never cached, so Back after logout shows nothing.
-  app.use((_req, res, next) => {
-    res.set('Cache-Control', NO_STORE);
-    next();
-  });
-
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-
-  // Browsers ask for it on every JSON page they show; no identity needed for nothing.
-  app.get('/favicon.ico', (_req, res) => {
-    res.status(204).end();
-  });
-
-  // Everything below needs an identity; with verification on, only a signed one counts.
-  const verify = deps.verifyIdentity;
-  if (verify) {
-    app.use((req: Request, res: Response, next) => {
-      verify(req.get('x-auth-request-jwt')).then(
-        (identity) => {
-          req.identity = identity;
-          next();
-        },
-        () =>
-          sendError(
-            req,
-            res,
-            401,
-            'UNAUTHENTICATED',
-            'This app only trusts identities signed by the Gatehouse session-service.',
-          ),
-      );
+  const headers = securityHeaders();
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    observe(req, res, () => {
+      headers(req, res, () => {
+        res.setHeader('Cache-Control', NO_STORE);
+        next();
+      });
     });
-  }
+  });
 
-  app.get('/', (req: Request, res: Response) => {
+  // Every page needs an identity; with verification on, only a signed one counts.
+  const verify = deps.verifyIdentity;
+  const requireIdentity = verify
+    ? (req: Request, res: Response, next: NextFunction) => {
+        verify(req.get('x-auth-request-jwt')).then(
+          (identity) => {
+            req.identity = identity;
+            next();
+          },
+          () =>
+            sendError(
+              req,
+              res,
+              401,
+              'UNAUTHENTICATED',
+              'This app only trusts identities signed by the Gatehouse session-service.',
+            ),
+        );
+      }
+    : (_req: Request, _res: Response, next: NextFunction) => next();
+
+  // The pages first: the router tries routes in order, and these are what users ask for.
+  app.get('/', requireIdentity, (req: Request, res: Response) => {
     const viewer = viewerOf(req);
     if (!viewer)
       return sendError(
@@ -119,7 +100,7 @@ export function createApp(deps: DemoAppDeps) {
   });
 
   /** What this backend received: the identity and the request id (used by tests and by curious users). */
-  app.get('/api/whoami', (req: Request, res: Response) => {
+  app.get('/api/whoami', requireIdentity, (req: Request, res: Response) => {
     const viewer = viewerOf(req);
     if (!viewer) return sendError(req, res, 401, 'UNAUTHENTICATED');
     res.json({
@@ -129,6 +110,19 @@ export function createApp(deps: DemoAppDeps) {
     });
   });
 
-  app.use((req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));
+  // No identity needed for these.
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  // Browsers ask for it on every JSON page they show.
+  app.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
+
+  // Anything else: verified like a page (a 401 without a signed identity), then 404.
+  app.use(requireIdentity, (req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));
   return app;
 }

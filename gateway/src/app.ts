@@ -6,7 +6,7 @@ import { Counter, Gauge } from 'prom-client';
 import { NO_STORE, requestIdFrom, sendError, wantsHtml } from '../../common/src/http.js';
 import { identityHeaders } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
-import { createMetrics } from '../../common/src/observability.js';
+import { createMetrics, observeRequest } from '../../common/src/observability.js';
 import type { GatewayConfig } from './config.js';
 import {
   forwardedFor,
@@ -54,8 +54,6 @@ interface Observed {
   target?: RequestTarget;
   routeId?: string;
 }
-
-const LOG_LEVELS = ['debug', 'info', 'error'] as const;
 
 export function createApp(deps: GatewayDeps) {
   const { config, logger, sessionClient } = deps;
@@ -334,44 +332,13 @@ export function createApp(deps: GatewayDeps) {
     sendError(req, res, 500, 'INTERNAL_ERROR');
   });
 
-  const levelOn = (level: (typeof LOG_LEVELS)[number]) =>
-    (logger as Partial<{ isLevelEnabled(level: string): boolean }>).isLevelEnabled?.(level) ?? true;
-
-  /**
-   * Request id, one log line (debug for successes, info for 4xx, error for 5xx, as before) and
-   * the request histogram, without pino-http's per-request child logger. The X-Request-Id answer
-   * header is set by whoever answers (a proxied answer carries it in its raw header list).
-   */
-  function observe(req: IncomingMessage, res: ServerResponse, observed: Observed) {
-    const id = requestIdFrom(req.headers['x-request-id']);
-    req.headers['x-request-id'] = id;
-    const started = process.hrtime.bigint();
-    const routeLabel = () => {
-      if (observed.routeId) return `upstream:${observed.routeId}`;
-      const target = observed.target;
-      if (!target) return 'bad_path';
-      if (isReserved(target)) return target.rawPath;
-      return isAuth(target) ? '/auth' : 'unrouted';
-    };
-    res.once('finish', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const status = res.statusCode;
-      metrics.httpDuration.observe(
-        { method: req.method ?? 'GET', route: routeLabel(), status: String(status) },
-        seconds,
-      );
-      const level = status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug';
-      if (levelOn(level))
-        logger[level](
-          {
-            requestId: id,
-            req: { method: req.method, url: req.url?.split('?')[0] },
-            res: { statusCode: status },
-            responseTime: Math.round(seconds * 1000),
-          },
-          'request completed',
-        );
-    });
+  /** The histogram's route label: filled in as the request is understood. */
+  function routeLabel(observed: Observed): string {
+    if (observed.routeId) return `upstream:${observed.routeId}`;
+    const target = observed.target;
+    if (!target) return 'bad_path';
+    if (isReserved(target)) return target.rawPath;
+    return isAuth(target) ? '/auth' : 'unrouted';
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse, observed: Observed) {
@@ -406,7 +373,9 @@ export function createApp(deps: GatewayDeps) {
   /** Every HTTP request starts here. */
   function handle(req: IncomingMessage, res: ServerResponse) {
     const observed: Observed = {};
-    observe(req, res, observed);
+    // Request id, log line and histogram, without a per-request child logger. The X-Request-Id
+    // answer header is set by whoever answers (a proxied answer carries it in its raw headers).
+    observeRequest(logger, metrics, req, res, () => routeLabel(observed));
     // Before anything else decides on the path: refuse what another parser could read differently.
     const check = checkRequestTarget(req.url);
     if (!check.ok || isReserved(check.target) || isAuth(check.target))

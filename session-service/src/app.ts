@@ -1,7 +1,7 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import helmet from 'helmet';
 import { AppError } from '../../common/src/errors.js';
 import { NO_STORE, sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
@@ -10,6 +10,7 @@ import {
   createMetrics,
   createRequestObserver,
   instrumentRedis,
+  observeRequest,
 } from '../../common/src/observability.js';
 import {
   createRedisSubscriber,
@@ -17,6 +18,7 @@ import {
   pingRedis,
   type RedisClient,
 } from '../../common/src/redis.js';
+import { securityHeaders } from '../../common/src/security-headers.js';
 import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import { createAssertionSigner } from './domain/assertions.js';
@@ -30,7 +32,7 @@ import type { UsersRepository } from './domain/users.js';
 import { createAuthHandlers } from './routes/auth.js';
 import { revocationsHandler } from './routes/events.js';
 import { createSessionsHandlers } from './routes/sessions.js';
-import { validateHandler } from './routes/validate.js';
+import { type TrustProxy, validateHandler } from './routes/validate.js';
 import { createSessionMiddleware, GatehouseRedisStore } from './session-middleware.js';
 
 export interface SessionServiceDeps {
@@ -150,17 +152,26 @@ export function createApp(deps: SessionServiceDeps) {
   app.set('etag', false);
   app.use(createRequestObserver(logger, metrics, (req) => (req as Request).route?.path ?? 'other'));
 
-  // The validate path first and bare: no helmet, no body parser, no session middleware.
-  app.get(
-    '/auth/validate',
-    validateHandler({
-      authenticate,
-      signer,
-      cookieName: config.cookieName,
-      secrets: config.secrets,
-      onOutcome: (outcome) => validateOutcomes.inc({ outcome }),
-    }),
-  );
+  // The validate path first and bare: no helmet, no body parser, no session middleware. Every
+  // protected request takes it, so `/auth/validate` itself (GET/HEAD, any query) is served before
+  // the Express router even starts (see the end of this function); the route below takes the
+  // spellings only Express would match (`/auth/validate/`, other letter case).
+  const validate = validateHandler({
+    authenticate,
+    signer,
+    cookieName: config.cookieName,
+    secrets: config.secrets,
+    trustProxy: (addr, i) => (app.get('trust proxy fn') as TrustProxy)(addr, i),
+    logger,
+    onOutcome: (outcome) => validateOutcomes.inc({ outcome }),
+  });
+  const serveValidate = (req: IncomingMessage, res: ServerResponse) =>
+    validate(req, res).catch((err: unknown) => {
+      logger.error({ err, requestId: req.id }, 'unhandled error');
+      if (!res.headersSent) sendError(req, res, 500, 'INTERNAL_ERROR');
+      else res.destroy();
+    });
+  app.get('/auth/validate', serveValidate);
 
   // Gateways only (not under /auth/: never proxied to browsers). Revocations for their caches.
   app.get(
@@ -190,25 +201,9 @@ export function createApp(deps: SessionServiceDeps) {
   });
 
   app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'none'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'"],
-          formAction: [
-            "'self'",
-            ...env.ALLOWED_REDIRECT_HOSTS.map((h) => (h.startsWith('.') ? `*${h}` : h)),
-          ],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-        },
-      },
-      strictTransportSecurity: config.https
-        ? { maxAge: 31_536_000, includeSubDomains: true }
-        : false,
-      referrerPolicy: { policy: 'no-referrer' },
+    securityHeaders({
+      formAction: env.ALLOWED_REDIRECT_HOSTS.map((h) => (h.startsWith('.') ? `*${h}` : h)),
+      hsts: config.https,
     }),
   );
   app.use(
@@ -250,10 +245,41 @@ export function createApp(deps: SessionServiceDeps) {
 
   app.use((req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));
   app.use(errorHandler(logger));
+  // The validate fast path: GET or HEAD of exactly `/auth/validate` (with or without a query) goes
+  // from the HTTP server to the handler with only the request observer in front: no Express
+  // request/response prototypes, no router walk (docs/performance.md). Everything else is Express.
+  type Handle = (req: IncomingMessage, res: ServerResponse, next?: unknown) => void;
+  // `handle` is what the app function calls for every request (express/lib/express.js).
+  const expressApp = app as unknown as { handle: Handle };
+  const handle = expressApp.handle.bind(app);
+  const validateRoute = () => '/auth/validate';
+  Object.assign(expressApp, {
+    handle(req: IncomingMessage, res: ServerResponse, next?: unknown) {
+      if (isValidateRequest(req)) {
+        res.setHeader('X-Request-Id', observeRequest(logger, metrics, req, res, validateRoute));
+        void serveValidate(req, res);
+        return;
+      }
+      handle(req, res, next);
+    },
+  });
   return Object.assign(app, {
     /** End the gateways' revocation streams (shutdown: the server cannot drain them). */
     closeRevocationStreams: () => revocations.close(),
   });
+}
+
+const VALIDATE_PATH = '/auth/validate';
+
+/** GET or HEAD of `/auth/validate`, with or without a query. */
+function isValidateRequest(req: IncomingMessage): boolean {
+  const url = req.url;
+  return (
+    (req.method === 'GET' || req.method === 'HEAD') &&
+    url !== undefined &&
+    url.startsWith(VALIDATE_PATH) &&
+    (url.length === VALIDATE_PATH.length || url.charCodeAt(VALIDATE_PATH.length) === 63) // '?'
+  );
 }
 
 /** The one error handler: stable codes, JSON or a short page, never a stack trace. */
@@ -261,7 +287,10 @@ export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof AppError) {
       if (err.status >= 500)
-        req.log?.warn({ err: { code: err.code, message: err.message } }, 'request failed');
+        logger.warn(
+          { requestId: req.id, err: { code: err.code, message: err.message } },
+          'request failed',
+        );
       return sendError(req, res, err.status, err.code, err.message, err.headers);
     }
     if (err instanceof HasherBusyError) {

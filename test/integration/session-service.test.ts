@@ -225,6 +225,55 @@ describe('GET /auth/validate', () => {
       .set('x-session-id', value);
     expect(res.status).toBe(401);
   });
+
+  it('answers the same on its fast path and through Express: GET, HEAD, query, other spellings', async () => {
+    // `/auth/validate` (GET/HEAD, any query) is served before the Express router; the spellings
+    // only Express matches (trailing slash, letter case) take the Express route. Same answers.
+    const loggedIn = await login({ username: 'alice', password: 'correct horse battery' });
+    const pair = cookiePair(loggedIn.headers['set-cookie']);
+    const shape = (res: request.Response) => ({
+      status: res.status,
+      type: res.headers['content-type'],
+      cacheControl: res.headers['cache-control'],
+      user: res.headers['x-auth-request-user'],
+      groups: res.headers['x-auth-request-groups'],
+      // (expiresAt moves with the idle timeout's slides: compared apart, below)
+      body: { ...res.body, session: { ...res.body.session, expiresAt: undefined } } as unknown,
+      expiresAt: Date.parse(res.body.session?.expiresAt ?? '') || 0,
+    });
+    for (const cookie of [pair, 'gatehouse=s%3Aforged.sig', '']) {
+      const answers: request.Response[] = [];
+      for (const path of [
+        '/auth/validate',
+        '/auth/validate?x=1',
+        '/auth/validate/',
+        '/AUTH/Validate',
+      ])
+        answers.push(await request(service.app).get(path).set('cookie', cookie));
+      const [first, ...others] = answers.map(shape);
+      expect(first?.status).toBe(cookie === pair ? 200 : 401);
+      expect(first?.type).toBe('application/json; charset=utf-8');
+      for (const other of others) {
+        expect({ ...other, expiresAt: 0 }).toEqual({ ...first, expiresAt: 0 });
+        expect(Math.abs((other?.expiresAt ?? 0) - (first?.expiresAt ?? 0))).toBeLessThan(5000);
+      }
+      for (const res of answers) expect(res.headers['x-request-id']).toMatch(/^[\w-]{36}$/);
+    }
+    const head = await request(service.app).head('/auth/validate').set('cookie', pair);
+    expect(head.status).toBe(200);
+    expect(head.headers['x-auth-request-user']).toBe('alice');
+    expect(head.text ?? '').toBe('');
+    // A well-formed request id from upstream is kept and answered.
+    const traced = await request(service.app)
+      .get('/auth/validate')
+      .set('cookie', pair)
+      .set('x-request-id', 'trace-123');
+    expect(traced.headers['x-request-id']).toBe('trace-123');
+    // Other methods are not validate: 404 from Express, as before.
+    expect((await request(service.app).post('/auth/validate').set('cookie', pair)).status).toBe(
+      404,
+    );
+  });
 });
 
 describe('POST /auth/logout', () => {

@@ -1,8 +1,9 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseCookie } from 'cookie';
 import signature from 'cookie-signature';
-import type { Request, Response } from 'express';
-import { NO_STORE, wantsHtml } from '../../../common/src/http.js';
+import { escapeHtml, NO_STORE, wantsHtml } from '../../../common/src/http.js';
 import { identityHeaders } from '../../../common/src/identity.js';
+import type { Logger } from '../../../common/src/logger.js';
 import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
 import type { Authenticator } from '../domain/authenticate.js';
@@ -44,15 +45,39 @@ export function validationBody(session: ValidSession) {
   };
 }
 
+/** Express's compiled `trust proxy` setting: is the peer at `addr` (hop `i`) trusted? */
+export type TrustProxy = (addr: string, i: number) => boolean;
+
 /**
  * The original request URI under the Traefik ForwardAuth convention (X-Forwarded-Uri, beside
  * X-Forwarded-Method/Proto/Host), trusted only from a TRUST_PROXY peer; a client cannot set it.
  */
-export function forwardAuthUri(req: Request): string | undefined {
-  const trust = req.app.get('trust proxy fn') as (addr: string, i: number) => boolean;
+export function forwardAuthUri(req: IncomingMessage, trust: TrustProxy): string | undefined {
   if (!trust(req.socket.remoteAddress ?? '', 0)) return undefined;
-  const uri = req.get('x-forwarded-uri');
-  return uri?.startsWith('/') && !uri.startsWith('//') ? uri : undefined;
+  const uri = req.headers['x-forwarded-uri'];
+  return typeof uri === 'string' && uri.startsWith('/') && !uri.startsWith('//') ? uri : undefined;
+}
+
+/** `?aud=<route>` when given exactly once (a repeated parameter is no audience). */
+function audienceOf(url: string | undefined): string | undefined {
+  const q = url?.indexOf('?') ?? -1;
+  if (!url || q < 0) return undefined;
+  const values = new URLSearchParams(url.slice(q + 1)).getAll('aud');
+  return values.length === 1 ? values[0] : undefined;
+}
+
+function answer(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  const json = JSON.stringify(body);
+  res.statusCode = status;
+  for (const name in headers) res.setHeader(name, headers[name] as string);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(json));
+  res.end(json); // (no body on HEAD: node:http drops it)
 }
 
 export type ValidateOutcome = 'ok' | 'unauthenticated' | 'unavailable';
@@ -61,52 +86,65 @@ export type ValidateOutcome = 'ok' | 'unauthenticated' | 'unavailable';
  * GET /auth/validate: never creates or saves a session (no express-session here), only reads
  * the cookie, slides the idle timeout and answers. Usable as nginx `auth_request` target.
  * With `?aud=<route>` it also answers a signed identity assertion in `X-Auth-Request-Jwt`.
+ *
+ * Written against node:http, not Express: app.ts serves `/auth/validate` before the Express
+ * router (the path every protected request takes; docs/performance.md), and also mounts it as
+ * an Express route for the spellings Express alone would match (`/auth/validate/`).
  */
 export function validateHandler(deps: {
   authenticate: Authenticator;
   signer?: AssertionSigner;
   cookieName: string;
   secrets: readonly string[];
+  trustProxy: TrustProxy;
+  logger: Logger;
   onOutcome?: (outcome: ValidateOutcome) => void;
 }) {
-  return async (req: Request, res: Response) => {
+  return async (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('Cache-Control', NO_STORE);
     const sid = readSessionId(req.headers.cookie, deps.cookieName, deps.secrets);
     let session: ValidSession | null = null;
     let jwt: string | undefined;
-    const aud = req.query.aud;
     try {
       if (sid) session = await deps.authenticate(sid);
+      const aud = session && deps.signer ? audienceOf(req.url) : undefined;
       if (session && deps.signer && isAudience(aud))
         jwt = await deps.signer.sign(session.sid, session.auth, aud);
     } catch (err) {
       deps.onOutcome?.('unavailable');
-      req.log?.warn(
-        { err: { message: (err as Error).message } },
+      deps.logger.warn(
+        { requestId: req.id, err: { message: (err as Error).message } },
         'validate: session store unavailable',
       );
       // JSON whatever the Accept header: callers are machines (gateway, nginx auth_request).
-      res
-        .status(503)
-        .json({ error: 'SESSION_STORE_UNAVAILABLE', message: 'The session store is unavailable.' });
+      answer(res, 503, {
+        error: 'SESSION_STORE_UNAVAILABLE',
+        message: 'The session store is unavailable.',
+      });
       return;
     }
     if (!session) {
       deps.onOutcome?.('unauthenticated');
       // Traefik ForwardAuth hands our answer to the browser as it is: send a browser to the login
       // page, back to the URI it asked for. Only when a trusted proxy says which URI that was.
-      const forwardedUri = forwardAuthUri(req);
+      const forwardedUri = forwardAuthUri(req, deps.trustProxy);
       if (forwardedUri && wantsHtml(req)) {
-        res.redirect(302, `/auth/login?rd=${encodeURIComponent(forwardedUri)}`);
+        const location = `/auth/login?rd=${encodeURIComponent(forwardedUri)}`;
+        const html = `<p>Found. Redirecting to <a href="${escapeHtml(location)}">${escapeHtml(location)}</a></p>`;
+        res.statusCode = 302;
+        res.setHeader('Location', location);
+        res.setHeader('Content-Type', 'text/html; charset=utf-8');
+        res.setHeader('Content-Length', Buffer.byteLength(html));
+        res.end(html);
         return;
       }
-      res.status(401).json({ error: 'UNAUTHENTICATED', message: 'No valid session.' });
+      answer(res, 401, { error: 'UNAUTHENTICATED', message: 'No valid session.' });
       return;
     }
     deps.onOutcome?.('ok');
     const body = validationBody(session);
-    res.set(identityHeaders(body.user, body.session.expiresAt));
-    if (jwt) res.set('X-Auth-Request-Jwt', jwt);
-    res.status(200).json(body);
+    const headers = identityHeaders(body.user, body.session.expiresAt);
+    if (jwt) headers['X-Auth-Request-Jwt'] = jwt;
+    answer(res, 200, body, headers);
   };
 }
