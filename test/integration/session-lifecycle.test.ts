@@ -7,7 +7,11 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisClient, type RedisClient } from '../../common/src/redis.js';
 import type { SessionServiceConfig } from '../../session-service/src/config.js';
-import { type Lifetimes, parseRecord } from '../../session-service/src/domain/sessions.js';
+import {
+  createSessionStore,
+  type Lifetimes,
+  parseRecord,
+} from '../../session-service/src/domain/sessions.js';
 import { readUsersFile, writeUsersFile } from '../../session-service/src/domain/users.js';
 import {
   createSessionMiddleware,
@@ -592,5 +596,81 @@ describe('no resurrection of a logged-out session (connect-redis race)', () => {
     } finally {
       await redis.client.del(sessionKey(sid));
     }
+  });
+});
+
+describe('validate writes to Redis at most once per slide interval', () => {
+  it('reads the session every time, slides its idle timeout at most every slideIntervalMs, and reports the expiry Redis has', async () => {
+    let t = Date.now();
+    const prefix = `slide-${randomBytes(4).toString('hex')}:`;
+    const lifetimes: Lifetimes = {
+      idleSeconds: 60,
+      absoluteSeconds: 3600,
+      rememberIdleSeconds: 60,
+      rememberAbsoluteSeconds: 3600,
+    };
+    const store = createSessionStore({
+      redis: redis.client,
+      lifetimes,
+      prefix,
+      now: () => t,
+      slideIntervalMs: 1000,
+      onRevoked: async () => {},
+    });
+    const sid = randomBytes(24).toString('base64url');
+    const key = store.sessionKey(sid);
+    const index = store.userKey('u1');
+    const auth = { userId: 'u1', username: 'alice', groups: [], email: '', createdAt: t };
+    await redis.client.set(key, JSON.stringify({ auth }), { PX: 60_000 });
+    await redis.client.zAdd(index, { score: 1, value: sid });
+
+    // First validate: slides (PTTL back to the idle timeout, last seen = now).
+    const first = await store.validate(sid);
+    expect(first?.expiresAt).toBe(t + 60_000);
+    expect(await redis.client.zScore(index, sid)).toBe(t);
+    const slidAt = t;
+
+    // Within the interval: read, not written. Redis keeps the TTL it had; the answer says so.
+    await redis.client.pExpire(key, 30_000);
+    t += 500;
+    const second = await store.validate(sid);
+    expect(second?.expiresAt).toBe(slidAt + 60_000);
+    expect(await redis.client.pTTL(key)).toBeLessThanOrEqual(30_000);
+    expect(await redis.client.zScore(index, sid)).toBe(slidAt);
+
+    // Every validate reads: a session deleted meanwhile is refused within the interval too.
+    const other = randomBytes(24).toString('base64url');
+    await redis.client.set(store.sessionKey(other), JSON.stringify({ auth }), { PX: 60_000 });
+    expect(await store.validate(other)).not.toBeNull();
+    await redis.client.del(store.sessionKey(other));
+    t += 10;
+    expect(await store.validate(other)).toBeNull();
+
+    // Past the interval: slides again.
+    t += 600;
+    const third = await store.validate(sid);
+    expect(third?.expiresAt).toBe(t + 60_000);
+    expect(await redis.client.pTTL(key)).toBeGreaterThan(55_000);
+    expect(await redis.client.zScore(index, sid)).toBe(t);
+
+    // The absolute timeout still rules: never slid past it, refused once it passed.
+    t = auth.createdAt + 3600_000 - 20_000;
+    const late = await store.validate(sid);
+    expect(late?.expiresAt).toBe(auth.createdAt + 3600_000);
+    expect(await redis.client.pTTL(key)).toBeLessThanOrEqual(20_000);
+    t = auth.createdAt + 3600_000 + 1;
+    expect(await store.validate(sid)).toBeNull();
+    expect(await redis.client.exists(key)).toBe(0);
+  });
+
+  it('slides at most every second by default, or every twentieth of a short idle timeout', async () => {
+    // SESSION_IDLE_TIMEOUT=2 (the `short` service): every 100 ms. Two validates 150 ms apart
+    // both slide; the TTL after the second is the full idle timeout again.
+    const { pair, sid } = await loggedIn(short);
+    expect((await validate(short, pair)).status).toBe(200);
+    await sleep(150);
+    await redis.client.pExpire(sessionKey(sid), 1000);
+    expect((await validate(short, pair)).status).toBe(200);
+    expect(await redis.client.pTTL(sessionKey(sid))).toBeGreaterThan(1500);
   });
 });

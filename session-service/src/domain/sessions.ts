@@ -83,7 +83,17 @@ export interface SessionStoreOptions {
    * revocation channel (domain/revocations.ts), which every writer (service, users CLI) shares.
    */
   onRevoked?: (sids: readonly string[]) => Promise<void>;
+  /**
+   * The idle timeout slides at most this often per session (and process): validate reads the
+   * session every time, but writes (PEXPIRE, the index's last-seen) only when the last slide is
+   * older than this. Default: 1 s, or a twentieth of the idle timeout when that is shorter. A
+   * busy session may thus end up to this much before its idle timeout, never after it.
+   */
+  slideIntervalMs?: number;
 }
+
+/** Sessions whose last slide this process remembers; past it, the memory starts over. */
+const SLIDE_MEMORY = 100_000;
 
 export type SessionStore = ReturnType<typeof createSessionStore>;
 
@@ -99,6 +109,11 @@ export function createSessionStore(options: SessionStoreOptions) {
     options.onRevoked ?? ((sids: readonly string[]) => publishRevocations(redis, prefix, sids));
   const sessionKey = (sid: string) => `${prefix}sess:${sid}`;
   const userKey = (userId: string) => `${prefix}user:{${userId}}:sessions`;
+  const slideIntervalMs =
+    options.slideIntervalMs ??
+    Math.min(1000, (Math.min(lifetimes.idleSeconds, lifetimes.rememberIdleSeconds) * 1000) / 20);
+  /** sid -> when this process last slid its idle timeout (a hint: forgetting costs one write). */
+  const slidAt = new Map<string, number>();
   const userIndexTtlMs =
     Math.max(lifetimes.absoluteSeconds, lifetimes.rememberAbsoluteSeconds) * 1000;
 
@@ -117,7 +132,9 @@ export function createSessionStore(options: SessionStoreOptions) {
     /**
      * The validate path: one GET, then slide the idle timeout (PEXPIRE never creates a key, so a
      * session destroyed meanwhile stays destroyed) and note "last seen" in the user's index
-     * (ZADD XX: a revoked entry is never re-added). Returns null for no session.
+     * (ZADD XX: a revoked entry is never re-added), at most every slideIntervalMs per session.
+     * expiresAt is when Redis forgets the session if it stays idle, as of the last slide.
+     * Returns null for no session.
      */
     async validate(sid: string): Promise<ValidSession | null> {
       return guard(async () => {
@@ -126,20 +143,27 @@ export function createSessionStore(options: SessionStoreOptions) {
         const t = now();
         const left = remainingMs(auth, lifetimes, t);
         if (left <= 0) {
+          slidAt.delete(sid);
           await Promise.all([redis.del(sessionKey(sid)), redis.zRem(userKey(auth.userId), sid)]);
           await onRevoked([sid]);
           return null;
         }
+        const absoluteExpiresAt = absoluteExpiry(auth, lifetimes);
+        const last = slidAt.get(sid);
+        if (last !== undefined && t - last < slideIntervalMs && t >= last)
+          return {
+            sid,
+            auth,
+            expiresAt: last + remainingMs(auth, lifetimes, last),
+            absoluteExpiresAt,
+          };
         await Promise.all([
           redis.pExpire(sessionKey(sid), left),
           redis.zAdd(userKey(auth.userId), { score: t, value: sid }, { condition: 'XX' }),
         ]);
-        return {
-          sid,
-          auth,
-          expiresAt: t + left,
-          absoluteExpiresAt: absoluteExpiry(auth, lifetimes),
-        };
+        if (slidAt.size >= SLIDE_MEMORY) slidAt.clear();
+        slidAt.set(sid, t);
+        return { sid, auth, expiresAt: t + left, absoluteExpiresAt };
       });
     },
 
@@ -156,6 +180,7 @@ export function createSessionStore(options: SessionStoreOptions) {
 
     /** Destroy one session. True when it existed. */
     async destroy(sid: string, userId?: string): Promise<boolean> {
+      slidAt.delete(sid);
       return guard(async () => {
         const deleted = await redis.del(sessionKey(sid));
         if (userId) await redis.zRem(userKey(userId), sid);
