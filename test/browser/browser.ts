@@ -17,7 +17,14 @@ export const CHROMIUM_ARGS = [
   '--disable-quic',
 ];
 
-export const SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
+/**
+ * Where screenshots go: docs/screenshots (linked from README.md) with UPDATE_SCREENSHOTS=1,
+ * else a temporary folder, so a test run leaves the working tree as it was.
+ */
+export const SCREENSHOTS =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? join(ROOT, 'docs', 'screenshots')
+    : join(tmpdir(), 'gatehouse-screenshots');
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 
