@@ -170,6 +170,15 @@ function scenariosOf(system: BenchSystem): Scenario[] {
     },
     { key: 'f', title: '(f) Express hello-world', url: `${system.hello.url}/` },
   );
+  // The same validate through the Express router (`/auth/validate/` takes the Express route):
+  // the effect of serving `/auth/validate` before the router, in the same run.
+  if (COMPARE)
+    scenarios.push({
+      key: 'c0',
+      title: '(c) through the Express router',
+      url: `${system.sessionService.url}/auth/validate/`,
+      headers: { cookie: system.sessionCookie },
+    });
   return scenarios;
 }
 
@@ -311,6 +320,13 @@ async function measure(system: BenchSystem) {
       lowerIsBetter: true,
     },
   ];
+  if (results.has('c0'))
+    ratios.push({
+      name: '(c)/(c0) validate before the router',
+      value: pairedRatio(samples, throughput, 'c', 'c0'),
+      target: 1,
+      minimum: 1,
+    });
   if (results.has('b0'))
     ratios.push({
       name: '(b)/(b0) effect of the validation cache',
