@@ -1,5 +1,5 @@
-import { availableParallelism } from 'node:os';
-import { type Algorithm, hash, verify } from '@node-rs/argon2';
+import { type Algorithm, hash } from '@node-rs/argon2';
+import { sharedHasherPool } from './hasher-pool.js';
 
 /** OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. */
 export const ARGON2_PARAMS = {
@@ -35,13 +35,15 @@ export interface PasswordVerifier {
 }
 
 /**
- * Caps concurrent argon2 computations (they run on libuv's thread pool) and queues a bounded
- * number more; past that, callers get HasherBusyError (a 503) instead of an ever-growing queue.
+ * Caps concurrent argon2 checks (they run on worker threads at a lower CPU priority than the
+ * event loop: hasher-pool.ts) and queues a bounded number more; past that, callers get
+ * HasherBusyError (a 503) instead of an ever-growing queue.
  */
 export async function createPasswordVerifier(
   options: { maxConcurrent?: number; maxQueued?: number } = {},
 ): Promise<PasswordVerifier> {
-  const maxConcurrent = options.maxConcurrent ?? Math.max(1, availableParallelism());
+  const pool = sharedHasherPool();
+  const maxConcurrent = options.maxConcurrent ?? pool.size;
   const maxQueued = options.maxQueued ?? 64;
   // A real argon2id hash with our parameters, so an unknown user costs exactly what a known one does.
   const dummyHash = await hashPassword(`dummy-${Math.random()}`);
@@ -65,12 +67,8 @@ export async function createPasswordVerifier(
   return {
     verify(passwordHash, password) {
       return withSlot(async () => {
-        try {
-          const ok = await verify(passwordHash ?? dummyHash, password);
-          return ok && passwordHash !== null;
-        } catch {
-          return false;
-        }
+        const ok = await pool.verify(passwordHash ?? dummyHash, password);
+        return ok && passwordHash !== null;
       });
     },
   };

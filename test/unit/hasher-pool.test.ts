@@ -1,0 +1,39 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { createHasherPool, HASHER_NICE } from '../../session-service/src/domain/hasher-pool.js';
+import { hashPassword } from '../../session-service/src/domain/passwords.js';
+
+/** The nice value of every thread of this process (Linux: field 19 of /proc/self/task/<tid>/stat). */
+function threadNiceValues(): number[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces), which ends at the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[16]); // field 19 overall: nice
+  });
+}
+
+describe('password hasher pool', () => {
+  it('checks argon2id hashes on worker threads: right, wrong and malformed', async () => {
+    const pool = createHasherPool(2);
+    const hash = await hashPassword('correct horse battery');
+    const results = await Promise.all([
+      pool.verify(hash, 'correct horse battery'),
+      pool.verify(hash, 'wrong horse battery'),
+      pool.verify('not a PHC string', 'correct horse battery'),
+      pool.verify(hash, 'correct horse battery'),
+    ]);
+    expect(results).toEqual([true, false, false, true]);
+  });
+
+  it('runs the checks at a lower CPU priority than the event loop (Linux)', async () => {
+    const before = threadNiceValues().filter((n) => n === HASHER_NICE).length;
+    const pool = createHasherPool(2);
+    const hash = await hashPassword('correct horse battery');
+    await Promise.all([pool.verify(hash, 'x'), pool.verify(hash, 'y')]);
+    // Two more threads at HASHER_NICE (the workers' main threads); this one still at 0.
+    expect(threadNiceValues().filter((n) => n === HASHER_NICE).length).toBe(before + 2);
+    const self = readFileSync('/proc/thread-self/stat', 'utf8');
+    expect(Number(self.slice(self.lastIndexOf(')') + 2).split(' ')[16])).toBe(0);
+  });
+});
