@@ -1,10 +1,15 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssertionVerifier } from '../../common/src/verify-identity.js';
 import { createApp as createDemoApp } from '../../demo-app/src/app.js';
+import {
+  ASSERTION_TTL_SECONDS,
+  createAssertionSigner,
+  KEY_CHECK_MS,
+} from '../../session-service/src/domain/assertions.js';
 import { silentLogger } from '../helpers/logger.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { buildSessionService } from '../helpers/session-service.js';
@@ -126,5 +131,59 @@ describe('the demo-app with signed identity required', () => {
     expect(res.status).toBe(200);
     expect(res.text).toContain('Welcome, <span id="username">&lt;b&gt;alice&lt;/b&gt;</span>');
     expect(res.text).not.toContain('mallory');
+  });
+});
+
+describe('the signing key after Redis loses it', () => {
+  const auth = { userId: 'u1', username: 'alice', groups: [], email: '', createdAt: Date.now() };
+  const keyName = (prefix: string) => `${prefix}jwt:signing-key`;
+  const kidOf = (token: string) => decodeProtectedHeader(token).kid;
+  /** A signer with its own clock, on this suite's real Redis. */
+  const signer = (prefix: string, clock: { t: number }) =>
+    createAssertionSigner({ redis: redis.client, prefix, issuer: 'gatehouse', now: () => clock.t });
+
+  it('is put back by an instance that still has it, so a new instance signs with the same key', async () => {
+    const prefix = `keyback-${Date.now()}:`;
+    const clock = { t: Date.now() };
+    const a = signer(prefix, clock);
+    const before = kidOf(await a.sign('s1', auth, 'default'));
+    await redis.client.del(keyName(prefix)); // Redis restarted empty
+
+    clock.t += KEY_CHECK_MS;
+    expect(kidOf(await a.sign('s2', auth, 'default'))).toBe(before);
+    expect(await redis.client.exists(keyName(prefix))).toBe(1);
+    const b = signer(prefix, { t: clock.t });
+    expect(kidOf(await b.sign('s3', auth, 'default'))).toBe(before);
+  });
+
+  it('is followed when another instance made a new one: within KEY_CHECK_MS, old tokens still verify', async () => {
+    const prefix = `keynew-${Date.now()}:`;
+    const clock = { t: Date.now() };
+    const a = signer(prefix, clock);
+    const oldToken = await a.sign('s1', auth, 'default');
+    await redis.client.del(keyName(prefix));
+    // An instance started while the key was gone makes a new one.
+    const c = signer(prefix, { t: clock.t });
+    const newKid = kidOf(await c.sign('s2', auth, 'default'));
+    expect(newKid).not.toBe(kidOf(oldToken));
+
+    // Before its check, A still signs with the old key; after it, with the new one.
+    clock.t += 1000;
+    expect(kidOf(await a.sign('s3', auth, 'default'))).toBe(kidOf(oldToken));
+    clock.t += KEY_CHECK_MS;
+    const switched = await a.sign('s3', auth, 'other'); // (another audience: not a cached token)
+    expect(kidOf(switched)).toBe(newKid);
+    expect(kidOf(await a.sign('s1', auth, 'default'))).toBe(newKid); // its cache was dropped
+
+    // A's JWKS: the new key, and the old one until every token signed with it has expired.
+    const kids = (await a.jwks()).keys.map((k) => k.kid);
+    expect(kids).toEqual([newKid, kidOf(oldToken)]);
+    const keys = createLocalJWKSet(await a.jwks());
+    for (const token of [oldToken, switched])
+      expect(
+        (await createAssertionVerifier({ keys, audience: ['default', 'other'] })(token)).id,
+      ).toBe('u1');
+    clock.t += 2 * ASSERTION_TTL_SECONDS * 1000;
+    expect((await a.jwks()).keys.map((k) => k.kid)).toEqual([newKid]);
   });
 });
