@@ -114,6 +114,52 @@ function portAnswers(port: number): Promise<boolean> {
  * (scripts/dev-cert.sh). Defaults for NGINX_HTTP_PORT, NGINX_HTTPS_PORT, PUBLIC_HTTPS_PORT,
  * SERVER_NAME, TLS_CERT and TLS_KEY; `vars` add the rest and may override them.
  */
+/**
+ * nginx in the foreground with the prefix `dir` and the configuration `conf`: what it printed
+ * plus its error log (`output`), a spawn error (`failure`), and `stop`, which ends it (SIGTERM,
+ * SIGKILL after 5 s) and removes `dir`.
+ */
+export function runNginx(bin: string, dir: string, conf: string) {
+  let printed = '';
+  const child: ChildProcess = spawn(bin, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d: Buffer) => {
+    printed += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    printed += d.toString();
+  });
+  let failed: Error | undefined;
+  child.once('error', (err) => {
+    failed = err;
+  });
+  const output = () => {
+    let log = '';
+    try {
+      log = readFileSync(join(dir, 'error.log'), 'utf8');
+    } catch {
+      // not written yet
+    }
+    return `${printed}${log}`;
+  };
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        // SIGTERM: fast shutdown (SIGQUIT would wait for open keep-alive connections).
+        child.kill('SIGTERM');
+      });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { child, output, stop, failure: () => failed };
+}
+
 export async function startNginx(options: {
   template: NginxTemplate;
   vars: Record<string, string>;
@@ -163,49 +209,11 @@ ${config}
 `,
   );
 
-  let printed = '';
-  const child: ChildProcess = spawn(bin, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d: Buffer) => {
-    printed += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    printed += d.toString();
-  });
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-  let failed: Error | undefined;
-  void spawnError.then((err) => {
-    failed = err;
-  });
-
-  const output = () => {
-    let log = '';
-    try {
-      log = readFileSync(join(dir, 'error.log'), 'utf8');
-    } catch {
-      // not written yet
-    }
-    return `${printed}${log}`;
-  };
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        child.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        // SIGTERM: fast shutdown (SIGQUIT would wait for open keep-alive connections).
-        child.kill('SIGTERM');
-      });
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-
+  const { child, output, stop, failure } = runNginx(bin, dir, conf);
   try {
     await waitFor(
       async () => {
+        const failed = failure();
         if (failed) throw failed;
         if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}`);
         return (await portAnswers(httpPort)) && (await portAnswers(httpsPort));

@@ -3,8 +3,7 @@
  * sentinel-failover): users sharing one password hash, JSON logins, a load loop that records every
  * answer, process memory, and the figures docs/operations.md quotes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import {
   type StoredUser,
   writeUsersFile,
 } from '../../session-service/src/domain/users.js';
-import { resolveNginx } from './nginx.js';
+import { resolveNginx, runNginx } from './nginx.js';
 import { freePort, waitFor } from './ports.js';
 
 /**
@@ -266,36 +265,7 @@ ${httpBlock(port, dir)}
 }
 `,
   );
-  let printed = '';
-  const child: ChildProcess = spawn(bin, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d: Buffer) => {
-    printed += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    printed += d.toString();
-  });
-  const output = () => {
-    try {
-      return printed + readFileSync(join(dir, 'error.log'), 'utf8');
-    } catch {
-      return printed;
-    }
-  };
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        child.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      });
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const { child, output, stop } = runNginx(bin, dir, conf);
   const listening = () =>
     new Promise<boolean>((resolve) => {
       const socket = connect({ host: '127.0.0.1', port });
