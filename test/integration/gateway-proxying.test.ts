@@ -27,6 +27,13 @@ let sessionService: ServiceProcess;
 let echo: EchoUpstream;
 let resetServer: net.Server;
 let hangServer: net.Server;
+/**
+ * Answers the first GET on each connection (kept alive), then closes it on the next request; a
+ * POST it only counts, and closes the connection without answering.
+ */
+let staleServer: net.Server;
+let staleConnections = 0;
+let stalePosts = 0;
 const hung: net.Socket[] = [];
 const gateways: Array<{ server: http.Server; close(): void }> = [];
 /** The gateway trusting loopback (the default TRUST_PROXY) and one trusting nobody. */
@@ -106,8 +113,21 @@ beforeAll(async () => {
     hung.push(s);
     s.on('error', () => {});
   });
+  // A server whose keep-alive ran out just as the gateway reused the connection (the race every
+  // keep-alive client meets): it answers once per connection, then closes on the next request.
+  staleServer = net.createServer((s) => {
+    staleConnections += 1;
+    let answered = false;
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => {
+      if (d.toString('latin1').startsWith('POST ')) stalePosts += 1;
+      if (answered || d.toString('latin1').startsWith('POST ')) return s.destroy();
+      answered = true;
+      s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfresh');
+    });
+  });
   await Promise.all(
-    [resetServer, hangServer].map(
+    [resetServer, hangServer, staleServer].map(
       (s) => new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve)),
     ),
   );
@@ -132,6 +152,9 @@ beforeAll(async () => {
     path: /hang
     upstream: http://127.0.0.1:${portOf(hangServer)}
     timeoutMs: 300
+  - id: stale
+    path: /stale
+    upstream: http://127.0.0.1:${portOf(staleServer)}
 `,
   );
   const env = { SESSION_SERVICE_URL: sessionService.url, GATEWAY_ROUTES: routesFile };
@@ -148,6 +171,7 @@ afterAll(async () => {
   for (const s of hung) s.destroy();
   resetServer?.close();
   hangServer?.close();
+  staleServer?.close();
   await echo?.close();
   await sessionService?.stop();
   await redis?.stop();
@@ -526,6 +550,26 @@ describe('when the upstream fails', () => {
     });
     expect(page.status).toBe(504);
     expect(await page.text()).toContain('<h1>');
+  });
+
+  it('retries a GET once on a new connection when the upstream closed the kept-alive one it reused; never a request with a body', async () => {
+    const first = await fetch(`${trusting}/stale/a`, { headers: { cookie: session } });
+    expect(first.status).toBe(200);
+    expect(await first.text()).toBe('fresh');
+    const before = staleConnections;
+    // Reuses the kept-alive connection, which the upstream closes: retried on a new one.
+    const again = await fetch(`${trusting}/stale/b`, { headers: { cookie: session } });
+    expect(again.status).toBe(200);
+    expect(await again.text()).toBe('fresh');
+    expect(staleConnections).toBe(before + 1);
+    // A request with a body may have been acted upon: never sent twice; the client hears 502.
+    const posted = await fetch(`${trusting}/stale/c`, {
+      method: 'POST',
+      headers: { cookie: session, 'content-type': 'text/plain' },
+      body: 'pay once',
+    });
+    expect(posted.status).toBe(502);
+    expect(stalePosts).toBe(1);
   });
 
   it('keeps serving afterwards', async () => {
