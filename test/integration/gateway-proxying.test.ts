@@ -310,6 +310,47 @@ describe('response bodies', () => {
     const b = await fetch(`${trusting}/x?status=304`, { headers: { cookie: session } });
     expect(b.status).toBe(304);
   });
+
+  it('answers HEAD with the headers of a download and no body: the next request on the same connection is intact', async () => {
+    // One kept-alive connection: a stray body after the HEAD answer would corrupt the next one.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const ask = (method: string, path: string) =>
+      new Promise<{ status: number; length: string | undefined; body: string }>(
+        (resolve, reject) => {
+          http
+            .request(
+              `${trusting}${path}`,
+              { method, agent, headers: { cookie: session } },
+              (res) => {
+                let body = '';
+                res.on('data', (d: Buffer) => {
+                  body += d.toString();
+                });
+                res.on('end', () =>
+                  resolve({
+                    status: res.statusCode ?? 0,
+                    length: res.headers['content-length'],
+                    body,
+                  }),
+                );
+              },
+            )
+            .on('error', reject)
+            .end();
+        },
+      );
+    try {
+      const head = await ask('HEAD', '/files/big.bin?download=100000');
+      expect(head.status).toBe(200);
+      expect(echo.last().method).toBe('HEAD');
+      expect(head.body).toBe('');
+      const next = await ask('GET', '/after-head');
+      expect(next.status).toBe(200);
+      expect(JSON.parse(next.body).url).toBe('/after-head');
+    } finally {
+      agent.destroy();
+    }
+  });
 });
 
 describe('hop-by-hop headers', () => {
