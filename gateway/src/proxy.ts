@@ -207,40 +207,46 @@ export function createProxy(options: {
       req.on('error', (err) => end(err));
     }
 
-    agents
-      .get(target.upstream)
-      .dispatch(
-        { path: target.path, method, headers, body: withBody ? Readable.from(body()) : null },
-        {
-          onConnect(abortRequest: (reason: Error) => void) {
-            abort = abortRequest;
-            if (ended) abortRequest(ended);
-          },
-          onHeaders(status: number, raw: Buffer[], resumeBody: () => void, statusText: string) {
-            if (status < 200) return true; // 1xx: the final answer is still to come
-            if (answered) return false;
-            clearTimeout(timer);
-            resume = resumeBody;
-            const names: string[] = new Array(raw.length);
-            for (let i = 0; i < raw.length; i++) names[i] = (raw[i] as Buffer).toString('latin1');
-            // Headers as one raw list into a response with none set yet: Node writes them as
-            // they are (headers set earlier would make it merge them one by one).
-            res.writeHead(status, statusText, downstreamHeaders(names, target.requestId));
-            return true;
-          },
-          onData(chunk: Buffer) {
-            // Backpressure: undici pauses until `resume` (on the client's drain).
-            return res.write(chunk);
-          },
-          onComplete() {
-            answered = true;
-            res.off('drain', onDrain);
-            res.end();
-          },
-          // An answer cut short upstream is cut short here too (never a silently truncated 200).
-          onError,
-        } as never,
-      );
+    try {
+      agents
+        .get(target.upstream)
+        .dispatch(
+          { path: target.path, method, headers, body: withBody ? Readable.from(body()) : null },
+          {
+            onConnect(abortRequest: (reason: Error) => void) {
+              abort = abortRequest;
+              if (ended) abortRequest(ended);
+            },
+            onHeaders(status: number, raw: Buffer[], resumeBody: () => void, statusText: string) {
+              if (status < 200) return true; // 1xx: the final answer is still to come
+              if (answered) return false;
+              clearTimeout(timer);
+              resume = resumeBody;
+              const names: string[] = new Array(raw.length);
+              for (let i = 0; i < raw.length; i++) names[i] = (raw[i] as Buffer).toString('latin1');
+              // Headers as one raw list into a response with none set yet: Node writes them as
+              // they are (headers set earlier would make it merge them one by one).
+              res.writeHead(status, statusText, downstreamHeaders(names, target.requestId));
+              return true;
+            },
+            onData(chunk: Buffer) {
+              // Backpressure: undici pauses until `resume` (on the client's drain).
+              return res.write(chunk);
+            },
+            onComplete() {
+              answered = true;
+              res.off('drain', onDrain);
+              res.end();
+            },
+            // An answer cut short upstream is cut short here too (never a silently truncated 200).
+            onError,
+          } as never,
+        );
+    } catch (err) {
+      // Refused before anything was sent (a request undici will not make): as any upstream failure.
+      end(err as Error);
+      onError(err as Error);
+    }
   }
 
   return { web };
