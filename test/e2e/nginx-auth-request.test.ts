@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsClient, httpsFetch, type NginxServer, startNginx } from '../helpers/nginx.js';
-import { waitFor } from '../helpers/ports.js';
-import { type System, startSystem } from '../helpers/processes.js';
+import { type System, startSystem, untilReady } from '../helpers/processes.js';
 import { killAndWait, type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -219,11 +218,7 @@ describe('nginx auth_request in front of the demo-app (no gateway)', () => {
       expect(JSON.parse(body)).toMatchObject({ error: 'SESSION_SERVICE_UNAVAILABLE' });
     } finally {
       await redis.restart();
-      await waitFor(
-        async () => (await fetch(`${system.sessionService.url}/readyz`)).status === 200,
-        10_000,
-        'the session-service to see Redis again',
-      );
+      await untilReady(system.sessionService.url);
     }
   });
 
@@ -238,6 +233,8 @@ describe('nginx auth_request in front of the demo-app (no gateway)', () => {
       expect(JSON.parse(body)).toMatchObject({ error: 'SESSION_SERVICE_UNAVAILABLE' });
     } finally {
       redis.resume();
+      // The next test logs in: not before the session-service reaches Redis again.
+      await untilReady(system.sessionService.url);
     }
   });
 

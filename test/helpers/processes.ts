@@ -204,3 +204,15 @@ export function startSessionServiceProcess(options: {
     },
   });
 }
+
+/**
+ * Wait until the session-service at `url` says ready (`/readyz` 200: it reaches Redis again),
+ * at most `timeoutMs`. For tests that froze, killed or restarted Redis, before the next step.
+ */
+export async function untilReady(url: string, timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    async () => (await fetch(`${url}/readyz`)).status === 200,
+    timeoutMs,
+    `${url}/readyz to answer 200`,
+  );
+}

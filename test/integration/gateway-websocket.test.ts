@@ -12,7 +12,11 @@ import { FrameBoundary } from '../../gateway/src/websocket.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { silentLogger } from '../helpers/logger.js';
 import { reservedDeadPort, waitFor } from '../helpers/ports.js';
-import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
+import {
+  type ServiceProcess,
+  startSessionServiceProcess,
+  untilReady,
+} from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws-upstream.js';
@@ -360,6 +364,9 @@ describe('while a WebSocket is open', () => {
       expect(result.at - frozen).toBeLessThan(REVALIDATE_MS * 6 + 2000);
     } finally {
       redis.resume();
+      // The session-service may be replacing its Redis connection after the freeze: the next
+      // test starts once it is ready again (without this, its login could meet a 503).
+      await untilReady(sessionService.url);
     }
   });
 

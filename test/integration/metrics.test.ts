@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/ports.js';
-import { type System, startSystem } from '../helpers/processes.js';
+import { type System, startSystem, untilReady } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { JSON_HEADERS, jsonLogin, metricValue, writeSharedUsers } from '../helpers/reliability.js';
 
@@ -188,6 +188,8 @@ describe('request id', () => {
       expect(direct.status).toBe(503);
     } finally {
       redis.resume();
+      // The next tests log in: not before the session-service reaches Redis again.
+      await untilReady(system.sessionService.url);
     }
     await waitFor(
       () => withId(system.sessionService.output(), failId).length >= 2,
