@@ -188,8 +188,6 @@ describe('request id', () => {
       expect(direct.status).toBe(503);
     } finally {
       redis.resume();
-      // The next tests log in: not before the session-service reaches Redis again.
-      await untilReady(system.sessionService.url);
     }
     await waitFor(
       () => withId(system.sessionService.output(), failId).length >= 2,
@@ -210,6 +208,9 @@ describe('request id', () => {
       expect(line.requestId, JSON.stringify(line)).toBe(failId);
     for (const line of requestLines(system.gateway.output(), linesBefore.gateway))
       expect(line.requestId, JSON.stringify(line)).toBe(failId);
+    // The next tests log in: not before the session-service reaches Redis again (after the
+    // checks above: this probe's own log line carries no request id).
+    await untilReady(system.sessionService.url);
   });
 });
 
