@@ -188,15 +188,23 @@ export function createApp(deps: GatewayDeps) {
     cache?: Map<string, Promise<unknown>>,
   ): Promise<Validation | null> {
     const cookie = req.headers.cookie;
-    const key = `${audience ?? ''}\n${cookie ?? ''}`;
+    const key = cache ? `${audience ?? ''}\n${cookie ?? ''}` : '';
     const cached = cache?.get(key) as Promise<Validation | null> | undefined;
     if (cached) return cached;
     const pending = sessionClient.validate({
       ...(cookie ? { cookie } : {}),
-      requestId: String(req.headers['x-request-id']),
-      clientIp: clientIp(req, isTrusted),
-      userAgent: String(req.headers['user-agent'] ?? ''),
       ...(audience ? { audience } : {}),
+      // Read only when the session-service is asked (a cache miss), not on every request: the
+      // client address walks X-Forwarded-For.
+      get requestId() {
+        return String(req.headers['x-request-id']);
+      },
+      get clientIp() {
+        return clientIp(req, isTrusted);
+      },
+      get userAgent() {
+        return String(req.headers['user-agent'] ?? '');
+      },
     });
     cache?.set(key, pending);
     return pending;
