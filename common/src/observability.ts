@@ -207,10 +207,9 @@ export function observeRequest(
   req.headers['x-request-id'] = id;
   req.id = id;
   const started = process.hrtime.bigint();
-  let done = false;
-  const finish = () => {
-    if (done) return;
-    done = true;
+  // 'close' comes once per response: right after 'finish' when it was sent, or when the
+  // connection ended before that.
+  res.once('close', () => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     // A client that went away before the answer was sent: 499, as nginx logs it.
     const status = res.writableFinished ? res.statusCode : 499;
@@ -229,9 +228,7 @@ export function observeRequest(
         },
         status === 499 ? 'request aborted' : 'request completed',
       );
-  };
-  res.once('finish', finish);
-  res.once('close', finish);
+  });
   return id;
 }
 
