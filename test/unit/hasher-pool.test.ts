@@ -1,6 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createHasherPool, HASHER_NICE } from '../../session-service/src/domain/hasher-pool.js';
+import {
+  createHasherPool,
+  HASHER_NICE,
+  HasherBusyError,
+} from '../../session-service/src/domain/hasher-pool.js';
 import { hashPassword } from '../../session-service/src/domain/passwords.js';
 
 /** The nice value of every thread of this process (Linux: field 19 of /proc/self/task/<tid>/stat). */
@@ -24,6 +28,18 @@ describe('password hasher pool', () => {
       pool.verify(hash, 'correct horse battery'),
     ]);
     expect(results).toEqual([true, false, false, true]);
+  });
+
+  it('queues at most maxQueued checks beyond its workers, and refuses more with HasherBusyError', async () => {
+    const pool = createHasherPool(1, 1);
+    const hash = await hashPassword('correct horse battery');
+    const running = pool.verify(hash, 'correct horse battery');
+    const queued = pool.verify(hash, 'wrong');
+    await expect(pool.verify(hash, 'one too many')).rejects.toBeInstanceOf(HasherBusyError);
+    expect(await running).toBe(true);
+    expect(await queued).toBe(false);
+    // Room again once the queue has drained.
+    expect(await pool.verify(hash, 'correct horse battery')).toBe(true);
   });
 
   it('runs the checks at a lower CPU priority than the event loop (Linux)', async () => {

@@ -13,6 +13,11 @@ import { Worker } from 'node:worker_threads';
  * and logins take what is left. On an idle machine logins run exactly as fast as before.
  */
 
+/** Thrown when too many checks are already queued: a login flood must not starve the service. */
+export class HasherBusyError extends Error {
+  readonly code = 'HASHER_BUSY';
+}
+
 /** The nice value of the hashing threads (0 is the default; 19 the lowest priority). */
 export const HASHER_NICE = 10;
 
@@ -48,16 +53,22 @@ interface Slot {
 export interface HasherPool {
   /** How many checks run at once (one per worker). */
   readonly size: number;
-  /** argon2 verify of `password` against the PHC string `hash`; false for any malformed input. */
+  /**
+   * argon2 verify of `password` against the PHC string `hash`; false for any malformed input.
+   * Rejects with HasherBusyError when every worker is busy and `maxQueued` checks already wait.
+   */
   verify(hash: string, password: string): Promise<boolean>;
 }
 
 /**
  * A fixed pool of `size` workers (default: one per CPU), started on first use; each takes one
- * check at a time. A worker that dies fails its check and is replaced on the next one. Workers
- * never keep the process alive.
+ * check at a time, and at most `maxQueued` more wait. A worker that dies fails its check and is
+ * replaced on the next one. Workers never keep the process alive.
  */
-export function createHasherPool(size = Math.max(1, availableParallelism())): HasherPool {
+export function createHasherPool(
+  size = Math.max(1, availableParallelism()),
+  maxQueued = 64,
+): HasherPool {
   const argon2 = createRequire(import.meta.url).resolve('@node-rs/argon2');
   const slots: Slot[] = [];
   const queue: Job[] = [];
@@ -104,6 +115,9 @@ export function createHasherPool(size = Math.max(1, availableParallelism())): Ha
   return {
     size,
     verify(hash, password) {
+      // (the queue holds checks only while every worker is busy)
+      if (queue.length >= maxQueued)
+        return Promise.reject(new HasherBusyError('password hasher is busy'));
       return new Promise<boolean>((resolve, reject) => {
         queue.push({ id: nextId++, hash, password, resolve, reject });
         dispatch();

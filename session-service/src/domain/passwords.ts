@@ -24,10 +24,7 @@ export function hashPassword(password: string): Promise<string> {
   return hash(password, ARGON2_PARAMS);
 }
 
-/** Thrown when too many hashes are already queued: a login flood must not starve the service. */
-export class HasherBusyError extends Error {
-  readonly code = 'HASHER_BUSY';
-}
+export { HasherBusyError } from './hasher-pool.js';
 
 export interface PasswordVerifier {
   /** Verifies against `passwordHash`, or spends the same time on a dummy hash when it is null. */
@@ -35,41 +32,19 @@ export interface PasswordVerifier {
 }
 
 /**
- * Caps concurrent argon2 checks (they run on worker threads at a lower CPU priority than the
- * event loop: hasher-pool.ts) and queues a bounded number more; past that, callers get
- * HasherBusyError (a 503) instead of an ever-growing queue.
+ * Checks passwords on the process's hasher pool (worker threads at a lower CPU priority than the
+ * event loop, one check per CPU at a time, a bounded queue: past it, HasherBusyError, a 503,
+ * instead of an ever-growing queue; hasher-pool.ts).
  */
-export async function createPasswordVerifier(
-  options: { maxConcurrent?: number; maxQueued?: number } = {},
-): Promise<PasswordVerifier> {
+export async function createPasswordVerifier(): Promise<PasswordVerifier> {
   const pool = sharedHasherPool();
-  const maxConcurrent = options.maxConcurrent ?? pool.size;
-  const maxQueued = options.maxQueued ?? 64;
   // A real argon2id hash with our parameters, so an unknown user costs exactly what a known one does.
   const dummyHash = await hashPassword(`dummy-${Math.random()}`);
-  let running = 0;
-  const waiting: Array<() => void> = [];
-
-  async function withSlot<T>(fn: () => Promise<T>): Promise<T> {
-    if (running >= maxConcurrent) {
-      if (waiting.length >= maxQueued) throw new HasherBusyError('password hasher is busy');
-      await new Promise<void>((resolve) => waiting.push(resolve));
-    }
-    running++;
-    try {
-      return await fn();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  }
 
   return {
-    verify(passwordHash, password) {
-      return withSlot(async () => {
-        const ok = await pool.verify(passwordHash ?? dummyHash, password);
-        return ok && passwordHash !== null;
-      });
+    async verify(passwordHash, password) {
+      const ok = await pool.verify(passwordHash ?? dummyHash, password);
+      return ok && passwordHash !== null;
     },
   };
 }
