@@ -19,11 +19,13 @@ let redis: RedisServer;
 let service: Service;
 /** PUBLIC_URL=https://gatehouse.example: the cookie is __Host-gatehouse, HSTS is on. */
 let secure: Service;
+/** TRUST_PROXY=false: X-Forwarded-* from any peer (this test's 127.0.0.1 too) is ignored. */
+let untrusting: Service;
 
 beforeAll(async () => {
   redis = await startRedis();
   const users = await writeTestUsers([{ username: 'alice', password: PASSWORD }]);
-  [service, secure] = await Promise.all([
+  [service, secure, untrusting] = await Promise.all([
     buildSessionService({
       redisUrl: redis.url,
       usersFile: users.path,
@@ -35,11 +37,17 @@ beforeAll(async () => {
       env: { PUBLIC_URL: 'https://gatehouse.example' },
       throttleLimits: NO_THROTTLE,
     }),
+    buildSessionService({
+      redisUrl: redis.url,
+      usersFile: users.path,
+      env: { TRUST_PROXY: 'false' },
+      throttleLimits: NO_THROTTLE,
+    }),
   ]);
 });
 
 afterAll(async () => {
-  await Promise.all([service?.close(), secure?.close()]);
+  await Promise.all([service?.close(), secure?.close(), untrusting?.close()]);
   await redis?.stop();
 });
 
@@ -241,7 +249,7 @@ describe('CSRF on login', () => {
 
 describe('CSRF on logout and state changes', () => {
   it('refuses a logout form posted from another site, and the session stays', async () => {
-    const { cookie, sid } = await loggedIn();
+    const { cookie } = await loggedIn();
     const crossSite: Record<string, string>[] = [
       { 'sec-fetch-site': 'cross-site' },
       { origin: 'https://evil.example' },
@@ -255,12 +263,12 @@ describe('CSRF on logout and state changes', () => {
         .send({});
       expect(res.status).toBe(403);
     }
-    expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(1);
+    expect((await validate(cookie)).status).toBe(200);
     expect((await validate(cookie)).status).toBe(200);
   });
 
   it('asks for confirmation when a logout form has no token and no proven origin', async () => {
-    const { cookie, sid } = await loggedIn();
+    const { cookie } = await loggedIn();
     const unproven: Record<string, string>[] = [{}, { 'sec-fetch-site': 'none' }];
     for (const headers of unproven) {
       const res = await request(service.app)
@@ -274,7 +282,7 @@ describe('CSRF on logout and state changes', () => {
       expect(res.text).toContain('<form method="post" action="/auth/logout">');
       expect(res.text).toMatch(TOKEN);
       expect(setCookieLine(res.headers['set-cookie'])).toBeUndefined();
-      expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(1);
+      expect((await validate(cookie)).status).toBe(200);
     }
     expect((await validate(cookie)).status).toBe(200);
 
@@ -293,11 +301,11 @@ describe('CSRF on logout and state changes', () => {
       .send({ _csrf: token });
     expect(done.status).toBe(303);
     expect(done.headers.location).toBe('/auth/login');
-    expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(0);
+    expect((await validate(cookie)).status).toBe(401);
   });
 
   it('a same-origin logout form (a backend sign-out button) signs out without a token', async () => {
-    const { cookie, sid } = await loggedIn();
+    const { cookie } = await loggedIn();
     const res = await request(service.app)
       .post('/auth/logout')
       .type('form')
@@ -305,11 +313,11 @@ describe('CSRF on logout and state changes', () => {
       .set('cookie', cookie)
       .send({});
     expect(res.status).toBe(303);
-    expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(0);
+    expect((await validate(cookie)).status).toBe(401);
   });
 
   it('GET never changes state', async () => {
-    const { cookie, sid } = await loggedIn();
+    const { cookie } = await loggedIn();
     const other = await loggedIn();
     const list = await request(service.app).get('/auth/sessions').set('cookie', cookie);
     const handle = (list.body.sessions as { id: string; current: boolean }[]).find(
@@ -325,7 +333,7 @@ describe('CSRF on logout and state changes', () => {
       expect(res.status, path).toBe(404);
       expect(setCookieLine(res.headers['set-cookie'])).toBeUndefined();
     }
-    expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(1);
+    expect((await validate(cookie)).status).toBe(200);
     expect((await validate(cookie)).status).toBe(200);
     expect((await validate(other.cookie)).status).toBe(200);
   });
@@ -346,10 +354,11 @@ describe('security headers', () => {
     expect(csp, what).not.toContain("'unsafe-inline'");
     expect(csp, what).not.toContain("'unsafe-eval'");
     expect(res.headers['x-content-type-options'], what).toBe('nosniff');
-    expect(res.headers['referrer-policy'], what).toBe('no-referrer');
+    // Not no-referrer: under it a same-origin form post carries `Origin: null` (see below).
+    expect(res.headers['referrer-policy'], what).toBe('same-origin');
   }
 
-  it('the login, sessions and logout-confirmation pages: CSP, nosniff, no-referrer, no HSTS over HTTP', async () => {
+  it('the login, sessions and logout-confirmation pages: CSP, nosniff, same-origin referrer, no HSTS over HTTP', async () => {
     const { cookie } = await loggedIn();
     const pages = {
       login: await request(service.app).get('/auth/login').set('accept', 'text/html'),
@@ -387,5 +396,217 @@ describe('security headers', () => {
       const hsts = String(res.headers['strict-transport-security'] ?? '');
       expect(Number(/max-age=(\d+)/.exec(hsts)?.[1]), what).toBeGreaterThanOrEqual(31_536_000);
     }
+  });
+});
+
+/**
+ * Where a state-changing request comes from, as each deployment the docs allow shows it: plain
+ * HTTP on a LAN name (no Fetch Metadata: browsers send Sec-Fetch-* only to HTTPS and localhost),
+ * HTTPS, behind the gateway or nginx (X-Forwarded-* from a TRUST_PROXY peer), PUBLIC_URL.
+ */
+describe('the origin policy for state-changing requests', () => {
+  type Row = [what: string, headers: Record<string, string | string[]>, app?: () => Service];
+  const LAN = 'intranet-host:8080';
+  const ours: Row[] = [
+    ['plain HTTP on a LAN name, no Fetch Metadata', { host: LAN, origin: `http://${LAN}` }],
+    ['Host in capitals', { host: 'INTRANET-HOST:8080', origin: `http://${LAN}` }],
+    ['port 80 left out', { host: 'intranet-host', origin: 'http://intranet-host' }],
+    ['port 80 spelled out in Host', { host: 'intranet-host:80', origin: 'http://intranet-host' }],
+    ['an IPv4 address', { host: '10.1.2.3:8080', origin: 'http://10.1.2.3:8080' }],
+    ['an IPv6 address', { host: '[fd00::1]:8080', origin: 'http://[fd00::1]:8080' }],
+    [
+      'through the gateway (X-Forwarded-Host/-Proto from a trusted peer)',
+      {
+        host: '127.0.0.1:4000',
+        'x-forwarded-host': LAN,
+        'x-forwarded-proto': 'http',
+        origin: `http://${LAN}`,
+      },
+    ],
+    [
+      'behind a TLS edge (nginx)',
+      {
+        host: '127.0.0.1:4000',
+        'x-forwarded-host': 'login.example.com',
+        'x-forwarded-proto': 'https',
+        origin: 'https://login.example.com',
+      },
+    ],
+    ['Sec-Fetch-Site: same-origin', { 'sec-fetch-site': 'same-origin' }],
+    [
+      'Sec-Fetch-Site: same-origin with Origin: null (HTTPS page under no-referrer)',
+      { 'sec-fetch-site': 'same-origin', origin: 'null' },
+    ],
+    ['an API client: neither Sec-Fetch-Site nor Origin', {}],
+    [
+      "PUBLIC_URL's origin, whatever the last hop's Host",
+      { host: '127.0.0.1:4000', origin: 'https://gatehouse.example' },
+      () => secure,
+    ],
+    [
+      'X-Forwarded-Host from an untrusted peer is ignored: Host decides',
+      { host: LAN, 'x-forwarded-host': 'evil.test', origin: `http://${LAN}` },
+      () => untrusting,
+    ],
+  ];
+  const foreign: Row[] = [
+    ['Origin: null (sandboxed frame, data: URL)', { host: LAN, origin: 'null' }],
+    ['another site', { host: LAN, origin: 'http://evil.test' }],
+    ['another port on our host (same-site)', { host: LAN, origin: 'http://intranet-host:9999' }],
+    ['our host on port 80 when we are on 8080', { host: LAN, origin: 'http://intranet-host' }],
+    [
+      'a sibling subdomain (same-site)',
+      { host: 'app.corp.test:8080', origin: 'http://wiki.corp.test:8080' },
+    ],
+    ['a subdomain of ours', { host: 'corp.test:8080', origin: 'http://app.corp.test:8080' }],
+    ['https Origin when we are served over http', { host: LAN, origin: `https://${LAN}` }],
+    [
+      'http Origin when the edge says https (a downgraded page)',
+      {
+        host: '127.0.0.1:4000',
+        'x-forwarded-host': LAN,
+        'x-forwarded-proto': 'https',
+        origin: `http://${LAN}`,
+      },
+    ],
+    ['a trailing slash (not a serialized origin)', { host: LAN, origin: `http://${LAN}/` }],
+    ['capitals (not a serialized origin)', { host: LAN, origin: 'HTTP://INTRANET-HOST:8080' }],
+    ['two origins', { host: LAN, origin: `http://${LAN}, http://evil.test` }],
+    ['our name as a prefix of another', { host: LAN, origin: `http://${LAN}.evil.test` }],
+    ['userinfo in Origin', { host: LAN, origin: `http://user@${LAN}` }],
+    ['an empty Origin', { host: LAN, origin: '' }],
+    [
+      'a Host with userinfo that parses to another host',
+      { host: `${LAN}@evil.test`, origin: 'http://evil.test' },
+    ],
+    [
+      'Sec-Fetch-Site: cross-site beats a matching Origin',
+      { host: LAN, origin: `http://${LAN}`, 'sec-fetch-site': 'cross-site' },
+    ],
+    [
+      'Sec-Fetch-Site: same-site (a sibling subdomain over HTTPS)',
+      { 'sec-fetch-site': 'same-site', origin: 'https://app.gatehouse.example' },
+    ],
+    ['Sec-Fetch-Site in capitals', { 'sec-fetch-site': 'SAME-ORIGIN' }],
+    ['two Sec-Fetch-Site values', { 'sec-fetch-site': ['same-origin', 'cross-site'] }],
+    ['an empty Sec-Fetch-Site', { 'sec-fetch-site': '' }],
+    [
+      "http Origin for an https PUBLIC_URL's host",
+      { host: '127.0.0.1:4000', origin: 'http://gatehouse.example' },
+      () => secure,
+    ],
+    [
+      'X-Forwarded-Host from an untrusted peer cannot make another origin ours',
+      {
+        host: LAN,
+        'x-forwarded-host': 'evil.test',
+        'x-forwarded-proto': 'http',
+        origin: 'http://evil.test',
+      },
+      () => untrusting,
+    ],
+  ];
+  const label = (what: string, headers: Row[1]) => `${what}: ${JSON.stringify(headers)}`;
+  const everything = async () => (await redis.client.keys('*')).sort();
+
+  it.each(ours)('accepts a JSON login from our own origin: %s', async (what, headers, app) => {
+    const res = await jsonLogin(headers as Record<string, string>, app?.() ?? service);
+    expect(res.status, label(what, headers)).toBe(200);
+  });
+
+  it('refuses a JSON login from any other origin: 403, no cookie, nothing written to Redis', async () => {
+    const before = await everything();
+    for (const [what, headers, app] of foreign) {
+      const res = await jsonLogin(headers as Record<string, string>, app?.() ?? service);
+      expect(res.status, label(what, headers)).toBe(403);
+      expect(res.body.error, label(what, headers)).toBe('CROSS_SITE_REQUEST');
+      expect(res.headers['set-cookie'], label(what, headers)).toBeUndefined();
+    }
+    expect(await everything()).toEqual(before);
+  });
+
+  it('a browser on a plain-HTTP LAN host signs in with the form (Origin, no Sec-Fetch-Site)', async () => {
+    const page = await loginPage();
+    const res = await formLogin({ _csrf: page.token }, page.csrfCookie, {
+      host: LAN,
+      origin: `http://${LAN}`,
+    });
+    expect(res.status).toBe(303);
+    expect(sidOf(res.headers['set-cookie'])).not.toBe('');
+  });
+
+  it('a form login from another origin is refused even with a valid token pair (cookie tossing)', async () => {
+    // A sibling port shares our cookies: it can plant a CSRF cookie it fetched with its token.
+    const page = await loginPage();
+    const before = await everything();
+    for (const origin of ['null', 'http://intranet-host:9999', 'http://evil.test']) {
+      const res = await formLogin({ _csrf: page.token }, page.csrfCookie, { host: LAN, origin });
+      expect(res.status, origin).toBe(403);
+      expect(setCookieLine(res.headers['set-cookie']), origin).toBeUndefined();
+    }
+    expect(await everything()).toEqual(before);
+  });
+
+  it("a backend's sign-out button on a plain-HTTP LAN host signs out (Origin proves it)", async () => {
+    const { cookie } = await loggedIn();
+    const res = await request(service.app)
+      .post('/auth/logout')
+      .type('form')
+      .set({ host: LAN, origin: `http://${LAN}`, cookie })
+      .send({});
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe('/auth/login');
+    expect((await validate(cookie)).status).toBe(401);
+  });
+
+  it('a logout from another origin or from Origin: null is refused and the session stays', async () => {
+    const { cookie } = await loggedIn();
+    const before = await everything();
+    for (const origin of ['null', 'http://intranet-host:9999', 'http://wiki.intranet-host:8080']) {
+      for (const type of ['form', 'json'] as const) {
+        const res = await request(service.app)
+          .post('/auth/logout')
+          .type(type)
+          .set({ host: LAN, origin, cookie })
+          .send({});
+        expect(res.status, `${type} ${origin}`).toBe(403);
+        expect(res.body.error ?? res.text, `${type} ${origin}`).toMatch(/CROSS_SITE_REQUEST|403/);
+      }
+    }
+    expect(await everything()).toEqual(before);
+    expect((await validate(cookie)).status).toBe(200);
+    expect((await validate(cookie)).status).toBe(200);
+  });
+
+  it('revoking a session on a plain-HTTP LAN host works from our page and not from Origin: null', async () => {
+    const mine = await loggedIn();
+    await loggedIn(); // another browser of hers, to revoke
+    const page = await request(service.app)
+      .get('/auth/sessions')
+      .set({ accept: 'text/html', cookie: mine.cookie });
+    const token = TOKEN.exec(page.text)?.[1] ?? '';
+    const csrfCookie = cookiePairOf(page.headers['set-cookie'], 'gatehouse-csrf');
+    const list = await request(service.app).get('/auth/sessions').set('cookie', mine.cookie);
+    const sessions = list.body.sessions as { id: string; current: boolean }[];
+    const handle = sessions.find((s) => !s.current)?.id ?? '';
+    expect(handle).not.toBe('');
+    const revoke = (origin: string) =>
+      request(service.app)
+        .post(`/auth/sessions/${handle}/revoke`)
+        .type('form')
+        .set({ host: LAN, origin, cookie: `${mine.cookie}; ${csrfCookie}` })
+        .send({ _csrf: token });
+
+    const before = await everything();
+    for (const origin of ['null', 'http://intranet-host:9999']) {
+      expect((await revoke(origin)).status, origin).toBe(403);
+    }
+    expect(await everything()).toEqual(before);
+
+    const ok = await revoke(`http://${LAN}`);
+    expect(ok.status).toBe(303);
+    expect(ok.headers.location).toBe('/auth/sessions');
+    const after = await request(service.app).get('/auth/sessions').set('cookie', mine.cookie);
+    expect(after.body.sessions).toHaveLength(sessions.length - 1);
   });
 });
