@@ -63,6 +63,15 @@ export function clearSessionCookie(req: Request, res: Response, cookie: CookieSe
   });
 }
 
+/**
+ * 303 to `location` exactly as given. res.redirect would re-encode it (encodeurl turns a literal
+ * `%` into `%25` and `"`, `<`, `{` into escapes), and the deep link would come back changed.
+ * safeRedirect only returns printable ASCII or a URL's href, both safe in a header as they are.
+ */
+function seeOther(res: Response, location: string): void {
+  res.status(303).set('Location', location).type('text').send('See Other');
+}
+
 export function createAuthHandlers(deps: AuthDeps) {
   const rdOf = (value: unknown) => safeRedirect(value, deps.allowedRedirectHosts);
 
@@ -221,7 +230,7 @@ export function createAuthHandlers(deps: AuthDeps) {
       audit('login.success', req, { username: user.username, userId: user.id, remember });
       deps.onLogin?.('success');
       res.set('Cache-Control', NO_STORE);
-      if (form) return res.redirect(303, rd);
+      if (form) return seeOther(res, rd);
       res.status(200).json({
         user: { id: user.id, username: user.username, groups: user.groups, email: user.email },
       });
