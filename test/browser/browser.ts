@@ -17,6 +17,9 @@ export const CHROMIUM_ARGS = [
   '--disable-quic',
 ];
 
+/** The switches of Playwright's defaults that turn the back/forward cache off. */
+export const BFCACHE_OFF_SWITCHES = ['--disable-back-forward-cache'];
+
 /**
  * Where screenshots go: docs/screenshots (linked from README.md) with UPDATE_SCREENSHOTS=1,
  * else a temporary folder, so a test run leaves the working tree as it was.
@@ -57,7 +60,14 @@ export interface TestBrowser {
  * error).
  */
 export async function launchBrowser(
-  options: { viewport?: { width: number; height: number }; phone?: boolean } = {},
+  options: {
+    viewport?: { width: number; height: number };
+    phone?: boolean;
+    /** More Chromium switches, e.g. `--host-resolver-rules=MAP intranet.test 127.0.0.1`. */
+    args?: readonly string[];
+    /** false: Playwright's default, back/forward cache off (only to show that it matters). */
+    bfcache?: boolean;
+  } = {},
 ): Promise<TestBrowser> {
   try {
     accessSync(CHROMIUM, constants.X_OK);
@@ -70,7 +80,11 @@ export async function launchBrowser(
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
+    // Back/forward cache on, as in every real browser: Playwright turns it off by default
+    // (playwright-core's chromiumSwitches), which would hide a private page that Back restores
+    // from memory after sign-out (bfcache.test.ts proves it is on).
+    ...(options.bfcache === false ? {} : { ignoreDefaultArgs: BFCACHE_OFF_SWITCHES }),
     viewport: options.viewport ?? DESKTOP,
     colorScheme: 'light',
     // No transitions: colour checks and screenshots see the final colours.
