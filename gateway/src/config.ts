@@ -15,6 +15,9 @@ export const gatewaySchema = z.object({
   LOG_LEVEL: logLevel,
   GATEWAY_HOST: z.string().default('127.0.0.1'),
   GATEWAY_PORT: port(8080),
+  /** The metrics listener (GET /metrics), never the public port; `off` serves no metrics. */
+  GATEWAY_METRICS_HOST: z.string().default('127.0.0.1'),
+  GATEWAY_METRICS_PORT: z.union([z.literal('off'), port(9180)]).default(9180),
   SESSION_SERVICE_URL: url.default('http://127.0.0.1:4000'),
   /** The default route's upstream (the demo-app) when no routes file is given. */
   UPSTREAM_URL: url.default('http://127.0.0.1:3000'),
@@ -28,7 +31,11 @@ export const gatewaySchema = z.object({
   VALIDATE_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
   /** Most answers kept (oldest dropped first). */
   VALIDATE_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(10_000),
-  /** Bearer token for the session-service's /internal/revocations, when it asks for one. */
+  /**
+   * Bearer token for the session-service's /internal/validate (signed identities) and
+   * /internal/revocations: its INTERNAL_TOKEN. Required in production; in development main.ts
+   * reads the one the session-service keeps under ./data/ (or makes it).
+   */
   INTERNAL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   /** How often an open WebSocket's session is checked again. */
@@ -42,6 +49,15 @@ export const gatewaySchema = z.object({
 
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
 
+/** Checks across variables, on the raw environment (reported together with field errors). */
+function crossChecks(env: NodeJS.ProcessEnv): string[] {
+  return env.NODE_ENV === 'production' && !env.INTERNAL_TOKEN
+    ? [
+        "INTERNAL_TOKEN: is required when NODE_ENV=production (the session-service's INTERNAL_TOKEN)",
+      ]
+    : [];
+}
+
 export function loadGatewayConfig(env: NodeJS.ProcessEnv): Readonly<GatewayConfig> {
-  return parseConfig(gatewaySchema, env);
+  return parseConfig(gatewaySchema, env, crossChecks);
 }

@@ -5,7 +5,8 @@ import { Readable } from 'node:stream';
 import type { Pool as UndiciPool } from 'undici';
 import { sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
-import { downstreamHeaders, hasBody } from './headers.js';
+import { hasBody } from './request-headers.js';
+import { type DownstreamOptions, downstreamHeaders } from './response-headers.js';
 
 /**
  * The gateway's own streaming proxy on node:http. Not http-proxy (under http-proxy-middleware):
@@ -29,6 +30,12 @@ export interface ProxyTarget {
   timeoutMs: number;
   /** Added to the answer as X-Request-Id unless the upstream sent one. */
   requestId?: string;
+  /** What of the answer reaches the browser (response-headers.ts). */
+  response?: DownstreamOptions;
+  /** The request body, already read (the headers then carry its Content-Length). */
+  body?: Buffer;
+  /** The answer when the upstream cannot be reached or fails (default: 502/504). */
+  unavailable?: { status: number; code: string; message: string; headers?: Record<string, string> };
 }
 
 export class UpstreamTimeoutError extends Error {
@@ -105,7 +112,12 @@ export function createProxy(options: {
 }) {
   const { logger, agents } = options;
 
-  function fail(req: IncomingMessage, res: ServerResponse, err: NodeJS.ErrnoException) {
+  function fail(
+    req: IncomingMessage,
+    res: ServerResponse,
+    err: NodeJS.ErrnoException,
+    target: ProxyTarget,
+  ) {
     const code = err.code ?? 'ERROR';
     options.onUpstreamError?.(code);
     logger.warn(
@@ -119,7 +131,17 @@ export function createProxy(options: {
     const requestId = req.headers['x-request-id'];
     if (typeof requestId === 'string' && !res.hasHeader('x-request-id'))
       res.setHeader('X-Request-Id', requestId);
-    if (err instanceof UpstreamTimeoutError)
+    const unavailable = target.unavailable;
+    if (unavailable)
+      sendError(
+        req,
+        res,
+        unavailable.status,
+        unavailable.code,
+        unavailable.message,
+        unavailable.headers,
+      );
+    else if (err instanceof UpstreamTimeoutError)
       sendError(req, res, 504, 'UPSTREAM_TIMEOUT', 'The application did not answer in time.');
     else
       sendError(
@@ -133,7 +155,7 @@ export function createProxy(options: {
 
   function web(req: IncomingMessage, res: ServerResponse, target: ProxyTarget, retried = false) {
     const method = req.method ?? 'GET';
-    const withBody = hasBody(req);
+    const withBody = target.body === undefined && hasBody(req);
     let abort: ((reason: Error) => void) | null = null;
     /** Why this exchange ended early (deadline, client gone), for an abort still to come. */
     let ended: Error | null = null;
@@ -186,7 +208,7 @@ export function createProxy(options: {
         web(req, res, target, true);
         return;
       }
-      fail(req, res, err as NodeJS.ErrnoException);
+      fail(req, res, err as NodeJS.ErrnoException, target);
     }
 
     /** The request body, pulled as the upstream takes it; each chunk counts as activity. */
@@ -208,40 +230,47 @@ export function createProxy(options: {
     }
 
     try {
-      agents
-        .get(target.upstream)
-        .dispatch(
-          { path: target.path, method, headers, body: withBody ? Readable.from(body()) : null },
-          {
-            onConnect(abortRequest: (reason: Error) => void) {
-              abort = abortRequest;
-              if (ended) abortRequest(ended);
-            },
-            onHeaders(status: number, raw: Buffer[], resumeBody: () => void, statusText: string) {
-              if (status < 200) return true; // 1xx: the final answer is still to come
-              if (answered) return false;
-              clearTimeout(timer);
-              resume = resumeBody;
-              const names: string[] = new Array(raw.length);
-              for (let i = 0; i < raw.length; i++) names[i] = (raw[i] as Buffer).toString('latin1');
-              // Headers as one raw list into a response with none set yet: Node writes them as
-              // they are (headers set earlier would make it merge them one by one).
-              res.writeHead(status, statusText, downstreamHeaders(names, target.requestId));
-              return true;
-            },
-            onData(chunk: Buffer) {
-              // Backpressure: undici pauses until `resume` (on the client's drain).
-              return res.write(chunk);
-            },
-            onComplete() {
-              answered = true;
-              res.off('drain', onDrain);
-              res.end();
-            },
-            // An answer cut short upstream is cut short here too (never a silently truncated 200).
-            onError,
-          } as never,
-        );
+      agents.get(target.upstream).dispatch(
+        {
+          path: target.path,
+          method,
+          headers,
+          body: target.body ?? (withBody ? Readable.from(body()) : null),
+        },
+        {
+          onConnect(abortRequest: (reason: Error) => void) {
+            abort = abortRequest;
+            if (ended) abortRequest(ended);
+          },
+          onHeaders(status: number, raw: Buffer[], resumeBody: () => void, statusText: string) {
+            if (status < 200) return true; // 1xx: the final answer is still to come
+            if (answered) return false;
+            clearTimeout(timer);
+            resume = resumeBody;
+            const names: string[] = new Array(raw.length);
+            for (let i = 0; i < raw.length; i++) names[i] = (raw[i] as Buffer).toString('latin1');
+            // Headers as one raw list into a response with none set yet: Node writes them as
+            // they are (headers set earlier would make it merge them one by one).
+            res.writeHead(
+              status,
+              statusText,
+              downstreamHeaders(names, { requestId: target.requestId, ...target.response }),
+            );
+            return true;
+          },
+          onData(chunk: Buffer) {
+            // Backpressure: undici pauses until `resume` (on the client's drain).
+            return res.write(chunk);
+          },
+          onComplete() {
+            answered = true;
+            res.off('drain', onDrain);
+            res.end();
+          },
+          // An answer cut short upstream is cut short here too (never a silently truncated 200).
+          onError,
+        } as never,
+      );
     } catch (err) {
       // Refused before anything was sent (a request undici will not make): as any upstream failure.
       end(err as Error);

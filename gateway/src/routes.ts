@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from '../../common/src/config.js';
 import type { Identity } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
+import { normaliseOrigin } from './origin.js';
 import { prefixSegments, underPrefix } from './request-target.js';
 
 /** Paths the gateway keeps for itself: no route may send them upstream. */
@@ -74,6 +75,16 @@ const routeSchema = z.strictObject({
   public: z.boolean().default(false),
   allow: z.strictObject({ users: names, groups: names }).optional(),
   timeoutMs: z.number().int().positive().optional(),
+  /** Other origins whose pages may open WebSockets on this route (origin.ts); its own always may. */
+  websocketOrigins: z
+    .array(
+      z.string().refine((o) => normaliseOrigin(o) !== null, {
+        message: 'must be an origin: http(s)://host[:port], no path',
+      }),
+    )
+    .optional(),
+  /** `gateway` (default): protected HTML without Cache-Control gets no-store; `upstream`: as sent. */
+  cache: z.enum(['gateway', 'upstream']).default('gateway'),
 });
 
 const fileSchema = z.strictObject({
@@ -147,6 +158,10 @@ export interface Route {
   public: boolean;
   allow?: { users: ReadonlySet<string>; groups: ReadonlySet<string> };
   timeoutMs: number;
+  /** Normalised origins allowed to open WebSockets besides the request's own. */
+  websocketOrigins: ReadonlySet<string>;
+  /** Who sets the cache policy of protected answers that carry none (response-headers.ts). */
+  cache: 'gateway' | 'upstream';
   /** Decoded segments of `path`. */
   segments: readonly string[];
 }
@@ -203,6 +218,10 @@ function toRoute(spec: z.output<typeof routeSchema>, defaultTimeoutMs: number): 
         }
       : {}),
     timeoutMs: spec.timeoutMs ?? defaultTimeoutMs,
+    websocketOrigins: new Set(
+      (spec.websocketOrigins ?? []).map((o) => normaliseOrigin(o) as string),
+    ),
+    cache: spec.cache,
     segments: prefixSegments(spec.path),
   });
 }
@@ -265,6 +284,7 @@ export function defaultRouteTable(upstream: string, timeoutMs: number): RouteTab
         stripPrefix: false,
         preserveHost: false,
         public: false,
+        cache: 'gateway',
       },
       timeoutMs,
     ),

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { MESSAGES } from '../../common/src/errors.js';
 import type { Logger } from '../../common/src/logger.js';
 import { type ProxyTarget, requestFn, requestOptions, UpstreamTimeoutError } from './proxy.js';
+import { downstreamHeaders } from './response-headers.js';
 
 /** What the gateway decided about a request (the same decision for HTTP and WebSocket). */
 export type Admission =
@@ -339,13 +340,8 @@ export function createWebSocketProxy(options: {
     // The upstream refused the upgrade with a plain answer: pass it on, then close.
     proxyReq.on('response', (res) => {
       clearTimeout(timer);
-      const rawHeaders: string[] = [];
-      for (let i = 0; i < res.rawHeaders.length; i += 2) {
-        const name = res.rawHeaders[i]?.toLowerCase();
-        if (name === 'connection' || name === 'transfer-encoding' || name === 'keep-alive')
-          continue;
-        rawHeaders.push(res.rawHeaders[i] ?? '', res.rawHeaders[i + 1] ?? '');
-      }
+      // The same response policy as any proxied answer (no Gatehouse cookie, no assertion).
+      const rawHeaders = downstreamHeaders(res.rawHeaders, { requestId, ...target.response });
       rawHeaders.push('Connection', 'close');
       socket.write(headLines(res.statusCode ?? 502, res.statusMessage ?? '', rawHeaders));
       res.on('error', () => socket.destroy());
@@ -364,7 +360,7 @@ export function createWebSocketProxy(options: {
         headLines(
           res.statusCode ?? 101,
           res.statusMessage || 'Switching Protocols',
-          res.rawHeaders,
+          downstreamHeaders(res.rawHeaders, { ...target.response, upgrade: true }),
         ),
       );
       tunnel(req, requestId, socket, head, upstream, upstreamHead);

@@ -16,7 +16,11 @@ import {
 } from '../helpers/echo-upstream.js';
 import { silentLogger } from '../helpers/logger.js';
 import { reservedDeadPort } from '../helpers/ports.js';
-import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
+import {
+  type ServiceProcess,
+  startSessionServiceProcess,
+  TEST_INTERNAL_TOKEN,
+} from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -48,6 +52,7 @@ async function listenGateway(env: Record<string, string>): Promise<string> {
   const sessionClient = createSessionClient({
     baseUrl: config.SESSION_SERVICE_URL,
     timeoutMs: config.VALIDATE_TIMEOUT_MS,
+    internalToken: TEST_INTERNAL_TOKEN,
   });
   const app = createApp({ config, logger: silentLogger, sessionClient });
   const server = http.createServer(app);
@@ -416,7 +421,10 @@ describe('X-Forwarded-*', () => {
     expect(seen.header('x-forwarded-for')).toEqual(['203.0.113.9, 127.0.0.1']);
     expect(seen.header('x-forwarded-proto')).toEqual(['https']);
     expect(seen.header('x-forwarded-host')).toEqual(['public.example.com']);
+    // X-Real-IP and Forwarded never pass from the client: the gateway sets X-Real-IP itself, to
+    // the client address the trusted chain gives.
     expect(seen.header('x-real-ip')).toEqual(['203.0.113.9']);
+    expect(seen.header('forwarded')).toEqual([]);
   });
 
   it('replaces an untrusted peer’s values with the real connection’s', async () => {
@@ -428,7 +436,7 @@ describe('X-Forwarded-*', () => {
     expect(seen.header('x-forwarded-for')).toEqual(['127.0.0.1']);
     expect(seen.header('x-forwarded-proto')).toEqual(['http']);
     expect(seen.header('x-forwarded-host')).toEqual([host]);
-    expect(seen.header('x-real-ip')).toEqual([]);
+    expect(seen.header('x-real-ip')).toEqual(['127.0.0.1']);
     expect(seen.header('forwarded')).toEqual([]);
   });
 });

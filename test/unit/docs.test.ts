@@ -208,6 +208,8 @@ describe('docs/configuration.md', () => {
       public: true,
       allow: { users: ['alice'], groups: ['staff'] },
       timeoutMs: 1000,
+      websocketOrigins: ['https://partner.example.com'],
+      cache: 'upstream',
     };
     for (const field of documented('routes')) {
       expect(Object.keys(samples), `a sample value for ${field}`).toContain(field);

@@ -1,0 +1,413 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { NO_STORE, requestIdFrom, sendError, wantsHtml } from '../../common/src/http.js';
+import { identityHeaders } from '../../common/src/identity.js';
+import { checkHeaderLimits } from '../../common/src/limits.js';
+import type { Logger } from '../../common/src/logger.js';
+import { observeRequest } from '../../common/src/observability.js';
+import type { GatewayConfig } from './config.js';
+import type { CookiePolicy } from './cookies.js';
+import { type Decision, decide, type RequestFacts } from './decide.js';
+import { type ParsedHost, parseHost } from './host.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { createProxy, ProxyTarget } from './proxy.js';
+import { forwardedFor, hasBody, upstreamHeaders } from './request-headers.js';
+import { checkRequestTarget, type RequestTarget, stripSegments } from './request-target.js';
+import type { Route, RouteStore } from './routes.js';
+import type { SessionClient, Validation } from './session-client.js';
+import type { Trust } from './trust.js';
+import type { Admission, Admit } from './websocket.js';
+
+/** The gateway's own endpoints live here; no route can send this prefix upstream. */
+export const RESERVED_PREFIX = '/_gatehouse';
+/** The gateway's public endpoints, matched exactly (case, trailing slash, encoding). */
+const HEALTH_PATH = `${RESERVED_PREFIX}/healthz`;
+
+/** Bodies to /auth/* are read whole before the session-service is asked (slow clients hold no connection of its). */
+export const AUTH_BODY_LIMIT_BYTES = 64 * 1024;
+export const AUTH_BODY_TIMEOUT_MS = 10_000;
+
+const BAD_PATH_MESSAGE = 'The request path is not allowed.';
+const SESSION_SERVICE_UNAVAILABLE = {
+  status: 503,
+  code: 'SESSION_SERVICE_UNAVAILABLE',
+  message: 'Sign-in is unavailable right now. Try again shortly.',
+  headers: { 'Retry-After': '1' },
+};
+
+const isReserved = (t: RequestTarget) => t.segments[0] === '_gatehouse';
+const isAuth = (t: RequestTarget) => t.segments[0] === 'auth';
+
+/** What a request is, once its request-target, Host and header limits were checked. */
+type Checked =
+  | { ok: true; target: RequestTarget; host: ParsedHost | undefined }
+  | { ok: false; status: number; code: string; message: string; reason: string };
+
+/** Checks made before any route decision: limits, request-target, Host. */
+export function checkRequest(req: IncomingMessage): Checked {
+  const limits = checkHeaderLimits(req.rawHeaders);
+  if (!limits.ok)
+    return {
+      ok: false,
+      status: 431,
+      code: limits.code,
+      message: limits.message,
+      reason: limits.code,
+    };
+  const target = checkRequestTarget(req.url);
+  if (!target.ok)
+    return {
+      ok: false,
+      status: 400,
+      code: 'BAD_PATH',
+      message: BAD_PATH_MESSAGE,
+      reason: target.reason,
+    };
+  const host = parseHost(req.rawHeaders);
+  if (!host.ok)
+    return {
+      ok: false,
+      status: 400,
+      code: 'BAD_HOST',
+      message: 'The Host header is not a valid host name and port.',
+      reason: host.reason,
+    };
+  return { ok: true, target: target.target, host: host.host };
+}
+
+export interface ServerDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  sessionClient: SessionClient;
+  routes: RouteStore;
+  proxy: ReturnType<typeof createProxy>;
+  metrics: GatewayMetrics;
+  trust: Trust;
+  cookies: CookiePolicy;
+}
+
+/**
+ * The gateway's server entry: every HTTP request and WebSocket upgrade starts here, is checked
+ * (checkRequest), decided (decide.ts) and proxied with the header policies of
+ * request-headers.ts and response-headers.ts.
+ */
+export function createServerEntry(deps: ServerDeps) {
+  const { config, logger, sessionClient, routes, proxy, metrics, trust, cookies } = deps;
+  const sessionService = new URL(config.SESSION_SERVICE_URL);
+
+  /** Identity headers per validate answer (the cache hands out the same object until it expires). */
+  const identities = new WeakMap<Validation, Record<string, string>>();
+  const identityOf = (validation: Validation) => {
+    let identity = identities.get(validation);
+    if (!identity) {
+      identity = identityHeaders(validation.user, validation.session.expiresAt);
+      if (validation.jwt) identity['x-auth-request-jwt'] = validation.jwt;
+      identities.set(validation, identity);
+    }
+    return identity;
+  };
+
+  function validator(
+    req: IncomingMessage,
+    peerTrusted: boolean,
+    cache?: Map<string, Promise<unknown>>,
+  ) {
+    return (audience: string | undefined): Promise<Validation | null> => {
+      const cookie = req.headers.cookie;
+      const key = cache ? `${audience ?? ''}\n${cookie ?? ''}` : '';
+      const cached = cache?.get(key) as Promise<Validation | null> | undefined;
+      if (cached) return cached;
+      const pending = sessionClient.validate({
+        ...(cookie ? { cookie } : {}),
+        ...(audience ? { audience } : {}),
+        // Read only when the session-service is asked (a cache miss), not on every request: the
+        // client address walks X-Forwarded-For.
+        get requestId() {
+          return String(req.headers['x-request-id']);
+        },
+        get clientIp() {
+          return trust.clientIp(req, peerTrusted);
+        },
+        get userAgent() {
+          return String(req.headers['user-agent'] ?? '');
+        },
+      });
+      cache?.set(key, pending);
+      return pending;
+    };
+  }
+
+  function upstreamPath(route: Route, target: RequestTarget): string {
+    const base = route.upstream.pathname.replace(/\/$/, '');
+    const path = route.stripPrefix ? stripSegments(target, route.segments.length) : target.rawPath;
+    return `${base}${path}${target.search}`;
+  }
+
+  /** The upstream request for an admitted request: path, the header policy's headers, answer policy. */
+  function proxyTarget(
+    req: IncomingMessage,
+    decision: Extract<Decision, { ok: true }>,
+    checked: Extract<Checked, { ok: true }>,
+    peerTrusted: boolean,
+    upgrade?: string,
+  ): ProxyTarget {
+    const { route, validation } = decision;
+    const requestId = String(req.headers['x-request-id']);
+    const forwarded = forwardedFor(req, checked.host, peerTrusted, trust.clientIp);
+    return {
+      upstream: route.upstream,
+      path: upstreamPath(route, checked.target),
+      timeoutMs: route.timeoutMs,
+      requestId,
+      headers: upstreamHeaders(req, {
+        host: route.preserveHost
+          ? (checked.host?.value ?? route.upstream.host)
+          : route.upstream.host,
+        cookies,
+        forwarded,
+        requestId,
+        ...(validation ? { identity: identityOf(validation) } : {}),
+        ...(upgrade ? { upgrade } : {}),
+      }),
+      response: {
+        cookies,
+        dropClearSiteData: true,
+        addCachePolicy: !route.public && route.cache === 'gateway',
+      },
+    };
+  }
+
+  function count(decision: Decision, req: IncomingMessage, counted: boolean) {
+    if (!counted) return; // re-checks of open WebSockets stay quiet: the tunnel logs when it closes
+    metrics.authOutcomes.inc({ outcome: decision.outcome });
+    const requestId = req.headers['x-request-id'];
+    if (decision.outcome === 'unavailable')
+      logger.warn(
+        { reason: decision.reason, requestId },
+        'session service unavailable: failing closed',
+      );
+    else if (decision.outcome === 'forbidden')
+      logger.info(
+        { route: decision.route?.id, user: decision.validation?.user.username, requestId },
+        'not allowed on this route',
+      );
+    else if (decision.outcome === 'origin_refused')
+      logger.info(
+        {
+          route: decision.route?.id,
+          reason: decision.reason,
+          origin: req.headers.origin,
+          requestId,
+        },
+        'websocket origin refused',
+      );
+  }
+
+  /** WebSocket upgrades and their re-checks: the same checks and decision as HTTP. */
+  const admit: Admit = (req, options) => {
+    const checked = checkRequest(req);
+    return checked.ok ? admitChecked(req, checked, options) : Promise.resolve(checked);
+  };
+
+  async function admitChecked(
+    req: IncomingMessage,
+    checked: Extract<Checked, { ok: true }>,
+    options: Parameters<Admit>[1],
+  ): Promise<Admission> {
+    if (isReserved(checked.target) || isAuth(checked.target))
+      return { ok: false, status: 404, code: 'NOT_FOUND' };
+    const peerTrusted = trust.peer(req);
+    const facts: RequestFacts = { host: checked.host, target: checked.target };
+    if (options.upgrade) {
+      const forwarded = forwardedFor(req, checked.host, peerTrusted, trust.clientIp);
+      const header = (name: string) => {
+        const value = req.headers[name];
+        return typeof value === 'string' ? value : undefined;
+      };
+      facts.upgrade = {
+        origin: header('origin'),
+        secFetchSite: header('sec-fetch-site'),
+        ownOrigin: `${forwarded.proto}://${forwarded.host}`,
+      };
+    }
+    const decision = await decide(
+      facts,
+      routes.current(),
+      validator(req, peerTrusted, options.cache),
+      {
+        signedIdentity: config.JWT_ENABLED,
+      },
+    );
+    count(decision, req, !options.cache);
+    if (!decision.ok) return decision;
+    return {
+      ok: true,
+      target: proxyTarget(req, decision, checked, peerTrusted, options.upgrade),
+      routeId: decision.route.id,
+    };
+  }
+
+  /** Reads a request body whole, within AUTH_BODY_LIMIT_BYTES and AUTH_BODY_TIMEOUT_MS. */
+  function readBody(req: IncomingMessage): Promise<Buffer | 413 | 408> {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const done = (result: Buffer | 413 | 408) => {
+        clearTimeout(timer);
+        req.off('data', onData);
+        req.off('end', onEnd);
+        resolve(result);
+      };
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > AUTH_BODY_LIMIT_BYTES) done(413);
+        else chunks.push(chunk);
+      };
+      const onEnd = () => done(Buffer.concat(chunks));
+      const timer = setTimeout(() => done(408), AUTH_BODY_TIMEOUT_MS);
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', () => done(408));
+    });
+  }
+
+  /** /auth/*: to the session-service as is, its body read first; unreachable is 503, as validate. */
+  async function toSessionService(
+    req: IncomingMessage,
+    res: ServerResponse,
+    checked: Extract<Checked, { ok: true }>,
+  ) {
+    const peerTrusted = trust.peer(req);
+    const requestId = String(req.headers['x-request-id']);
+    // A logout or a revocation may end this cookie's session: stop serving it from this
+    // gateway's cache now (the session-service's revocation event reaches every gateway).
+    if (req.method !== 'GET' && req.method !== 'HEAD') sessionClient.forget?.(req.headers.cookie);
+    let body: Buffer | undefined;
+    if (hasBody(req)) {
+      const read = await readBody(req);
+      if (read === 413 || read === 408) {
+        res.setHeader('Connection', 'close');
+        res.setHeader('X-Request-Id', requestId);
+        if (read === 413) sendError(req, res, 413, 'PAYLOAD_TOO_LARGE');
+        else
+          sendError(req, res, 408, 'REQUEST_TIMEOUT', 'The request body took too long to arrive.');
+        return;
+      }
+      body = read;
+    }
+    const headers = upstreamHeaders(req, {
+      host: checked.host?.value ?? sessionService.host,
+      cookies: null, // logout needs the session cookie
+      forwarded: forwardedFor(req, checked.host, peerTrusted, trust.clientIp),
+      requestId,
+      ...(body ? { bodyLength: body.length } : {}),
+    });
+    proxy.web(req, res, {
+      upstream: sessionService,
+      path: `${checked.target.rawPath}${checked.target.search}`,
+      timeoutMs: config.VALIDATE_TIMEOUT_MS * 4,
+      headers,
+      requestId,
+      ...(body ? { body } : {}),
+      unavailable: SESSION_SERVICE_UNAVAILABLE,
+    });
+  }
+
+  async function serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    checked: Extract<Checked, { ok: true }>,
+    observed: { routeId?: string },
+  ) {
+    const admission = await admitChecked(req, checked, {});
+    if (!admission.ok) {
+      res.setHeader('X-Request-Id', String(req.headers['x-request-id']));
+      if (admission.status === 401) {
+        res.setHeader('Cache-Control', NO_STORE);
+        if (wantsHtml(req)) {
+          const location = `/auth/login?rd=${encodeURIComponent(req.url ?? '/')}`;
+          res.statusCode = 302;
+          res.setHeader('Location', location);
+          res.setHeader('Content-Type', 'text/html; charset=utf-8');
+          res.end(`<p>Found. Redirecting to <a href="${location}">${location}</a></p>`);
+          return;
+        }
+      }
+      return sendError(
+        req,
+        res,
+        admission.status,
+        admission.code,
+        admission.message,
+        admission.headers,
+      );
+    }
+    observed.routeId = admission.routeId;
+    proxy.web(req, res, admission.target);
+  }
+
+  /** Every HTTP request starts here. */
+  function handle(req: IncomingMessage, res: ServerResponse) {
+    const observed: { routeId?: string; label?: string } = {};
+    // Request id, log line and histogram, without a per-request child logger. The X-Request-Id
+    // answer header is set by whoever answers (a proxied answer carries it in its raw headers).
+    observeRequest(logger, metrics.metrics, req, res, () =>
+      observed.routeId ? `upstream:${observed.routeId}` : (observed.label ?? 'unrouted'),
+    );
+    const requestId = String(req.headers['x-request-id']);
+    // Before anything else decides on the path: refuse what another parser could read differently.
+    const checked = checkRequest(req);
+    if (!checked.ok) {
+      observed.label = checked.code === 'BAD_PATH' ? 'bad_path' : 'refused';
+      metrics.refused.inc({ reason: checked.code });
+      logger.info({ reason: checked.reason, requestId }, 'refused request');
+      res.setHeader('X-Request-Id', requestId);
+      if (checked.status === 431) res.setHeader('Connection', 'close');
+      return sendError(req, res, checked.status, checked.code, checked.message);
+    }
+    const { target } = checked;
+    if (isReserved(target)) {
+      res.setHeader('X-Request-Id', requestId);
+      observed.label = target.rawPath === HEALTH_PATH ? HEALTH_PATH : RESERVED_PREFIX;
+      if (target.rawPath === HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+        res.setHeader('Cache-Control', NO_STORE);
+        res.setHeader('Content-Type', 'application/json; charset=utf-8');
+        res.end(JSON.stringify({ status: 'ok' }));
+        return;
+      }
+      return sendError(req, res, 404, 'NOT_FOUND');
+    }
+    const fail = (err: unknown) => {
+      logger.error({ err, requestId }, 'unhandled error');
+      if (!res.headersSent) res.setHeader('X-Request-Id', requestId);
+      sendError(req, res, 500, 'INTERNAL_ERROR');
+    };
+    if (isAuth(target)) {
+      observed.label = '/auth';
+      toSessionService(req, res, checked).catch(fail);
+      return;
+    }
+    serve(req, res, checked, observed).catch(fail);
+  }
+
+  /**
+   * A request Node's parser refused (headers past maxHeaderSize, malformed framing): a short JSON
+   * answer and close, never Node's bare status line.
+   */
+  function handleClientError(err: NodeJS.ErrnoException, socket: Duplex) {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'HEADERS_TOO_LARGE', 'The request headers are too large.']
+        : [400, 'BAD_REQUEST', 'The request is malformed.'];
+    const body = JSON.stringify({ error: code, message });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  return { handle, admit, handleClientError, requestIdFrom };
+}
