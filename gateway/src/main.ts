@@ -1,5 +1,6 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import { loadOrExit } from '../../common/src/config.js';
+import { DEV_INTERNAL_TOKEN_FILE, loadOrCreateDevSecret } from '../../common/src/dev-secret.js';
 import { createLogger } from '../../common/src/logger.js';
 import { onShutdown } from '../../common/src/shutdown.js';
 import { createApp } from './app.js';
@@ -10,7 +11,17 @@ import { createSessionClient } from './session-client.js';
 /** How often the routes file is looked at (fs.watchFile polls: works on every filesystem). */
 const ROUTES_POLL_MS = 500;
 
-const config = loadOrExit(() => loadGatewayConfig(process.env));
+// Development: the INTERNAL_TOKEN the session-service keeps under ./data/ (whichever starts first
+// makes it). Production requires INTERNAL_TOKEN (config.ts).
+const devInternalToken =
+  !process.env.INTERNAL_TOKEN && process.env.NODE_ENV !== 'production'
+    ? loadOrCreateDevSecret(DEV_INTERNAL_TOKEN_FILE)
+    : undefined;
+const config = loadOrExit(() =>
+  loadGatewayConfig(
+    devInternalToken ? { ...process.env, INTERNAL_TOKEN: devInternalToken } : process.env,
+  ),
+);
 const logger = createLogger({ name: 'gateway', level: config.LOG_LEVEL });
 const routes = loadOrExit(() =>
   createRouteStore({
@@ -27,13 +38,15 @@ if (process.argv.includes('--check-config')) {
 const sessionClient = createSessionClient({
   baseUrl: config.SESSION_SERVICE_URL,
   timeoutMs: config.VALIDATE_TIMEOUT_MS,
+  ...(config.INTERNAL_TOKEN ? { internalToken: config.INTERNAL_TOKEN } : {}),
   cache: {
     ttlMs: config.VALIDATE_CACHE_TTL_MS,
     maxEntries: config.VALIDATE_CACHE_MAX_ENTRIES,
     logger,
-    ...(config.INTERNAL_TOKEN ? { internalToken: config.INTERNAL_TOKEN } : {}),
   },
 });
+if (devInternalToken)
+  logger.warn(`INTERNAL_TOKEN not set: using the development token in ${DEV_INTERNAL_TOKEN_FILE}`);
 const app = createApp({ config, logger, sessionClient, routes });
 const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {
   const address = server.address();

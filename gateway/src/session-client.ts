@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import type { Identity } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
 import { createRevocationStream } from './revocation-stream.js';
@@ -24,7 +25,10 @@ export interface ValidateInput {
   requestId?: string;
   clientIp?: string;
   userAgent?: string;
-  /** The route id: asks for a signed identity for that audience (`?aud=`). */
+  /**
+   * The route id: asks for a signed identity for that audience (the session-service's
+   * /internal/validate?aud=, with the internal token; ignored without one).
+   */
   audience?: string;
 }
 
@@ -50,30 +54,51 @@ export interface CacheStats {
 }
 
 export interface SessionClientOptions {
+  /** The session-service: http:, or https: with a certificate Node verifies (NODE_EXTRA_CA_CERTS for a private CA). */
   baseUrl: string;
   timeoutMs: number;
+  /**
+   * INTERNAL_TOKEN: presented on /internal/validate (signed identities) and on the revocation
+   * stream. Without it no signed identity is asked for: validate goes to /auth/validate.
+   */
+  internalToken?: string;
   /**
    * The validation cache (VALIDATE_CACHE_TTL_MS): on while the revocation stream from the
    * session-service is connected. Absent or ttlMs 0: every request is validated.
    */
-  cache?: { ttlMs: number; maxEntries: number; logger: Logger; internalToken?: string };
+  cache?: { ttlMs: number; maxEntries: number; logger: Logger };
 }
 
 const MAX_BODY = 64 * 1024;
 
+/** The `error` of a JSON error answer, if it is one. */
+function errorCodeOf(text: string): string | undefined {
+  try {
+    const code = (JSON.parse(text) as { error?: unknown } | null)?.error;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Calls the session-service's GET /auth/validate (with `?aud=<route id>` when an audience is
- * given) over a keep-alive agent with a hard deadline; with `cache`, positive answers are kept
- * briefly (validation-cache.ts) and dropped on the revocation events of the session-service.
+ * Calls the session-service's GET /internal/validate?aud=<route id> with the internal token when
+ * an audience is given (the only way to a signed identity: the public /auth/validate never signs),
+ * else GET /auth/validate, over a keep-alive agent (HTTP or HTTPS, certificates verified) with a
+ * hard deadline; with `cache`, positive answers are kept briefly (validation-cache.ts) and dropped
+ * on the revocation events of the session-service.
  */
 export function createSessionClient(options: SessionClientOptions): SessionClient {
-  const base = new URL('/auth/validate', options.baseUrl);
-  const agent = new http.Agent({
-    keepAlive: true,
-    maxSockets: 256,
-    maxFreeSockets: 64,
-    scheduling: 'lifo',
-  });
+  const publicUrl = new URL('/auth/validate', options.baseUrl);
+  const internalUrl = new URL('/internal/validate', options.baseUrl);
+  const { internalToken } = options;
+  const tls = publicUrl.protocol === 'https:';
+  // (Default TLS options: the certificate must verify against Node's CAs plus NODE_EXTRA_CA_CERTS.)
+  const agentOptions = { keepAlive: true, maxSockets: 256, maxFreeSockets: 64 } as const;
+  const agent = tls
+    ? new https.Agent({ ...agentOptions, scheduling: 'lifo' })
+    : new http.Agent({ ...agentOptions, scheduling: 'lifo' });
+  const send = tls ? https.request : http.request;
 
   function ask(input: ValidateInput): Promise<Validation | null> {
     return new Promise((resolve, reject) => {
@@ -83,9 +108,13 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
       if (input.requestId) headers['x-request-id'] = input.requestId;
       if (input.clientIp) headers['x-forwarded-for'] = input.clientIp;
       if (input.userAgent) headers['user-agent'] = input.userAgent;
-      const url = new URL(base);
-      if (input.audience) url.searchParams.set('aud', input.audience);
-      const req = http.request(url, { method: 'GET', agent, headers }, (res) => {
+      const signed = input.audience !== undefined && internalToken !== undefined;
+      const url = new URL(signed ? internalUrl : publicUrl);
+      if (signed) {
+        url.searchParams.set('aud', input.audience as string);
+        headers.authorization = `Bearer ${internalToken}`;
+      }
+      const req = send(url, { method: 'GET', agent, headers }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
@@ -100,13 +129,19 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
         res.on('error', () => fail('validate answer broken'));
         res.on('end', () => {
           clearTimeout(timer);
-          if (res.statusCode === 401) return resolve(null);
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode === 401) {
+            // "No session" is UNAUTHENTICATED; a refused internal token is a misconfiguration
+            // (INTERNAL_TOKEN differs): fail closed with 503 and say why, not "logged out".
+            if (errorCodeOf(text) !== 'INVALID_INTERNAL_TOKEN') return resolve(null);
+            return fail('the session-service refused the internal token (INTERNAL_TOKEN differs)');
+          }
           if (res.statusCode !== 200) return fail(`validate answered ${res.statusCode}`);
           try {
-            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Validation;
+            const body = JSON.parse(text) as Validation;
             if (!body?.user || typeof body.user.username !== 'string')
               return fail('validate answer malformed');
-            const jwt = res.headers['x-auth-request-jwt'];
+            const jwt = signed ? res.headers['x-auth-request-jwt'] : undefined;
             resolve({
               user: body.user,
               session: body.session,
@@ -138,7 +173,7 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
     cache && cacheOptions
       ? createRevocationStream({
           url: new URL('/internal/revocations', options.baseUrl),
-          ...(cacheOptions.internalToken ? { token: cacheOptions.internalToken } : {}),
+          ...(internalToken ? { token: internalToken } : {}),
           logger: cacheOptions.logger,
           onUp: (hello) => cache.enable(hello.cookieName),
           onRevoke: (sids) => cache.revoke(sids),

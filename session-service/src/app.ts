@@ -32,7 +32,12 @@ import type { UsersRepository } from './domain/users.js';
 import { createAuthHandlers } from './routes/auth.js';
 import { revocationsHandler } from './routes/events.js';
 import { createSessionsHandlers } from './routes/sessions.js';
-import { type TrustProxy, validateHandler } from './routes/validate.js';
+import {
+  internalValidateHandler,
+  type TrustProxy,
+  type ValidateOutcome,
+  validateHandler,
+} from './routes/validate.js';
 import { createSessionMiddleware, GatehouseRedisStore } from './session-middleware.js';
 
 export interface SessionServiceDeps {
@@ -156,22 +161,30 @@ export function createApp(deps: SessionServiceDeps) {
   // protected request takes it, so `/auth/validate` itself (GET/HEAD, any query) is served before
   // the Express router even starts (see the end of this function); the route below takes the
   // spellings only Express would match (`/auth/validate/`, other letter case).
-  const validate = validateHandler({
+  const validateDeps = {
     authenticate,
-    signer,
     cookieName: config.cookieName,
     secrets: config.secrets,
-    trustProxy: (addr, i) => (app.get('trust proxy fn') as TrustProxy)(addr, i),
+    trustProxy: (addr: string, i: number) => (app.get('trust proxy fn') as TrustProxy)(addr, i),
     logger,
-    onOutcome: (outcome) => validateOutcomes.inc({ outcome }),
-  });
-  const serveValidate = (req: IncomingMessage, res: ServerResponse) =>
-    validate(req, res).catch((err: unknown) => {
-      logger.error({ err, requestId: req.id }, 'unhandled error');
-      if (!res.headersSent) sendError(req, res, 500, 'INTERNAL_ERROR');
-      else res.destroy();
-    });
+    onOutcome: (outcome: ValidateOutcome) => validateOutcomes.inc({ outcome }),
+  };
+  const guarded =
+    (handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) =>
+    (req: IncomingMessage, res: ServerResponse) =>
+      handler(req, res).catch((err: unknown) => {
+        logger.error({ err, requestId: req.id }, 'unhandled error');
+        if (!res.headersSent) sendError(req, res, 500, 'INTERNAL_ERROR');
+        else res.destroy();
+      });
+  // Public: never signs (a browser must not get a signed identity for an audience it chose).
+  const serveValidate = guarded(validateHandler(validateDeps));
+  // Trusted callers only (INTERNAL_TOKEN): validate plus the signed identity for ?aud=.
+  const serveInternalValidate = guarded(
+    internalValidateHandler({ ...validateDeps, signer, internalToken: env.INTERNAL_TOKEN }),
+  );
   app.get('/auth/validate', serveValidate);
+  app.get('/internal/validate', serveInternalValidate);
 
   // Gateways only (not under /auth/: never proxied to browsers). Revocations for their caches.
   app.get(
@@ -245,19 +258,27 @@ export function createApp(deps: SessionServiceDeps) {
 
   app.use((req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));
   app.use(errorHandler(logger));
-  // The validate fast path: GET or HEAD of exactly `/auth/validate` (with or without a query) goes
-  // from the HTTP server to the handler with only the request observer in front: no Express
-  // request/response prototypes, no router walk (docs/performance.md). Everything else is Express.
+  // The validate fast path: GET or HEAD of exactly `/auth/validate` or `/internal/validate` (the
+  // gateway's; with or without a query) goes from the HTTP server to the handler with only the
+  // request observer in front: no Express request/response prototypes, no router walk
+  // (docs/performance.md). Everything else is Express.
   type Handle = (req: IncomingMessage, res: ServerResponse, next?: unknown) => void;
   // `handle` is what the app function calls for every request (express/lib/express.js).
   const expressApp = app as unknown as { handle: Handle };
   const handle = expressApp.handle.bind(app);
-  const validateRoute = () => '/auth/validate';
+  const validateRoute = () => VALIDATE_PATH;
+  const internalValidateRoute = () => INTERNAL_VALIDATE_PATH;
   Object.assign(expressApp, {
     handle(req: IncomingMessage, res: ServerResponse, next?: unknown) {
-      if (isValidateRequest(req)) {
+      if (isFastPath(req, VALIDATE_PATH)) {
         res.setHeader('X-Request-Id', observeRequest(logger, metrics, req, res, validateRoute));
         void serveValidate(req, res);
+        return;
+      }
+      if (isFastPath(req, INTERNAL_VALIDATE_PATH)) {
+        const id = observeRequest(logger, metrics, req, res, internalValidateRoute);
+        res.setHeader('X-Request-Id', id);
+        void serveInternalValidate(req, res);
         return;
       }
       handle(req, res, next);
@@ -270,15 +291,16 @@ export function createApp(deps: SessionServiceDeps) {
 }
 
 const VALIDATE_PATH = '/auth/validate';
+const INTERNAL_VALIDATE_PATH = '/internal/validate';
 
-/** GET or HEAD of `/auth/validate`, with or without a query. */
-function isValidateRequest(req: IncomingMessage): boolean {
+/** GET or HEAD of exactly `path`, with or without a query. */
+function isFastPath(req: IncomingMessage, path: string): boolean {
   const url = req.url;
   return (
     (req.method === 'GET' || req.method === 'HEAD') &&
     url !== undefined &&
-    url.startsWith(VALIDATE_PATH) &&
-    (url.length === VALIDATE_PATH.length || url.charCodeAt(VALIDATE_PATH.length) === 63) // '?'
+    url.startsWith(path) &&
+    (url.length === path.length || url.charCodeAt(path.length) === 63) // '?'
   );
 }
 

@@ -19,6 +19,7 @@ import {
 export const KNOWN_DEFAULT_SECRETS = new Set([
   'change-me-to-a-long-random-string-of-at-least-32-characters',
   'secret$%^134',
+  'change-me-to-another-long-random-string-of-32-characters-or-more',
 ]);
 
 const list = z
@@ -138,7 +139,11 @@ export const sessionServiceSchema = z.object({
   /** Attempts per client address per minute. */
   LOGIN_THROTTLE_ADDRESS_ATTEMPTS: z.coerce.number().int().positive().default(20),
   LOGIN_THROTTLE_ADDRESS_FAILURES: z.coerce.number().int().positive().default(100),
-  /** Bearer token the gateways present on GET /internal/revocations; unset: no token asked. */
+  /**
+   * Bearer token of trusted callers (gateways, the nginx auth subrequest) on /internal/validate
+   * (the only way to a signed identity) and /internal/revocations. Required in production; in
+   * development main.ts makes one under ./data/ that the gateway reads too.
+   */
   INTERNAL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
 });
 
@@ -150,6 +155,12 @@ export function crossChecks(env: NodeJS.ProcessEnv): string[] {
     else if (KNOWN_DEFAULT_SECRETS.has(env.SESSION_SECRET)) {
       problems.push(
         'SESSION_SECRET: is a published example value; generate your own (openssl rand -base64 48)',
+      );
+    }
+    if (!env.INTERNAL_TOKEN) problems.push('INTERNAL_TOKEN: is required when NODE_ENV=production');
+    else if (KNOWN_DEFAULT_SECRETS.has(env.INTERNAL_TOKEN)) {
+      problems.push(
+        'INTERNAL_TOKEN: is a published example value; generate your own (openssl rand -base64 48)',
       );
     }
   }

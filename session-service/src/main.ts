@@ -1,5 +1,5 @@
 import { loadOrExit } from '../../common/src/config.js';
-import { loadOrCreateDevSecret } from '../../common/src/dev-secret.js';
+import { DEV_INTERNAL_TOKEN_FILE, loadOrCreateDevSecret } from '../../common/src/dev-secret.js';
 import { createLogger } from '../../common/src/logger.js';
 import { connectInBackground, createRedis, describeRedis } from '../../common/src/redis.js';
 import { onShutdown } from '../../common/src/shutdown.js';
@@ -13,7 +13,17 @@ const devSecret =
   !env.SESSION_SECRET && env.NODE_ENV !== 'production'
     ? loadOrCreateDevSecret(env.DEV_SECRET_FILE ?? './data/session-secret')
     : undefined;
-const config = loadOrExit(() => loadSessionServiceConfig(env, devSecret));
+// The gateway reads the same file: the token that lets it (and only it) ask for signed identities.
+const devInternalToken =
+  !env.INTERNAL_TOKEN && env.NODE_ENV !== 'production'
+    ? loadOrCreateDevSecret(DEV_INTERNAL_TOKEN_FILE)
+    : undefined;
+const config = loadOrExit(() =>
+  loadSessionServiceConfig(
+    devInternalToken ? { ...env, INTERNAL_TOKEN: devInternalToken } : env,
+    devSecret,
+  ),
+);
 if (process.argv.includes('--check-config')) {
   process.stdout.write('configuration is valid\n');
   process.exit(0);
@@ -22,6 +32,8 @@ if (process.argv.includes('--check-config')) {
 const logger = createLogger({ name: 'session-service', level: config.env.LOG_LEVEL });
 if (devSecret)
   logger.warn('SESSION_SECRET not set: using the development secret kept under ./data/');
+if (devInternalToken)
+  logger.warn(`INTERNAL_TOKEN not set: using the development token in ${DEV_INTERNAL_TOKEN_FILE}`);
 const redis = createRedis(
   { ...config.redis, commandTimeoutMs: config.env.REDIS_COMMAND_TIMEOUT_MS },
   logger,

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { CookieJar } from './cookie-jar.js';
 import { freePort, waitFor } from './ports.js';
-import { ROOT } from './processes.js';
+import { ROOT, TEST_INTERNAL_TOKEN } from './processes.js';
 
 export type NginxTemplate = 'edge' | 'auth-request';
 
@@ -112,7 +112,8 @@ function portAnswers(port: number): Promise<boolean> {
  * Renders nginx/templates/<template>.conf.template into a full nginx.conf under a temp prefix dir
  * and runs nginx in the foreground on free 127.0.0.1 ports with a fresh self-signed certificate
  * (scripts/dev-cert.sh). Defaults for NGINX_HTTP_PORT, NGINX_HTTPS_PORT, PUBLIC_HTTPS_PORT,
- * SERVER_NAME, TLS_CERT and TLS_KEY; `vars` add the rest and may override them.
+ * SERVER_NAME, TLS_CERT, TLS_KEY, INTERNAL_TOKEN (TEST_INTERNAL_TOKEN) and SESSION_COOKIE_NAME
+ * (gatehouse); `vars` add the rest and may override them.
  */
 /**
  * nginx in the foreground with the prefix `dir` and the configuration `conf`: what it printed
@@ -179,6 +180,9 @@ export async function startNginx(options: {
     SERVER_NAME: 'localhost',
     TLS_CERT: join(certDir, 'cert.pem'),
     TLS_KEY: join(certDir, 'key.pem'),
+    // (auth-request) what every service started by processes.ts has and names its cookie
+    INTERNAL_TOKEN: TEST_INTERNAL_TOKEN,
+    SESSION_COOKIE_NAME: 'gatehouse',
     ...options.vars,
   };
   const config = renderTemplate(readFileSync(templatePath(options.template), 'utf8'), vars);

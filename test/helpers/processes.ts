@@ -1,10 +1,21 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { freePort, GiveUp, waitFor } from './ports.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
+
+/** tsx's loader by absolute path, so that a service can run in another directory. */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+/**
+ * The INTERNAL_TOKEN every service started here gets (unless `env` says otherwise), and that
+ * in-process gateways present: without it, both would make a development token under ROOT/data/.
+ */
+export const TEST_INTERNAL_TOKEN = 'test-internal-token-test-internal-token-0123';
 
 export interface ServiceProcess {
   name: string;
@@ -19,6 +30,8 @@ export interface ServiceProcess {
 /** Starts `node --import tsx <entry>` as a real process and waits until `healthPath` answers 200. */
 export interface StartServiceOptions {
   name: string;
+  /** The directory it runs in (./data/ is relative to it); the repository root by default. */
+  cwd?: string;
   entry: string;
   portVariable: string;
   env: Record<string, string>;
@@ -43,13 +56,14 @@ export async function startService(options: StartServiceOptions): Promise<Servic
 async function startServiceOnce(options: StartServiceOptions): Promise<ServiceProcess> {
   const port = options.port ?? (await freePort());
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', options.entry], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, options.entry)], {
+    cwd: options.cwd ?? ROOT,
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
+      INTERNAL_TOKEN: TEST_INTERNAL_TOKEN,
       ...options.env,
       [options.portVariable]: String(port),
     },

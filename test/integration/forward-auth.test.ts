@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { buildSessionService } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -58,13 +59,22 @@ describe('GET /auth/validate as a Traefik ForwardAuth target', () => {
     expect(res.body.error).toBe('UNAUTHENTICATED');
   });
 
-  it('answers 200 with the identity headers Traefik copies (authResponseHeaders)', async () => {
+  it('answers 200 with the identity headers Traefik copies (authResponseHeaders), unsigned', async () => {
     const res = await request(trusted.app)
       .get('/auth/validate?aud=reports')
       .set({ ...traefik, cookie });
     expect(res.status).toBe(200);
     expect(res.headers['x-auth-request-user']).toBe('alice');
     expect(res.headers['x-auth-request-groups']).toBe('finance');
+    expect(res.headers['x-auth-request-jwt']).toBeUndefined();
+  });
+
+  it('adds the signed identity on /internal/validate, for a proxy that presents the internal token', async () => {
+    const res = await request(trusted.app)
+      .get('/internal/validate?aud=reports')
+      .set({ ...traefik, cookie, authorization: `Bearer ${TEST_INTERNAL_TOKEN}` });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-auth-request-user']).toBe('alice');
     expect(res.headers['x-auth-request-jwt']).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
   });
 

@@ -15,6 +15,7 @@ import { reservedDeadPort, waitFor } from '../helpers/ports.js';
 import {
   type ServiceProcess,
   startSessionServiceProcess,
+  TEST_INTERNAL_TOKEN,
   untilReady,
 } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
@@ -41,6 +42,7 @@ async function listen(env: Record<string, string>) {
   const sessionClient = createSessionClient({
     baseUrl: config.SESSION_SERVICE_URL,
     timeoutMs: config.VALIDATE_TIMEOUT_MS,
+    internalToken: TEST_INTERNAL_TOKEN,
   });
   const app = createApp({ config, logger: silentLogger, sessionClient });
   const srv = http.createServer(app);

@@ -5,7 +5,7 @@ import addFormats from 'ajv-formats';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ROOT } from '../helpers/processes.js';
+import { ROOT, TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { buildSessionService } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -109,6 +109,11 @@ describe('docs/openapi.yaml against real answers', () => {
 
     await call('get', '/auth/validate');
     await call('get', '/auth/validate?aud=default', (r) => r.set('cookie', cookie));
+    const internal = (r: request.Test) => r.set('authorization', `Bearer ${TEST_INTERNAL_TOKEN}`);
+    await call('get', '/internal/validate?aud=default', (r) => internal(r).set('cookie', cookie));
+    await call('get', '/internal/validate?aud=default', internal);
+    await call('get', '/internal/validate?aud=default', (r) => r.set('cookie', cookie));
+    await call('get', '/internal/validate', (r) => internal(r).set('cookie', cookie));
     const list = await call('get', '/auth/sessions', (r) => r.set('cookie', cookie));
     await call('get', '/auth/sessions');
     const other = (list.body.sessions as Array<{ id: string; current: boolean }>).find(

@@ -11,6 +11,7 @@ import {
   KEY_CHECK_MS,
 } from '../../session-service/src/domain/assertions.js';
 import { silentLogger } from '../helpers/logger.js';
+import { TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { buildSessionService } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -46,8 +47,12 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+/** What the gateway gets: the internal validate, with the internal token. */
 async function assertionFor(aud: string) {
-  const res = await request(service.app).get(`/auth/validate?aud=${aud}`).set('cookie', cookie);
+  const res = await request(service.app)
+    .get(`/internal/validate?aud=${aud}`)
+    .set('authorization', `Bearer ${TEST_INTERNAL_TOKEN}`)
+    .set('cookie', cookie);
   expect(res.status).toBe(200);
   return String(res.headers['x-auth-request-jwt']);
 }
@@ -68,11 +73,17 @@ describe('the signed identity assertion', () => {
     expect(Number(claims.exp) - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(60);
   });
 
-  it('is only issued when asked for an audience, and never without a session', async () => {
-    const plain = await request(service.app).get('/auth/validate').set('cookie', cookie);
-    expect(plain.headers['x-auth-request-jwt']).toBeUndefined();
-    const anonymous = await request(service.app).get('/auth/validate?aud=default');
+  it('is only issued to the internal caller, never by the public validate, never without a session', async () => {
+    for (const path of ['/auth/validate', '/auth/validate?aud=default']) {
+      const plain = await request(service.app).get(path).set('cookie', cookie);
+      expect(plain.status, path).toBe(200);
+      expect(plain.headers['x-auth-request-jwt'], path).toBeUndefined();
+    }
+    const anonymous = await request(service.app)
+      .get('/internal/validate?aud=default')
+      .set('authorization', `Bearer ${TEST_INTERNAL_TOKEN}`);
     expect(anonymous.status).toBe(401);
+    expect(anonymous.body.error).toBe('UNAUTHENTICATED');
     expect(anonymous.headers['x-auth-request-jwt']).toBeUndefined();
   });
 

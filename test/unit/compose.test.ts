@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { demoAppSchema } from '../../demo-app/src/config.js';
-import { gatewaySchema } from '../../gateway/src/config.js';
+import { gatewaySchema, loadGatewayConfig } from '../../gateway/src/config.js';
 import {
   loadSessionServiceConfig,
   sessionServiceSchema,
@@ -120,7 +120,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('keeps the secrets in .env (example committed, .env ignored)', () => {
-    expect(envExampleNames()).toEqual(expect.arrayContaining(['SESSION_SECRET', 'ADMIN_TOKEN']));
+    expect(envExampleNames()).toEqual(
+      expect.arrayContaining(['SESSION_SECRET', 'ADMIN_TOKEN', 'INTERNAL_TOKEN']),
+    );
     const [, session] = byCommand('session-service');
     expect(session.env_file).toEqual(['.env']);
     for (const [name, svc] of Object.entries(compose.services)) {
@@ -129,6 +131,29 @@ describe('docker-compose.yml', () => {
       expect(env.ADMIN_TOKEN, name).toBeUndefined();
     }
     expect(readFileSync(join(ROOT, '.gitignore'), 'utf8')).toMatch(/^\.env$/m);
+  });
+
+  it('gives the gateway the INTERNAL_TOKEN of .env, and no other secret', () => {
+    const [, gateway] = byCommand('gateway');
+    expect(gateway.env_file).toBeUndefined();
+    // docker compose substitutes it from .env, and refuses to start when it is missing.
+    expect(envOf(gateway).INTERNAL_TOKEN).toMatch(/^\$\{INTERNAL_TOKEN:\?[^}]+\}$/);
+    // Both run with NODE_ENV=production, where a missing token is a configuration error.
+    const [, session] = byCommand('session-service');
+    for (const svc of [session, gateway]) expect(envOf(svc).NODE_ENV).toBe('production');
+    expect(() => loadSessionServiceConfig({ ...envOf(session), SESSION_SECRET: SECRET })).toThrow(
+      /INTERNAL_TOKEN: is required when NODE_ENV=production/,
+    );
+    expect(() => loadGatewayConfig({ ...envOf(gateway), INTERNAL_TOKEN: '' })).toThrow(
+      /INTERNAL_TOKEN: is required when NODE_ENV=production/,
+    );
+    expect(() =>
+      loadSessionServiceConfig({
+        ...envOf(session),
+        SESSION_SECRET: SECRET,
+        INTERNAL_TOKEN: 'change-me-to-another-long-random-string-of-32-characters-or-more',
+      }),
+    ).toThrow(/INTERNAL_TOKEN: is a published example value/);
   });
 
   it('wires the services on the ports of the contract', () => {
@@ -167,7 +192,11 @@ describe('docker-compose.yml', () => {
     }
 
     // The gateway strips the cookie the session-service really sets; the app checks its issuer.
-    const config = loadSessionServiceConfig({ ...envOf(session), SESSION_SECRET: SECRET });
+    const config = loadSessionServiceConfig({
+      ...envOf(session),
+      SESSION_SECRET: SECRET,
+      INTERNAL_TOKEN: SECRET,
+    });
     expect(g.COOKIE_NAME).toBe(config.cookieName);
     expect(d.IDENTITY_ISSUER).toBe(s.PUBLIC_URL ?? 'gatehouse');
   });

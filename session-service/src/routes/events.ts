@@ -1,16 +1,10 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { NO_STORE, sendError } from '../../../common/src/http.js';
 import type { RevocationEvent, RevocationFeed } from '../domain/revocations.js';
+import { hasInternalToken } from './internal-token.js';
 
 /** How long a new stream waits for the feed to be ready before answering 503. */
 const READY_WAIT_MS = 2000;
-
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 /**
  * GET /internal/revocations: the revocation feed as server-sent events, for gateways (never
@@ -31,12 +25,8 @@ export function revocationsHandler(deps: {
   internalToken?: string;
 }) {
   return async (req: Request, res: Response) => {
-    if (deps.internalToken) {
-      const header = req.headers.authorization ?? '';
-      const token = header.startsWith('Bearer ') ? header.slice(7) : '';
-      if (!sameToken(token, deps.internalToken))
-        return sendError(req, res, 401, 'UNAUTHENTICATED', 'A valid internal token is required.');
-    }
+    if (deps.internalToken && !hasInternalToken(req, deps.internalToken))
+      return sendError(req, res, 401, 'UNAUTHENTICATED', 'A valid internal token is required.');
     const ready = await deps.feed.whenReady(READY_WAIT_MS);
     if (req.destroyed || res.writableEnded) return;
     if (!ready || !deps.feed.ready) {

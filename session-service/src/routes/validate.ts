@@ -8,6 +8,7 @@ import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
 import type { Authenticator } from '../domain/authenticate.js';
 import type { ValidSession } from '../domain/sessions.js';
+import { hasInternalToken } from './internal-token.js';
 
 /**
  * The session id from an express-session cookie (`s:<id>.<hmac>`), checked against each secret
@@ -82,34 +83,82 @@ function answer(
 
 export type ValidateOutcome = 'ok' | 'unauthenticated' | 'unavailable';
 
-/**
- * GET /auth/validate: never creates or saves a session (no express-session here), only reads
- * the cookie, slides the idle timeout and answers. Usable as nginx `auth_request` target.
- * With `?aud=<route>` it also answers a signed identity assertion in `X-Auth-Request-Jwt`.
- *
- * Written against node:http, not Express: app.ts serves `/auth/validate` before the Express
- * router (the path every protected request takes; docs/performance.md), and also mounts it as
- * an Express route for the spellings Express alone would match (`/auth/validate/`).
- */
-export function validateHandler(deps: {
+interface ValidateDeps {
   authenticate: Authenticator;
-  signer?: AssertionSigner;
   cookieName: string;
   secrets: readonly string[];
   trustProxy: TrustProxy;
   logger: Logger;
   onOutcome?: (outcome: ValidateOutcome) => void;
-}) {
+}
+
+/**
+ * GET /auth/validate: never creates or saves a session (no express-session here), only reads
+ * the cookie, slides the idle timeout and answers. Usable as nginx `auth_request` target.
+ * It never signs: `?aud=` is ignored, no X-Auth-Request-Jwt ever comes back, because this path
+ * is public (the gateway and the nginx template proxy /auth/ to browsers) and a signed identity
+ * for a caller-chosen audience would let any signed-in user mint one for any route.
+ *
+ * Written against node:http, not Express: app.ts serves `/auth/validate` before the Express
+ * router (the path every protected request takes; docs/performance.md), and also mounts it as
+ * an Express route for the spellings Express alone would match (`/auth/validate/`).
+ */
+export function validateHandler(deps: ValidateDeps) {
+  const serve = serveValidation(deps);
+  return (req: IncomingMessage, res: ServerResponse) => serve(req, res, undefined);
+}
+
+/**
+ * GET /internal/validate?aud=<route>: the same answer as /auth/validate plus the signed identity
+ * for `aud` in X-Auth-Request-Jwt, for trusted callers only: the gateway, or the nginx template's
+ * auth subrequest, presenting `Authorization: Bearer <INTERNAL_TOKEN>`. Not under /auth/, so
+ * neither the gateway nor the nginx templates proxy it to browsers. Without the token (or when
+ * the service has none): 401 INVALID_INTERNAL_TOKEN, distinct from UNAUTHENTICATED so that a
+ * gateway with the wrong token fails closed with 503 instead of taking everyone for logged out.
+ * `aud` missing, repeated or not a route id: 400 INVALID_AUDIENCE.
+ */
+export function internalValidateHandler(
+  deps: ValidateDeps & { signer: AssertionSigner; internalToken: string | undefined },
+) {
+  const serve = serveValidation(deps, deps.signer);
   return async (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('Cache-Control', NO_STORE);
+    if (!hasInternalToken(req, deps.internalToken)) {
+      deps.logger.warn(
+        { requestId: req.id, peer: req.socket.remoteAddress },
+        'internal validate: missing or wrong internal token',
+      );
+      answer(
+        res,
+        401,
+        { error: 'INVALID_INTERNAL_TOKEN', message: 'A valid internal token is required.' },
+        { 'WWW-Authenticate': 'Bearer realm="gatehouse-internal"' },
+      );
+      return;
+    }
+    const aud = audienceOf(req.url);
+    if (!isAudience(aud)) {
+      answer(res, 400, {
+        error: 'INVALID_AUDIENCE',
+        message: 'aud must be given once: 1 to 64 letters, digits, ".", "_" or "-".',
+      });
+      return;
+    }
+    await serve(req, res, aud);
+  };
+}
+
+/** The validate answer; with `signer` and `aud`, plus the signed identity for `aud`. */
+function serveValidation(deps: ValidateDeps, signer?: AssertionSigner) {
+  return async (req: IncomingMessage, res: ServerResponse, aud: string | undefined) => {
     res.setHeader('Cache-Control', NO_STORE);
     const sid = readSessionId(req.headers.cookie, deps.cookieName, deps.secrets);
     let session: ValidSession | null = null;
     let jwt: string | undefined;
     try {
       if (sid) session = await deps.authenticate(sid);
-      const aud = session && deps.signer ? audienceOf(req.url) : undefined;
-      if (session && deps.signer && isAudience(aud))
-        jwt = await deps.signer.sign(session.sid, session.auth, aud);
+      if (session && signer && aud !== undefined)
+        jwt = await signer.sign(session.sid, session.auth, aud);
     } catch (err) {
       deps.onOutcome?.('unavailable');
       deps.logger.warn(
