@@ -38,6 +38,8 @@ export const gatewaySchema = z.object({
    */
   INTERNAL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  /** How long a request body to /auth/* may take to arrive (it is read whole first); past it 408. */
+  AUTH_BODY_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
   /** How often an open WebSocket's session is checked again. */
   WS_REVALIDATE_MS: z.coerce.number().int().min(100).default(2000),
   /** Ask the session-service for a signed identity (`aud` = route id) and pass it upstream. */

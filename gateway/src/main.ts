@@ -1,4 +1,5 @@
 import { unwatchFile, watchFile } from 'node:fs';
+import http from 'node:http';
 import { loadOrExit } from '../../common/src/config.js';
 import { DEV_INTERNAL_TOKEN_FILE, loadOrCreateDevSecret } from '../../common/src/dev-secret.js';
 import { createLogger } from '../../common/src/logger.js';
@@ -56,8 +57,23 @@ const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {
     `gateway listening on http://${config.GATEWAY_HOST}:${port}`,
   );
 });
-server.on('upgrade', app.handleUpgrade);
 server.keepAliveTimeout = 65_000;
+// Metrics on a listener of their own, never the public port (metrics.ts).
+const metricsServer =
+  config.GATEWAY_METRICS_PORT === 'off'
+    ? undefined
+    : http
+        .createServer((req, res) => void app.serveMetrics(req, res))
+        .listen(config.GATEWAY_METRICS_PORT, config.GATEWAY_METRICS_HOST, () => {
+          const address = metricsServer?.address();
+          const port = typeof address === 'object' && address ? address.port : '';
+          logger.info(`gateway metrics on http://${config.GATEWAY_METRICS_HOST}:${port}/metrics`);
+        })
+        .on('error', (err) => {
+          logger.error({ err }, 'gateway metrics listener failed (GATEWAY_METRICS_PORT)');
+          process.exit(1);
+        });
+server.once('close', () => metricsServer?.close());
 
 // Reload the routes on change and on SIGHUP; an invalid file keeps the current table.
 if (routes.file) {

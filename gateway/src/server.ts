@@ -23,9 +23,11 @@ export const RESERVED_PREFIX = '/_gatehouse';
 /** The gateway's public endpoints, matched exactly (case, trailing slash, encoding). */
 const HEALTH_PATH = `${RESERVED_PREFIX}/healthz`;
 
-/** Bodies to /auth/* are read whole before the session-service is asked (slow clients hold no connection of its). */
+/**
+ * Bodies to /auth/* are read whole before the session-service is asked, within this size and
+ * AUTH_BODY_TIMEOUT_MS: a slow client holds none of the session-service's connections.
+ */
 export const AUTH_BODY_LIMIT_BYTES = 64 * 1024;
-export const AUTH_BODY_TIMEOUT_MS = 10_000;
 
 const BAD_PATH_MESSAGE = 'The request path is not allowed.';
 const SESSION_SERVICE_UNAVAILABLE = {
@@ -247,7 +249,7 @@ export function createServerEntry(deps: ServerDeps) {
     };
   }
 
-  /** Reads a request body whole, within AUTH_BODY_LIMIT_BYTES and AUTH_BODY_TIMEOUT_MS. */
+  /** Reads a request body whole, within AUTH_BODY_LIMIT_BYTES and config.AUTH_BODY_TIMEOUT_MS. */
   function readBody(req: IncomingMessage): Promise<Buffer | 413 | 408> {
     return new Promise((resolve) => {
       const chunks: Buffer[] = [];
@@ -264,7 +266,7 @@ export function createServerEntry(deps: ServerDeps) {
         else chunks.push(chunk);
       };
       const onEnd = () => done(Buffer.concat(chunks));
-      const timer = setTimeout(() => done(408), AUTH_BODY_TIMEOUT_MS);
+      const timer = setTimeout(() => done(408), config.AUTH_BODY_TIMEOUT_MS);
       req.on('data', onData);
       req.on('end', onEnd);
       req.on('error', () => done(408));

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/ports.js';
-import { type ServiceProcess, startService } from '../helpers/processes.js';
+import { gatewayMetricsListener, type ServiceProcess, startService } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
   figure,
@@ -28,6 +28,8 @@ let redis: RedisServer;
 let sessionA: ServiceProcess;
 let sessionB: ServiceProcess;
 let gatewayA: ServiceProcess;
+/** Where each gateway's metrics listener answers. */
+const gatewayMetrics = new Map<ServiceProcess, string>();
 let gatewayB: ServiceProcess;
 let demoApp: ServiceProcess;
 let nginx: PlainNginx;
@@ -67,8 +69,9 @@ beforeAll(async () => {
     // Both session-services sign with the one key they share in Redis.
     env: { JWKS_URL: `${sessionA.url}/auth/.well-known/jwks.json`, LOG_LEVEL: 'warn' },
   });
-  const gateway = (name: string, sessionService: ServiceProcess) =>
-    startService({
+  const gateway = async (name: string, sessionService: ServiceProcess) => {
+    const metrics = await gatewayMetricsListener();
+    const started = await startService({
       name,
       entry: 'gateway/src/main.ts',
       portVariable: 'GATEWAY_PORT',
@@ -81,8 +84,12 @@ beforeAll(async () => {
         // other suites meanwhile: a starved validate must not turn into a 503 here (the latency
         // bounds are the fault tests' business).
         VALIDATE_TIMEOUT_MS: '5000',
+        ...metrics.env,
       },
     });
+    gatewayMetrics.set(started, metrics.url);
+    return started;
+  };
   [gatewayA, gatewayB] = await Promise.all([
     gateway('gateway A', sessionA),
     gateway('gateway B', sessionB),
@@ -248,7 +255,7 @@ describe('two gateways and two session-services sharing one Redis', () => {
     expect(Math.min(loginsA, loginsB)).toBeGreaterThan(USERS / 5);
     for (const gateway of [gatewayA, gatewayB]) {
       const served = metricValue(
-        await scrape(`${gateway.url}/_gatehouse/metrics`),
+        await scrape(gatewayMetrics.get(gateway) ?? ''),
         'gatehouse_gateway_auth_total',
         { outcome: 'ok' },
       );

@@ -64,6 +64,8 @@ async function startServiceOnce(options: StartServiceOptions): Promise<ServicePr
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
       INTERNAL_TOKEN: TEST_INTERNAL_TOKEN,
+      // A gateway's metrics listener has a fixed default port: tests that scrape it choose one.
+      GATEWAY_METRICS_PORT: 'off',
       ...options.env,
       [options.portVariable]: String(port),
     },
@@ -116,8 +118,16 @@ async function startServiceOnce(options: StartServiceOptions): Promise<ServicePr
 export interface System {
   sessionService: ServiceProcess;
   gateway: ServiceProcess;
+  /** The gateway's metrics listener (GATEWAY_METRICS_PORT): `<url>` answers GET /metrics. */
+  gatewayMetricsUrl: string;
   demoApp: ServiceProcess;
   stop(): Promise<void>;
+}
+
+/** Env for a gateway process with its metrics listener on a free port, and where to scrape it. */
+export async function gatewayMetricsListener() {
+  const port = await freePort();
+  return { env: { GATEWAY_METRICS_PORT: String(port) }, url: `http://127.0.0.1:${port}/metrics` };
 }
 
 /** The three services as real processes on free ports, sharing the Redis at `redisUrl`. */
@@ -172,6 +182,7 @@ export async function startSystem(options: {
       },
     }),
   );
+  const metrics = await gatewayMetricsListener();
   const gateway = await track(
     startService({
       name: 'gateway',
@@ -180,6 +191,7 @@ export async function startSystem(options: {
       healthPath: '/_gatehouse/healthz',
       env: {
         ...shared,
+        ...metrics.env,
         SESSION_SERVICE_URL: sessionService.url,
         UPSTREAM_URL: demoApp.url,
         ...(options.gatewayEnv ?? {}),
@@ -189,6 +201,7 @@ export async function startSystem(options: {
   return {
     sessionService,
     gateway,
+    gatewayMetricsUrl: metrics.url,
     demoApp,
     async stop() {
       await Promise.all([gateway.stop(), sessionService.stop(), demoApp.stop()]);

@@ -43,7 +43,7 @@ const scrape = async (url: string) => {
   return res.text();
 };
 const sessionMetrics = () => scrape(`${system.sessionService.url}/metrics`);
-const gatewayMetrics = () => scrape(`${system.gateway.url}/_gatehouse/metrics`);
+const gatewayMetrics = () => scrape(system.gatewayMetricsUrl);
 const demoMetrics = () => scrape(`${system.demoApp.url}/metrics`);
 
 /** name → type, from the `# TYPE` lines. */
