@@ -1,4 +1,5 @@
 import { parse as parseCookie } from 'cookie';
+import { storedSessionId } from '../../common/src/session-id.js';
 import type { Validation } from './session-client.js';
 
 /**
@@ -11,8 +12,11 @@ import type { Validation } from './session-client.js';
  *   clocks) nor within `jwtMarginMs` of the signed identity's `exp`;
  * - it is on only while the revocation stream is connected (`enable`); `disable` flushes it, and
  *   so does every (re)connection, since events may have been missed meanwhile;
- * - `revoke(sids)` drops every entry of those sessions; an answer still in flight when its
+ * - `revoke(ids)` drops every entry of those sessions; an answer still in flight when its
  *   session was revoked (or the cache flushed) is not stored (`begin`/`store` tickets).
+ *
+ * Sessions are named here as in Redis and on the revocation feed: by their stored id, the SHA-256
+ * of the cookie's session id (common/src/session-id.ts), computed only on a miss, never on a hit.
  */
 export interface CacheOptions {
   /** Longest life of an entry; 0 disables the cache. */
@@ -28,6 +32,7 @@ export interface CacheOptions {
 
 interface Entry {
   key: string;
+  /** The session's stored id (storedSessionId). */
   sid: string;
   validation: Validation;
   until: number;
@@ -36,6 +41,7 @@ interface Entry {
 /** What a miss needs to store its answer later. */
 export interface Ticket {
   key: string;
+  /** The session's stored id (storedSessionId), as revocation events name it. */
   sid: string;
   epoch: number;
   /** When the miss began. */
@@ -112,7 +118,7 @@ export function createValidationCache(options: CacheOptions) {
   }
 
   /** The session cookie's value and the session id in it, as validate would read them. */
-  function sessionIn(cookieHeader: string | undefined): { value: string; sid: string } | null {
+  function cookieIn(cookieHeader: string | undefined): { value: string; rawSid: string } | null {
     if (!cookieName || options.ttlMs <= 0 || !cookieHeader) return null;
     if (cookieHeader.length > MAX_COOKIE_HEADER) return null;
     let value: string | undefined;
@@ -121,8 +127,14 @@ export function createValidationCache(options: CacheOptions) {
     } catch {
       return null;
     }
-    const sid = value ? sessionIdOf(value) : null;
-    return value && sid ? { value, sid } : null;
+    const rawSid = value ? sessionIdOf(value) : null;
+    return value && rawSid ? { value, rawSid } : null;
+  }
+
+  /** The session cookie's value and its session's stored id (what `revoke` takes). */
+  function sessionIn(cookieHeader: string | undefined): { value: string; sid: string } | null {
+    const cookie = cookieIn(cookieHeader);
+    return cookie ? { value: cookie.value, sid: storedSessionId(cookie.rawSid) } : null;
   }
 
   return {
@@ -137,12 +149,12 @@ export function createValidationCache(options: CacheOptions) {
     sessionIn,
 
     lookup(cookieHeader: string | undefined, audience: string | undefined): CacheLookup {
-      const session = sessionIn(cookieHeader);
+      const session = cookieIn(cookieHeader);
       if (!session) {
         stats.bypasses += 1;
         return { outcome: 'bypass' };
       }
-      const { value, sid } = session;
+      const { value, rawSid } = session;
       const key = `${audience ?? ''}\u0000${value}`;
       const entry = entries.get(key);
       if (entry) {
@@ -153,7 +165,7 @@ export function createValidationCache(options: CacheOptions) {
         remove(key);
       }
       stats.misses += 1;
-      return { outcome: 'miss', ticket: { key, sid, epoch, at: now() } };
+      return { outcome: 'miss', ticket: { key, sid: storedSessionId(rawSid), epoch, at: now() } };
     },
 
     /** Keep a positive answer of the miss `ticket`, unless it may be stale already. */
@@ -190,7 +202,7 @@ export function createValidationCache(options: CacheOptions) {
       return true;
     },
 
-    /** These sessions ended: drop their entries and refuse answers already in flight for them. */
+    /** These sessions (stored ids) ended: drop their entries and refuse answers in flight. */
     revoke(sids: readonly string[]) {
       epoch += 1;
       const t = now();

@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { RedisStore } from 'connect-redis';
 import session, { type SessionData } from 'express-session';
 import { StoreUnavailableError } from '../../common/src/errors.js';
 import type { RedisClient } from '../../common/src/redis.js';
+import { storedSessionId } from '../../common/src/session-id.js';
 import { publishRevocations } from './domain/revocations.js';
 import { type Lifetimes, remainingMs, type SessionAuth } from './domain/sessions.js';
 
@@ -14,7 +16,9 @@ declare module 'express-session' {
 type Callback = (err?: unknown, data?: SessionData | null) => void;
 
 /**
- * connect-redis with two changes:
+ * connect-redis with three changes:
+ * - keyed by the stored id (storedSessionId: the SHA-256 of the cookie's id), so the id the
+ *   cookie carries is never written to Redis;
  * - the TTL is what is left of the idle allowance, capped by the absolute lifetime;
  * - no resurrection: connect-redis writes with a plain SET, so a request that loaded a session
  *   before a logout could write it back afterwards (connect-redis #286, express-session #793).
@@ -45,7 +49,7 @@ export class GatehouseRedisStore extends RedisStore {
 
   override async get(sid: string, cb?: Callback) {
     try {
-      const data = (await super.get(sid)) as SessionData | null;
+      const data = (await super.get(storedSessionId(sid))) as SessionData | null;
       return cb ? cb(null, data) : data;
     } catch (err) {
       const wrapped = new StoreUnavailableError(err);
@@ -56,16 +60,17 @@ export class GatehouseRedisStore extends RedisStore {
 
   override async set(sid: string, sess: SessionData, cb?: Callback) {
     const creating = this.creating.delete(sid);
+    const key = this.prefix + storedSessionId(sid);
     try {
       const ttl = this.ttlOf(sess);
       if (ttl <= 0) {
-        await this.redis.del(this.prefix + sid);
+        await this.redis.del(key);
       } else {
-        const reply = await this.redis.set(this.prefix + sid, JSON.stringify(sess), {
+        const reply = await this.redis.set(key, JSON.stringify(sess), {
           expiration: { type: 'EX', value: ttl },
           condition: creating ? 'NX' : 'XX',
         });
-        // NX refused: an id collision (never with 192 random bits) must not become a login.
+        // NX refused: an id collision (never with 256 random bits) must not become a login.
         if (creating && reply === null) throw new Error('session id already exists');
       }
       return cb?.();
@@ -76,11 +81,16 @@ export class GatehouseRedisStore extends RedisStore {
     }
   }
 
+  override async touch(sid: string, sess: SessionData, cb?: () => void) {
+    return super.touch(storedSessionId(sid), sess, cb);
+  }
+
   override async destroy(sid: string, cb?: Callback) {
+    const id = storedSessionId(sid);
     try {
       // A login over an existing session ends the old one here: tell the gateways' caches too.
-      if ((await this.redis.del(this.prefix + sid)) > 0) {
-        await publishRevocations(this.redis, this.basePrefix, [sid]);
+      if ((await this.redis.del(this.prefix + id)) > 0) {
+        await publishRevocations(this.redis, this.basePrefix, [id]);
       }
       return cb?.();
     } catch (err) {
@@ -117,6 +127,8 @@ export function createSessionMiddleware(options: {
     name: options.cookie.name,
     secret: options.secrets,
     store: options.store,
+    // 256 random bits (express-session's default has 192): what Redis holds is its SHA-256.
+    genid: () => randomBytes(32).toString('base64url'),
     resave: false,
     saveUninitialized: false,
     rolling: false,

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/ports.js';
 import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { sessionKeyOf } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 const PASSWORD = 'correct horse battery';
@@ -296,7 +297,7 @@ describe('when the revocation streams are connected', () => {
   it('refuses an expired session on both gateways within 100 ms of its expiry', async () => {
     const cookie = await login('frank');
     // Make the session an old one: its absolute lifetime ends 2.5 s from now.
-    const key = `gh:sess:${sidOf(cookie)}`;
+    const key = sessionKeyOf(sidOf(cookie));
     const record = JSON.parse((await redis.client.get(key)) ?? '{}') as {
       auth: { createdAt: number };
     };
@@ -328,7 +329,7 @@ describe('when the revocation stream is down', () => {
       fetch(`${gatewayC.url}/healthz`, { headers: { cookie, accept: 'application/json' } });
     for (let i = 0; i < 5; i++) expect((await page()).status).toBe(200);
     expect(await cacheHits(gatewayC)).toBe(0);
-    await redis.client.del(`gh:sess:${sidOf(cookie)}`); // no event: nobody is told
+    await redis.client.del(sessionKeyOf(sidOf(cookie))); // no event: nobody is told
     expect((await page()).status).toBe(401);
   });
 
@@ -341,7 +342,7 @@ describe('when the revocation stream is down', () => {
     await waitFor(async () => (await cacheEnabled(gatewayB)) === 0, 2000, 'cache off');
     expect((await whoami(gatewayB, cookie)).status).toBe(503);
     // Ended while nobody relays events: only the flush on reconnection protects the gateway.
-    await redis.client.del(`gh:sess:${sidOf(cookie)}`);
+    await redis.client.del(sessionKeyOf(sidOf(cookie)));
     s2 = await startSessionService('session-service 2 (restarted)', port);
     started.push(s2);
     const other = await login('alice', s2);

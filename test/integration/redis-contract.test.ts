@@ -22,6 +22,7 @@ import {
   type RedisClient,
   RedisTimeoutError,
 } from '../../common/src/redis.js';
+import { storedSessionId } from '../../common/src/session-id.js';
 import {
   loadSessionServiceConfig,
   type SessionServiceConfig,
@@ -65,7 +66,7 @@ const LIFETIMES: Lifetimes = {
   rememberAbsoluteSeconds: 3600,
 };
 
-const newSid = () => randomBytes(18).toString('base64url');
+const newSid = () => randomBytes(32).toString('base64url');
 
 function authOf(userId: string, createdAt = Date.now()): SessionAuth {
   return { userId, username: userId, groups: ['dev'], email: '', createdAt };
@@ -164,7 +165,8 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
       await topology?.stop();
     });
 
-    const sessionKey = (sid: string) => `${prefix}sess:${sid}`;
+    /** Redis knows a session by its stored id only (the SHA-256 of the cookie's id). */
+    const sessionKey = (sid: string) => `${prefix}sess:${storedSessionId(sid)}`;
     const userKey = (userId: string) => `${prefix}user:{${userId}}:sessions`;
 
     describe('readiness', () => {
@@ -264,7 +266,8 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
         expect(await topology.mastersWithKeys(userKey(userId))).toBe(1);
 
         const store = sessions();
-        expect((await store.list(userId)).map((s) => s.id).sort()).toEqual([...sids].sort());
+        const ids = sids.map(storedSessionId);
+        expect((await store.list(userId)).map((s) => s.id).sort()).toEqual([...ids].sort());
         expect(await store.owner(sids[0] as string)).toBe(userId);
 
         expect(await store.destroy(sids[0] as string, userId)).toBe(true);
@@ -272,7 +275,7 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
 
         const kept = sids[1] as string;
         expect(await store.revokeAll(userId, kept)).toBe(18);
-        expect((await store.list(userId)).map((s) => s.id)).toEqual([kept]);
+        expect((await store.list(userId)).map((s) => s.id)).toEqual([storedSessionId(kept)]);
 
         expect(await store.revokeAll(userId)).toBe(1);
         expect(await store.list(userId)).toEqual([]);
@@ -287,8 +290,8 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
         await redis.del(sessionKey(dead));
         const past = createSessionStore({ redis, lifetimes: LIFETIMES, prefix, now: () => 1 });
         await past.confirm(dead, userId);
-        expect((await sessions().list(userId)).map((s) => s.id)).toEqual([live]);
-        expect(await redis.zRange(userKey(userId), 0, -1)).toEqual([live]);
+        expect((await sessions().list(userId)).map((s) => s.id)).toEqual([storedSessionId(live)]);
+        expect(await redis.zRange(userKey(userId), 0, -1)).toEqual([storedSessionId(live)]);
       });
     });
 

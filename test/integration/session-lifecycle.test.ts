@@ -2,16 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisStore } from 'connect-redis';
 import express, { type Express } from 'express';
-import session from 'express-session';
+import session, { type SessionData } from 'express-session';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisClient, type RedisClient } from '../../common/src/redis.js';
 import type { SessionServiceConfig } from '../../session-service/src/config.js';
-import {
-  createSessionStore,
-  type Lifetimes,
-  parseRecord,
-} from '../../session-service/src/domain/sessions.js';
+import { createSessionStore, type Lifetimes } from '../../session-service/src/domain/sessions.js';
 import { readUsersFile, writeUsersFile } from '../../session-service/src/domain/users.js';
 import {
   createSessionMiddleware,
@@ -29,12 +25,14 @@ import {
   signedSessionCookie,
   TEST_SECRET,
 } from '../helpers/session-service.js';
+import { sessionKeyOf, storedAuthOf, storedSessionId } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 type Service = Awaited<ReturnType<typeof buildSessionService>>;
 
 const PASSWORD = 'correct horse battery';
-const SESSION_ID = /^[A-Za-z0-9_-]{32}$/;
+/** 256 random bits, base64url. */
+const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 
 let redis: RedisServer;
 let usersFile: string;
@@ -78,7 +76,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const sessionKey = (sid: string) => `gh:sess:${sid}`;
+const sessionKey = (sid: string) => sessionKeyOf(sid);
 const userIndex = (username: string) => `gh:user:{${ids[username]}}:sessions`;
 
 function jsonLogin(
@@ -122,7 +120,7 @@ const validate = (service: Service, cookie: string) =>
   request(service.app).get('/auth/validate').set('cookie', cookie);
 
 async function storedAuth(sid: string) {
-  return parseRecord(await redis.client.get(sessionKey(sid)));
+  return storedAuthOf(redis.client, sid);
 }
 
 describe.concurrent('session lifetimes (idle 2 s, absolute 4 s)', () => {
@@ -315,7 +313,7 @@ describe('session identity', () => {
     expect(sid).toMatch(SESSION_ID);
     expect(sid).not.toBe(planted);
     expect(await redis.client.exists(sessionKey(planted))).toBe(0);
-    expect(await redis.client.zScore(userIndex('alice'), planted)).toBeNull();
+    expect(await redis.client.zScore(userIndex('alice'), storedSessionId(planted))).toBeNull();
     expect((await validate(plain, tossed)).status).toBe(401);
     expect((await validate(plain, cookiePairOf(res.headers['set-cookie']))).status).toBe(200);
   });
@@ -343,7 +341,7 @@ describe('session identity', () => {
       expect(sid).toMatch(SESSION_ID);
       expect(sid).not.toBe(planted);
       expect(await storedAuth(planted)).toBeNull();
-      expect(await redis.client.zScore(userIndex('alice'), planted)).toBeNull();
+      expect(await redis.client.zScore(userIndex('alice'), storedSessionId(planted))).toBeNull();
       expect((await validate(plain, tossed)).status).toBe(401);
     }
   });
@@ -469,7 +467,7 @@ describe('users disabled or with a changed password', () => {
       'the disabled user to be refused',
     );
     expect(await redis.client.exists(sessionKey(sid))).toBe(0);
-    expect(await redis.client.zScore(userIndex('carol'), sid)).toBeNull();
+    expect(await redis.client.zScore(userIndex('carol'), storedSessionId(sid))).toBeNull();
   });
 
   it('sessions created before sessionsNotBefore end within a second; a new login works', async () => {
@@ -528,6 +526,22 @@ function slowApp(sessionMiddleware: express.RequestHandler) {
   return { app, loaded: loaded.promise, release: release.resolve };
 }
 
+/** connect-redis as it is (a plain SET), keyed by the stored id as GatehouseRedisStore is. */
+class PlainStore extends RedisStore {
+  override get(sid: string, cb?: (err: unknown, data?: SessionData | null) => void) {
+    return super.get(storedSessionId(sid), cb);
+  }
+  override set(sid: string, sess: SessionData, cb?: (err?: unknown) => void) {
+    return super.set(storedSessionId(sid), sess, cb);
+  }
+  override touch(sid: string, sess: SessionData, cb?: () => void) {
+    return super.touch(storedSessionId(sid), sess, cb);
+  }
+  override destroy(sid: string, cb?: (err?: unknown) => void) {
+    return super.destroy(storedSessionId(sid), cb);
+  }
+}
+
 describe('no resurrection of a logged-out session (connect-redis race)', () => {
   let client: RedisClient;
   beforeAll(async () => {
@@ -569,7 +583,7 @@ describe('no resurrection of a logged-out session (connect-redis race)', () => {
     const { pair, sid } = await raceLogout(app, loaded, release);
     expect(await redis.client.exists(sessionKey(sid))).toBe(0);
     expect((await validate(plain, pair)).status).toBe(401);
-    expect(await redis.client.zScore(userIndex('alice'), sid)).toBeNull();
+    expect(await redis.client.zScore(userIndex('alice'), storedSessionId(sid))).toBeNull();
 
     // The create path (SET NX) still works: a fresh login makes its key.
     const again = await loggedIn(plain);
@@ -580,7 +594,7 @@ describe('no resurrection of a logged-out session (connect-redis race)', () => {
 
   it('the harness reproduces the race: with a plain connect-redis store the session comes back', async () => {
     // Why GatehouseRedisStore exists: connect-redis writes with a plain SET.
-    const plainStore = new RedisStore({ client, prefix: 'gh:sess:' });
+    const plainStore = new PlainStore({ client, prefix: 'gh:sess:' });
     const middleware = session({
       name: 'gatehouse',
       secret: [TEST_SECRET],
@@ -618,16 +632,17 @@ describe('validate writes to Redis at most once per slide interval', () => {
       onRevoked: async () => {},
     });
     const sid = randomBytes(24).toString('base64url');
-    const key = store.sessionKey(sid);
+    const id = storedSessionId(sid);
+    const key = store.sessionKey(id);
     const index = store.userKey('u1');
     const auth = { userId: 'u1', username: 'alice', groups: [], email: '', createdAt: t };
     await redis.client.set(key, JSON.stringify({ auth }), { PX: 60_000 });
-    await redis.client.zAdd(index, { score: 1, value: sid });
+    await redis.client.zAdd(index, { score: 1, value: id });
 
     // First validate: slides (PTTL back to the idle timeout, last seen = now).
     const first = await store.validate(sid);
     expect(first?.expiresAt).toBe(t + 60_000);
-    expect(await redis.client.zScore(index, sid)).toBe(t);
+    expect(await redis.client.zScore(index, id)).toBe(t);
     const slidAt = t;
 
     // Within the interval: read, not written. Redis keeps the TTL it had; the answer says so.
@@ -636,13 +651,14 @@ describe('validate writes to Redis at most once per slide interval', () => {
     const second = await store.validate(sid);
     expect(second?.expiresAt).toBe(slidAt + 60_000);
     expect(await redis.client.pTTL(key)).toBeLessThanOrEqual(30_000);
-    expect(await redis.client.zScore(index, sid)).toBe(slidAt);
+    expect(await redis.client.zScore(index, id)).toBe(slidAt);
 
     // Every validate reads: a session deleted meanwhile is refused within the interval too.
     const other = randomBytes(24).toString('base64url');
-    await redis.client.set(store.sessionKey(other), JSON.stringify({ auth }), { PX: 60_000 });
+    const otherKey = store.sessionKey(storedSessionId(other));
+    await redis.client.set(otherKey, JSON.stringify({ auth }), { PX: 60_000 });
     expect(await store.validate(other)).not.toBeNull();
-    await redis.client.del(store.sessionKey(other));
+    await redis.client.del(otherKey);
     t += 10;
     expect(await store.validate(other)).toBeNull();
 
@@ -651,7 +667,7 @@ describe('validate writes to Redis at most once per slide interval', () => {
     const third = await store.validate(sid);
     expect(third?.expiresAt).toBe(t + 60_000);
     expect(await redis.client.pTTL(key)).toBeGreaterThan(55_000);
-    expect(await redis.client.zScore(index, sid)).toBe(t);
+    expect(await redis.client.zScore(index, id)).toBe(t);
 
     // The absolute timeout still rules: never slid past it, refused once it passed.
     t = auth.createdAt + 3600_000 - 20_000;

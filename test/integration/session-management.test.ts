@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseRecord } from '../../session-service/src/domain/sessions.js';
 import { waitFor } from '../helpers/ports.js';
 import { type ServiceProcess, startService } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
@@ -13,6 +12,7 @@ import {
   sidOf,
   TEST_SECRET,
 } from '../helpers/session-service.js';
+import { sessionKeyOf, storedAuthAt, storedSessionId } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 type Service = Awaited<ReturnType<typeof buildSessionService>>;
@@ -56,13 +56,15 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const sessionKey = (sid: string) => `gh:sess:${sid}`;
+const sessionKey = (sid: string) => sessionKeyOf(sid);
 const userIndex = (username: string) => `gh:user:{${ids[username]}}:sessions`;
 
 interface Browser {
   /** `gatehouse=...` */
   cookie: string;
   sid: string;
+  /** The session's stored id (what Redis and the index hold): storedSessionId(sid). */
+  id: string;
   userAgent: string;
   ip: string;
 }
@@ -92,6 +94,7 @@ async function login(
   return {
     cookie: cookiePairOf(res.headers['set-cookie']),
     sid: sidOf(res.headers['set-cookie']),
+    id: storedSessionId(sidOf(res.headers['set-cookie'])),
     userAgent: ua,
     ip,
   };
@@ -140,12 +143,12 @@ async function sessionsPage(app: Service, browser: Browser) {
   };
 }
 
-/** Session ids of every session in Redis that belongs to `username`. */
+/** Stored ids of every session in Redis that belongs to `username`. */
 async function liveSessionsOf(username: string): Promise<string[]> {
   const out: string[] = [];
   for await (const keys of redis.client.scanIterator({ MATCH: 'gh:sess:*', COUNT: 1000 })) {
     for (const key of keys) {
-      const auth = parseRecord(await redis.client.get(key));
+      const auth = await storedAuthAt(redis.client, key);
       if (auth?.userId === ids[username]) out.push(key.slice('gh:sess:'.length));
     }
   }
@@ -203,6 +206,7 @@ describe('per-user sessions', () => {
     }
     expect(page.html).not.toContain(a.sid);
     expect(page.html).not.toContain(b.sid);
+    expect(page.html).not.toContain(a.id);
   });
 
   it('DELETE /auth/sessions/:id revokes another session of the user', async () => {
@@ -214,9 +218,9 @@ describe('per-user sessions', () => {
     expect(res.status).toBe(204);
     expect((await validate(service, b)).status).toBe(401);
     expect(await redis.client.exists(sessionKey(b.sid))).toBe(0);
-    expect(await redis.client.zScore(userIndex('alice'), b.sid)).toBeNull();
+    expect(await redis.client.zScore(userIndex('alice'), b.id)).toBeNull();
     expect((await validate(service, a)).status).toBe(200);
-    expect(await indexOf('alice')).toEqual([a.sid]);
+    expect(await indexOf('alice')).toEqual([a.id]);
   });
 
   it('the revoke form works with the page token, and is refused without it or with another', async () => {
@@ -263,7 +267,7 @@ describe('per-user sessions', () => {
     const alice = await login(service, 'alice', 'Alice/1.0');
     const bob = await login(service, 'bob', 'Bob/1.0');
     const aliceHandle = await handleOf(service, alice, alice);
-    for (const id of [aliceHandle, alice.sid]) {
+    for (const id of [aliceHandle, alice.sid, alice.id]) {
       const res = await request(service.app)
         .delete(`/auth/sessions/${id}`)
         .set('cookie', bob.cookie);
@@ -279,7 +283,7 @@ describe('per-user sessions', () => {
       .send({ _csrf: page.token });
     expect(form.status).toBe(404);
     expect((await validate(service, alice)).status).toBe(200);
-    expect(await indexOf('alice')).toEqual([alice.sid]);
+    expect(await indexOf('alice')).toEqual([alice.id]);
   });
 
   it('POST /auth/logout-all ends every other session and keeps the current one', async () => {
@@ -298,8 +302,8 @@ describe('per-user sessions', () => {
     expect((await validate(service, c)).status).toBe(401);
     expect((await validate(service, a)).status).toBe(200);
     expect((await validate(service, bob)).status).toBe(200);
-    expect(await indexOf('alice')).toEqual([a.sid]);
-    expect(await liveSessionsOf('alice')).toEqual([a.sid]);
+    expect(await indexOf('alice')).toEqual([a.id]);
+    expect(await liveSessionsOf('alice')).toEqual([a.id]);
   });
 
   it('POST /auth/logout-all with {"all":true} ends every session, the current one too', async () => {
@@ -346,7 +350,7 @@ describe('per-user sessions', () => {
   it('expired sessions are pruned from the list and from the index', async () => {
     const kept = await login(quick, 'alice', 'Kept/1.0');
     const idle = await login(quick, 'alice', 'Idle/1.0');
-    expect(await indexOf('alice')).toEqual([kept.sid, idle.sid].sort());
+    expect(await indexOf('alice')).toEqual([kept.id, idle.id].sort());
     // Keep one session busy until the other has passed its idle timeout of 1 s.
     await waitFor(
       async () => {
@@ -358,7 +362,7 @@ describe('per-user sessions', () => {
     );
     const sessions = await listJson(quick, kept);
     expect(sessions.map((s) => s.userAgent)).toEqual(['Kept/1.0']);
-    expect(await indexOf('alice')).toEqual([kept.sid]);
+    expect(await indexOf('alice')).toEqual([kept.id]);
   });
 
   it('20 parallel logins, then logout-all, leave one index entry and one session', async () => {
@@ -366,8 +370,8 @@ describe('per-user sessions', () => {
       Array.from({ length: 20 }, (_, i) => login(service, 'gina', `Parallel/${i}`)),
     );
     expect(new Set(all.map((b) => b.sid)).size).toBe(20);
-    expect(await indexOf('gina')).toEqual(all.map((b) => b.sid).sort());
-    expect(await liveSessionsOf('gina')).toEqual(all.map((b) => b.sid).sort());
+    expect(await indexOf('gina')).toEqual(all.map((b) => b.id).sort());
+    expect(await liveSessionsOf('gina')).toEqual(all.map((b) => b.id).sort());
     const keep = all[7] as Browser;
     const res = await request(service.app)
       .post('/auth/logout-all')
@@ -375,8 +379,8 @@ describe('per-user sessions', () => {
       .set('cookie', keep.cookie)
       .send('{}');
     expect(res.body).toEqual({ revoked: 19 });
-    expect(await indexOf('gina')).toEqual([keep.sid]);
-    expect(await liveSessionsOf('gina')).toEqual([keep.sid]);
+    expect(await indexOf('gina')).toEqual([keep.id]);
+    expect(await liveSessionsOf('gina')).toEqual([keep.id]);
     expect(await listJson(service, keep)).toHaveLength(1);
   });
 
@@ -437,7 +441,7 @@ describe('per-user sessions', () => {
       .set('cookie', first.cookie)
       .send('{}');
     expect(res.status).toBe(200);
-    const aliveAfterLogoutAll = (await liveSessionsOf('hank')).filter((sid) => sid !== first.sid);
+    const aliveAfterLogoutAll = (await liveSessionsOf('hank')).filter((sid) => sid !== first.id);
     expect({ outsideIndex, aliveAfterLogoutAll }).toEqual({
       outsideIndex: [],
       aliveAfterLogoutAll: [],
@@ -469,6 +473,7 @@ describe('admin API', () => {
     );
     expect(JSON.stringify(res.body)).not.toContain(a.sid);
     expect(JSON.stringify(res.body)).not.toContain(b.sid);
+    expect(JSON.stringify(res.body)).not.toContain(a.id);
   });
 
   it('refuses a wrong or missing token with 401 and WWW-Authenticate', async () => {
@@ -511,7 +516,7 @@ describe('admin API', () => {
     expect(res.status).toBe(204);
     expect((await validate(service, b)).status).toBe(401);
     expect((await validate(service, a)).status).toBe(200);
-    expect(await indexOf('alice')).toEqual([a.sid]);
+    expect(await indexOf('alice')).toEqual([a.id]);
     expect((await admin('delete', `/admin/users/alice/sessions/${handle}`)).status).toBe(404);
     expect((await admin('delete', `/admin/users/bob/sessions/${handle}`)).status).toBe(404);
   });

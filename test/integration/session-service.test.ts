@@ -2,6 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { buildSessionService } from '../helpers/session-service.js';
+import { sessionKeyOf, storedAuthOf } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 let redis: RedisServer;
@@ -62,11 +63,11 @@ describe('POST /auth/login with JSON', () => {
     expect(setCookie[0]).toMatch(/Path=\//);
     expect(setCookie[0]).not.toMatch(/Secure/); // plain HTTP, no trusted proxy saying https
     expect(res.headers['cache-control']).toBe('no-store');
-    const raw = await redis.client.get(`gh:sess:${sidOf(setCookie)}`);
+    const raw = await redis.client.get(sessionKeyOf(sidOf(setCookie)));
     expect(raw).toBeTruthy();
     expect(raw).not.toContain('correct horse battery');
     expect(raw).not.toContain('password');
-    expect(JSON.parse(raw ?? '{}').auth).toMatchObject({
+    expect(await storedAuthOf(redis.client, sidOf(setCookie))).toMatchObject({
       userId: aliceId,
       username: 'alice',
       groups: ['admins', 'dev'],
@@ -281,7 +282,7 @@ describe('POST /auth/logout', () => {
     const loggedIn = await login({ username: 'alice', password: 'correct horse battery' });
     const pair = cookiePair(loggedIn.headers['set-cookie']);
     const sid = sidOf(loggedIn.headers['set-cookie']);
-    expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(1);
+    expect(await redis.client.exists(sessionKeyOf(sid))).toBe(1);
     const res = await request(service.app)
       .post('/auth/logout')
       .set('cookie', pair)
@@ -293,7 +294,7 @@ describe('POST /auth/logout', () => {
     expect(cleared).toMatch(/Expires=Thu, 01 Jan 1970/);
     expect(cleared).toMatch(/HttpOnly/);
     expect(cleared).toMatch(/SameSite=Lax/);
-    expect(await redis.client.exists(`gh:sess:${sid}`)).toBe(0);
+    expect(await redis.client.exists(sessionKeyOf(sid))).toBe(0);
     const after = await request(service.app).get('/auth/validate').set('cookie', pair);
     expect(after.status).toBe(401);
   });

@@ -9,6 +9,7 @@ import { hashPassword } from '../../session-service/src/domain/passwords.js';
 import { newUser, type StoredUser } from '../../session-service/src/domain/users.js';
 import { reservedDeadPort } from '../helpers/ports.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { sessionKeyOf, storedSessionId } from '../helpers/stored-sessions.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = 'session-service/src/cli/users.ts';
@@ -96,14 +97,17 @@ async function seedSessions(user: StoredUser): Promise<string[]> {
       email: '',
       createdAt: Date.now(),
     };
-    await redis.client.set(`gh:sess:${sid}`, JSON.stringify({ auth }), { EX: 600 });
-    await redis.client.zAdd(`gh:user:{${userId}}:sessions`, { score: Date.now(), value: sid });
+    await redis.client.set(sessionKeyOf(sid), JSON.stringify({ auth }), { EX: 600 });
+    await redis.client.zAdd(`gh:user:{${userId}}:sessions`, {
+      score: Date.now(),
+      value: storedSessionId(sid),
+    });
   }
   return sids;
 }
 
 async function sessionsExisting(sids: string[]): Promise<number> {
-  return redis.client.exists(sids.map((sid) => `gh:sess:${sid}`));
+  return redis.client.exists(sids.map((sid) => sessionKeyOf(sid)));
 }
 
 describe('users add', { timeout: TEST_TIMEOUT_MS }, () => {

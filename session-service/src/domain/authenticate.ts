@@ -34,12 +34,13 @@ export function createAuthenticator(deps: {
 }
 
 /**
- * The id a user sees for one of their sessions: an HMAC of the session id, so listing sessions
- * never discloses a usable session id (to a script on the page, a screenshot, a log).
+ * The id a user sees for one of their sessions: an HMAC of its stored id (itself a hash of the
+ * session id), so listing sessions never discloses a usable session id (to a script on the page,
+ * a screenshot, a log), nor the name the session has in Redis.
  */
-export function sessionHandle(sid: string, secret: string): string {
+export function sessionHandle(storedId: string, secret: string): string {
   return createHmac('sha256', secret)
-    .update(`session-handle:${sid}`)
+    .update(`session-handle:${storedId}`)
     .digest('base64url')
     .slice(0, 22);
 }

@@ -10,7 +10,10 @@ import type { RedisCommands, RedisSubscriber } from '../../../common/src/redis.j
  * feed cannot vouch that it missed nothing, it closes the streams and the gateways turn their
  * caches off until they are connected again (docs/performance.md).
  *
- * Only ids of sessions that no longer exist travel here: a published id is already deleted.
+ * Only ids of sessions that no longer exist travel here: a published id is already deleted. And
+ * only their stored ids (storedSessionId: the SHA-256 of the cookie's id), never the cookie's
+ * id itself: a subscriber to the channel learns nothing it could present as a cookie. The field
+ * keeps its name `sids`; gateways hash the id in the cookies they cache to match it.
  */
 
 /** The channel, under the key prefix so two deployments can share one Redis. */
@@ -21,7 +24,7 @@ const CHUNK = 500;
 
 type Message = { type: 'revoke'; sids: string[] } | { type: 'ping'; from: string; n: number };
 
-/** Publish that these sessions ended. Resolves once Redis took every message. */
+/** Publish that these sessions (stored ids) ended. Resolves once Redis took every message. */
 export async function publishRevocations(
   redis: Pick<RedisCommands, 'publish'>,
   prefix: string,

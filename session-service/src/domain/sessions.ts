@@ -1,5 +1,6 @@
 import { StoreUnavailableError } from '../../../common/src/errors.js';
 import type { RedisClient } from '../../../common/src/redis.js';
+import { storedSessionId } from '../../../common/src/session-id.js';
 import { publishRevocations } from './revocations.js';
 
 /** What a session holds: who, since when, from where. Never a password. */
@@ -24,7 +25,10 @@ export interface Lifetimes {
 }
 
 export interface ValidSession {
+  /** The id the cookie carries: a secret, never written to Redis. */
   sid: string;
+  /** The session's name in Redis and on the revocation feed (storedSessionId(sid)). */
+  id: string;
   auth: SessionAuth;
   /** ms since the epoch: when the session ends if it stays idle (never past the absolute limit). */
   expiresAt: number;
@@ -35,6 +39,7 @@ export interface ValidSession {
 export const LOGIN_GRACE_MS = 10_000;
 
 export interface SessionSummary {
+  /** The stored id (a hash of the session id), never the session id itself. */
   id: string;
   createdAt: number;
   lastSeenAt: number;
@@ -81,8 +86,9 @@ export interface SessionStoreOptions {
    * Told about sessions ended before their time (destroy, revokeAll, found expired), after they
    * are deleted, so gateways drop them from their caches at once. Default: publish them on the
    * revocation channel (domain/revocations.ts), which every writer (service, users CLI) shares.
+   * Sessions are named by their stored ids (storedSessionId), never by the cookie's id.
    */
-  onRevoked?: (sids: readonly string[]) => Promise<void>;
+  onRevoked?: (ids: readonly string[]) => Promise<void>;
   /**
    * The idle timeout slides at most this often per session (and process): validate reads the
    * session every time, but writes (PEXPIRE, the index's last-seen) only when the last slide is
@@ -100,19 +106,23 @@ export type SessionStore = ReturnType<typeof createSessionStore>;
 /**
  * Session reads and the per-user index. Every command names one key, so all of this works on
  * Redis Cluster; the per-user index key carries the user id as a hash tag.
+ *
+ * Methods that take a `sid` take the cookie's id and hash it (storedSessionId); Redis keys, index
+ * members and revocation events carry only that hash (`id`), so a Redis reader gets no session.
  */
 export function createSessionStore(options: SessionStoreOptions) {
   const { redis, lifetimes } = options;
   const prefix = options.prefix ?? 'gh:';
   const now = options.now ?? Date.now;
   const onRevoked =
-    options.onRevoked ?? ((sids: readonly string[]) => publishRevocations(redis, prefix, sids));
-  const sessionKey = (sid: string) => `${prefix}sess:${sid}`;
+    options.onRevoked ?? ((ids: readonly string[]) => publishRevocations(redis, prefix, ids));
+  /** The key of the session whose stored id is `id`. */
+  const sessionKey = (id: string) => `${prefix}sess:${id}`;
   const userKey = (userId: string) => `${prefix}user:{${userId}}:sessions`;
   const slideIntervalMs =
     options.slideIntervalMs ??
     Math.min(1000, (Math.min(lifetimes.idleSeconds, lifetimes.rememberIdleSeconds) * 1000) / 20);
-  /** sid -> when this process last slid its idle timeout (a hint: forgetting costs one write). */
+  /** id -> when this process last slid its idle timeout (a hint: forgetting costs one write). */
   const slidAt = new Map<string, number>();
   const userIndexTtlMs =
     Math.max(lifetimes.absoluteSeconds, lifetimes.rememberAbsoluteSeconds) * 1000;
@@ -123,6 +133,16 @@ export function createSessionStore(options: SessionStoreOptions) {
     } catch (err) {
       throw new StoreUnavailableError(err);
     }
+  }
+
+  async function destroyById(id: string, userId?: string): Promise<boolean> {
+    slidAt.delete(id);
+    return guard(async () => {
+      const deleted = await redis.del(sessionKey(id));
+      if (userId) await redis.zRem(userKey(userId), id);
+      await onRevoked([id]);
+      return deleted > 0;
+    });
   }
 
   return {
@@ -137,33 +157,35 @@ export function createSessionStore(options: SessionStoreOptions) {
      * Returns null for no session.
      */
     async validate(sid: string): Promise<ValidSession | null> {
+      const id = storedSessionId(sid);
       return guard(async () => {
-        const auth = parseRecord(await redis.get(sessionKey(sid)));
+        const auth = parseRecord(await redis.get(sessionKey(id)));
         if (!auth) return null;
         const t = now();
         const left = remainingMs(auth, lifetimes, t);
         if (left <= 0) {
-          slidAt.delete(sid);
-          await Promise.all([redis.del(sessionKey(sid)), redis.zRem(userKey(auth.userId), sid)]);
-          await onRevoked([sid]);
+          slidAt.delete(id);
+          await Promise.all([redis.del(sessionKey(id)), redis.zRem(userKey(auth.userId), id)]);
+          await onRevoked([id]);
           return null;
         }
         const absoluteExpiresAt = absoluteExpiry(auth, lifetimes);
-        const last = slidAt.get(sid);
+        const last = slidAt.get(id);
         if (last !== undefined && t - last < slideIntervalMs && t >= last)
           return {
             sid,
+            id,
             auth,
             expiresAt: last + remainingMs(auth, lifetimes, last),
             absoluteExpiresAt,
           };
         await Promise.all([
-          redis.pExpire(sessionKey(sid), left),
-          redis.zAdd(userKey(auth.userId), { score: t, value: sid }, { condition: 'XX' }),
+          redis.pExpire(sessionKey(id), left),
+          redis.zAdd(userKey(auth.userId), { score: t, value: id }, { condition: 'XX' }),
         ]);
         if (slidAt.size >= SLIDE_MEMORY) slidAt.clear();
-        slidAt.set(sid, t);
-        return { sid, auth, expiresAt: t + left, absoluteExpiresAt };
+        slidAt.set(id, t);
+        return { sid, id, auth, expiresAt: t + left, absoluteExpiresAt };
       });
     },
 
@@ -173,21 +195,18 @@ export function createSessionStore(options: SessionStoreOptions) {
      */
     async register(sid: string, auth: SessionAuth): Promise<void> {
       await guard(async () => {
-        await redis.zAdd(userKey(auth.userId), { score: -now(), value: sid });
+        await redis.zAdd(userKey(auth.userId), { score: -now(), value: storedSessionId(sid) });
         await redis.pExpire(userKey(auth.userId), userIndexTtlMs);
       });
     },
 
-    /** Destroy one session. True when it existed. */
+    /** Destroy one session, by the cookie's id. True when it existed. */
     async destroy(sid: string, userId?: string): Promise<boolean> {
-      slidAt.delete(sid);
-      return guard(async () => {
-        const deleted = await redis.del(sessionKey(sid));
-        if (userId) await redis.zRem(userKey(userId), sid);
-        await onRevoked([sid]);
-        return deleted > 0;
-      });
+      return destroyById(storedSessionId(sid), userId);
     },
+
+    /** Destroy one session by its stored id (a SessionSummary's `id`). True when it existed. */
+    destroyById,
 
     /** The user's live sessions, newest activity first; entries whose session expired are pruned. */
     async list(userId: string): Promise<SessionSummary[]> {
@@ -226,14 +245,15 @@ export function createSessionStore(options: SessionStoreOptions) {
 
     /** Revoke every session of a user, or every one but `exceptSid`. Returns how many ended. */
     async revokeAll(userId: string, exceptSid?: string): Promise<number> {
+      const except = exceptSid === undefined ? undefined : storedSessionId(exceptSid);
       return guard(async () => {
-        const sids = (await redis.zRange(userKey(userId), 0, -1)).filter((s) => s !== exceptSid);
+        const ids = (await redis.zRange(userKey(userId), 0, -1)).filter((s) => s !== except);
         // Unindex first: a login racing with us then finds its entry gone after creating its
         // session (see `indexed`) and undoes itself, so no session survives outside the index.
-        if (sids.length > 0) await redis.zRem(userKey(userId), sids);
+        if (ids.length > 0) await redis.zRem(userKey(userId), ids);
         // One DEL per key: keys of different sessions live in different Cluster slots.
-        const deleted = await Promise.all(sids.map((s) => redis.del(sessionKey(s))));
-        if (sids.length > 0) await onRevoked(sids);
+        const deleted = await Promise.all(ids.map((s) => redis.del(sessionKey(s))));
+        if (ids.length > 0) await onRevoked(ids);
         return deleted.reduce((a, b) => a + b, 0);
       });
     },
@@ -246,7 +266,7 @@ export function createSessionStore(options: SessionStoreOptions) {
       return guard(async () => {
         const changed = await redis.zAdd(
           userKey(userId),
-          { score: now(), value: sid },
+          { score: now(), value: storedSessionId(sid) },
           { condition: 'XX', CH: true },
         );
         return changed === 1;
@@ -255,7 +275,8 @@ export function createSessionStore(options: SessionStoreOptions) {
 
     /** Does the session `sid` belong to `userId`? (For revoking by id without leaking others'.) */
     async owner(sid: string): Promise<string | null> {
-      return guard(async () => parseRecord(await redis.get(sessionKey(sid)))?.userId ?? null);
+      const id = storedSessionId(sid);
+      return guard(async () => parseRecord(await redis.get(sessionKey(id)))?.userId ?? null);
     },
   };
 }

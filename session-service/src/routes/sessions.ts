@@ -27,11 +27,13 @@ export interface SessionsDeps {
 
 /** Per-user session management: list, revoke one, end all others. Admin API beside it. */
 export function createSessionsHandlers(deps: SessionsDeps) {
-  const handleOf = (sid: string) => sessionHandle(sid, deps.secrets[0] ?? '');
+  // The handle is an HMAC of the stored id (the index holds no session ids to derive it from).
+  const handleOf = (id: string) => sessionHandle(id, deps.secrets[0] ?? '');
   const audit = (event: string, req: Request, extra: Record<string, unknown>) =>
     deps.audit.info({ event, ip: req.ip, requestId: req.id, ...extra }, event);
 
-  async function listFor(userId: string, currentSid?: string) {
+  /** `currentId`: the caller's session, by its stored id (ValidSession.id). */
+  async function listFor(userId: string, currentId?: string) {
     const list = await deps.sessions.list(userId);
     return list.map((s) => ({
       id: handleOf(s.id),
@@ -40,8 +42,8 @@ export function createSessionsHandlers(deps: SessionsDeps) {
       expiresAt: s.expiresAt,
       ip: s.ip,
       userAgent: s.userAgent,
-      current: s.id === currentSid,
-      sid: s.id,
+      current: s.id === currentId,
+      storedId: s.id,
     }));
   }
   const publicView = (s: Awaited<ReturnType<typeof listFor>>[number]) => ({
@@ -90,9 +92,9 @@ export function createSessionsHandlers(deps: SessionsDeps) {
   async function revokeOne(req: Request, res: Response) {
     const session = me(req);
     const handle = String(req.params.id ?? '');
-    const target = (await listFor(session.auth.userId, session.sid)).find((s) => s.id === handle);
+    const target = (await listFor(session.auth.userId, session.id)).find((s) => s.id === handle);
     if (!target) return sendError(req, res, 404, 'SESSION_NOT_FOUND', 'No such session.');
-    await deps.sessions.destroy(target.sid, session.auth.userId);
+    await deps.sessions.destroyById(target.storedId, session.auth.userId);
     audit('session.revoke', req, {
       username: session.auth.username,
       userId: session.auth.userId,
@@ -109,7 +111,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
 
     async list(req: Request, res: Response) {
       const session = me(req);
-      const sessions = await listFor(session.auth.userId, session.sid);
+      const sessions = await listFor(session.auth.userId, session.id);
       if (wantsHtml(req)) {
         const notice =
           typeof req.query.revoked === 'string'
@@ -197,7 +199,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
       if (!user) return sendError(req, res, 404, 'USER_NOT_FOUND', 'No such user.');
       const target = (await listFor(user.id)).find((s) => s.id === req.params.id);
       if (!target) return sendError(req, res, 404, 'SESSION_NOT_FOUND', 'No such session.');
-      await deps.sessions.destroy(target.sid, user.id);
+      await deps.sessions.destroyById(target.storedId, user.id);
       audit('admin.revoke', req, { username: user.username, userId: user.id, session: target.id });
       res.status(204).end();
     },
