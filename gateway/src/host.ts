@@ -11,7 +11,10 @@ export interface ParsedHost {
   name: string;
   /** As sent (digits only), or undefined. */
   port?: string;
-  /** `name[:port]`: what the gateway passes on. */
+  /**
+   * `name[:port]` as the browser wrote it, lowercase, a trailing dot kept (its `Origin` keeps it
+   * too): what the gateway passes on as X-Forwarded-Host and compares Origin with.
+   */
   value: string;
 }
 
@@ -60,6 +63,10 @@ export function parseHost(rawHeaders: readonly string[]): HostCheck {
   if (problem) return { ok: false, reason: problem };
   return {
     ok: true,
-    host: { name, ...(port !== undefined ? { port } : {}), value: port ? `${name}:${port}` : name },
+    host: {
+      name,
+      ...(port !== undefined ? { port } : {}),
+      value: port ? `${rawName}:${port}` : rawName,
+    },
   };
 }

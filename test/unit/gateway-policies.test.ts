@@ -280,7 +280,7 @@ describe('the Host header (one parse for routing and for upstreams)', () => {
   const valid: Array<[string, string]> = [
     ['app.example.com', 'app.example.com'],
     ['App.Example.COM', 'app.example.com'],
-    ['app.example.com.', 'app.example.com'],
+    ['app.example.com.', 'app.example.com.'],
     ['app.example.com:8443', 'app.example.com:8443'],
     ['localhost', 'localhost'],
     ['127.0.0.1:8080', '127.0.0.1:8080'],
@@ -330,6 +330,15 @@ describe('the Host header (one parse for routing and for upstreams)', () => {
   it('refuses two Host headers, in any casing', () => {
     expect(parseHost(['Host', 'a.example', 'HOST', 'b.example']).ok).toBe(false);
     expect(parseHost(['Host', 'a.example', 'host', 'a.example']).ok).toBe(false);
+  });
+
+  it('routes on the name without its trailing dot, and passes on what the browser wrote (its Origin keeps the dot)', () => {
+    const parsed = parseHost(['Host', 'Intranet-Host.:8080']);
+    expect(parsed.ok && parsed.host).toEqual({
+      name: 'intranet-host',
+      port: '8080',
+      value: 'intranet-host.:8080',
+    });
   });
 
   it('takes no Host (HTTP/1.0) as no host', () => {
