@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsClient, httpsFetch, type NginxServer, startNginx } from '../helpers/nginx.js';
-import { type System, startSystem, untilReady } from '../helpers/processes.js';
+import { type System, startSystem, TEST_INTERNAL_TOKEN, untilReady } from '../helpers/processes.js';
 import { killAndWait, type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -56,6 +56,9 @@ describe('nginx auth_request in front of the demo-app (no gateway)', () => {
         PROTECTED_UPSTREAM: `127.0.0.1:${system.demoApp.port}`,
         SESSION_SERVICE_UPSTREAM: `127.0.0.1:${system.sessionService.port}`,
         IDENTITY_AUDIENCE: 'default',
+        // what startSystem gives the session-service, and the name of its cookie
+        INTERNAL_TOKEN: TEST_INTERNAL_TOKEN,
+        SESSION_COOKIE_NAME: 'gatehouse',
       },
     });
   });
@@ -152,6 +155,21 @@ describe('nginx auth_request in front of the demo-app (no gateway)', () => {
 
     const css = await client.fetch(`${nginx.httpsUrl}/auth/static/gatehouse.css`);
     expect(css.status).toBe(200);
+  });
+
+  it('exposes no validate that signs: the public one never does, the auth subrequest is internal', async () => {
+    const { client } = await login('/');
+    for (const path of ['/auth/validate?aud=default', '/auth/validate?aud=other']) {
+      const res = await client.fetch(`${nginx.httpsUrl}${path}`, { headers: JSON_ACCEPT });
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('x-auth-request-user'), path).toBe('alice');
+      expect(res.headers.get('x-auth-request-jwt'), path).toBeNull();
+    }
+    const internal = await client.fetch(`${nginx.httpsUrl}/_gatehouse_validate`, {
+      headers: JSON_ACCEPT,
+    });
+    expect(internal.status).toBe(404);
+    expect(internal.headers.get('x-auth-request-jwt')).toBeNull();
   });
 
   it('replaces client-sent identity headers with the validated identity', async () => {

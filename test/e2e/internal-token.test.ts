@@ -1,0 +1,172 @@
+/**
+ * INTERNAL_TOKEN, the proof that a caller may ask for signed identities: required in production
+ * (a clear configuration error from both services), and in development, when unset, made once
+ * under ./data/ and shared by the session-service and the gateway, even when they start at the
+ * same moment (as `npm start` starts them).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
+import { freePort } from '../helpers/ports.js';
+import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { writeTestUsers } from '../helpers/users.js';
+
+const PASSWORD = 'correct horse battery';
+let redis: RedisServer;
+let echo: EchoUpstream;
+let usersFile: string;
+const started: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  [redis, echo] = await Promise.all([startRedis(), startEchoUpstream()]);
+  usersFile = (await writeTestUsers([{ username: 'alice', password: PASSWORD }])).path;
+});
+
+afterAll(async () => {
+  await Promise.all(started.map((s) => s.stop()));
+  await echo?.close();
+  await redis?.stop();
+});
+
+/** Runs `node --import tsx <entry>` in ROOT until it exits; its code and what it printed. */
+function run(entry: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  return new Promise<{ code: number | null; output: string }>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe('in production, without INTERNAL_TOKEN', () => {
+  it('neither the session-service nor the gateway starts: exit 1 and one clear line', async () => {
+    const [session, gateway] = await Promise.all([
+      run('session-service/src/main.ts', {
+        NODE_ENV: 'production',
+        SESSION_SECRET: 'a-real-secret-a-real-secret-a-real-secret-0123',
+        REDIS_URL: redis.url,
+        USERS_FILE: usersFile,
+      }),
+      run('gateway/src/main.ts', { NODE_ENV: 'production' }),
+    ]);
+    for (const result of [session, gateway]) {
+      expect(result.code, result.output).toBe(1);
+      expect(result.output).toMatch(/^invalid configuration:/);
+      expect(result.output).toContain('INTERNAL_TOKEN: is required when NODE_ENV=production');
+      expect(result.output).not.toMatch(/\n\s+at /); // not a stack trace
+    }
+  });
+});
+
+describe('in development, without INTERNAL_TOKEN', () => {
+  it('the session-service and the gateway, started together, make and share one token under ./data/', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'gatehouse-devtoken-'));
+    // INTERNAL_TOKEN '' overrides the test token processes.ts gives every service. Both start at
+    // once: whichever comes first makes the token, the other must read the same one.
+    const port = await freePort();
+    const [session, gateway] = await Promise.all([
+      startService({
+        name: 'session-service',
+        entry: 'session-service/src/main.ts',
+        portVariable: 'SESSION_SERVICE_PORT',
+        healthPath: '/healthz',
+        cwd,
+        port,
+        env: {
+          NODE_ENV: 'development',
+          INTERNAL_TOKEN: '',
+          REDIS_URL: redis.url,
+          USERS_FILE: usersFile,
+          LOG_LEVEL: 'warn',
+        },
+      }),
+      startService({
+        name: 'gateway',
+        entry: 'gateway/src/main.ts',
+        portVariable: 'GATEWAY_PORT',
+        healthPath: '/_gatehouse/healthz',
+        cwd,
+        env: {
+          NODE_ENV: 'development',
+          INTERNAL_TOKEN: '',
+          SESSION_SERVICE_URL: `http://127.0.0.1:${port}`,
+          UPSTREAM_URL: echo.url,
+          GATEWAY_METRICS_PORT: 'off',
+          LOG_LEVEL: 'warn',
+        },
+      }),
+    ]);
+    started.push(session, gateway);
+
+    const file = join(cwd, 'data', 'internal-token');
+    expect(readFileSync(file, 'utf8').trim().length).toBeGreaterThanOrEqual(32);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    for (const service of [session, gateway])
+      expect(service.output()).toContain('INTERNAL_TOKEN not set: using the development token');
+
+    // The gateway holds the session-service's token: it gets the signed identity for its route.
+    const login = await fetch(`${gateway.url}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ username: 'alice', password: PASSWORD }),
+    });
+    expect(login.status).toBe(200);
+    const cookie = login.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+    const res = await fetch(`${gateway.url}/page`, {
+      headers: { cookie, accept: 'application/json' },
+    });
+    expect(res.status).toBe(200);
+    const [jwt] = echo.last().header('x-auth-request-jwt');
+    expect(decodeJwt(jwt ?? '')).toMatchObject({ aud: 'default', name: 'alice' });
+  });
+
+  it('processes that make the token at the same moment all end up with the same one', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gatehouse-devtoken-race-')), 'data', 'token');
+    const code = `import { loadOrCreateDevSecret } from ${JSON.stringify(join(ROOT, 'common/src/dev-secret.ts'))};
+process.stdout.write(loadOrCreateDevSecret(process.env.TOKEN_FILE));`;
+    const tokens = await Promise.all(
+      Array.from(
+        { length: 8 },
+        () =>
+          new Promise<string>((resolve, reject) => {
+            const child = spawn(
+              process.execPath,
+              ['--import', 'tsx', '--input-type=module', '-e', code],
+              {
+                cwd: ROOT,
+                env: { PATH: process.env.PATH ?? '', TOKEN_FILE: path },
+                stdio: ['ignore', 'pipe', 'inherit'],
+              },
+            );
+            let out = '';
+            child.stdout.on('data', (d: Buffer) => {
+              out += d.toString();
+            });
+            child.once('error', reject);
+            child.once('exit', (c) => (c === 0 ? resolve(out) : reject(new Error(`exit ${c}`))));
+          }),
+      ),
+    );
+    expect(new Set(tokens).size).toBe(1);
+    expect(tokens[0]?.length).toBeGreaterThanOrEqual(32);
+    expect(readFileSync(path, 'utf8').trim()).toBe(tokens[0]);
+  });
+});
