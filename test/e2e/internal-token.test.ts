@@ -12,7 +12,12 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { freePort } from '../helpers/ports.js';
-import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
+import {
+  ROOT,
+  type ServiceProcess,
+  startService,
+  startSessionServiceProcess,
+} from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -73,6 +78,45 @@ describe('in production, without INTERNAL_TOKEN', () => {
       expect(result.output).toContain('INTERNAL_TOKEN: is required when NODE_ENV=production');
       expect(result.output).not.toMatch(/\n\s+at /); // not a stack trace
     }
+  });
+});
+
+describe('a gateway whose INTERNAL_TOKEN the session-service refuses', () => {
+  it('fails closed: 503 for every protected request, nothing upstream, and a log line saying why', async () => {
+    const session = await startSessionServiceProcess({ redisUrl: redis.url, usersFile });
+    started.push(session);
+    const gateway = await startService({
+      name: 'gateway (wrong token)',
+      entry: 'gateway/src/main.ts',
+      portVariable: 'GATEWAY_PORT',
+      healthPath: '/_gatehouse/healthz',
+      env: {
+        INTERNAL_TOKEN: 'not-the-session-services-token-0123456789',
+        SESSION_SERVICE_URL: session.url,
+        UPSTREAM_URL: echo.url,
+        GATEWAY_METRICS_PORT: 'off',
+        LOG_LEVEL: 'warn',
+      },
+    });
+    started.push(gateway);
+    const login = await fetch(`${gateway.url}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ username: 'alice', password: PASSWORD }),
+    });
+    expect(login.status).toBe(200);
+    const cookie = login.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+    const before = echo.received.length;
+    // Not "logged out" (401, a login loop): the session is valid, the gateway is misconfigured.
+    for (const accept of ['application/json', 'text/html']) {
+      const res = await fetch(`${gateway.url}/page`, {
+        headers: { cookie, accept },
+        redirect: 'manual',
+      });
+      expect(res.status, accept).toBe(503);
+    }
+    expect(echo.received.length).toBe(before);
+    expect(gateway.output()).toContain('INTERNAL_TOKEN differs');
   });
 });
 
