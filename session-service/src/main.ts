@@ -42,11 +42,19 @@ const redis = createRedis(
 // 503) while Redis is down, and needs no restart when it comes.
 logger.info({ redis: describeRedis(config.redis) }, 'connecting to redis');
 connectInBackground(redis, logger);
-const users = createUsersRepository(config.env.USERS_FILE, (err) =>
-  logger.error(
-    { err: { message: (err as Error).message } },
-    'users file unreadable; keeping the last good copy',
-  ),
+const users = createUsersRepository(
+  config.env.USERS_FILE,
+  (err) =>
+    logger.error(
+      { err: { message: (err as Error).message } },
+      'users file unreadable; keeping the last good copy',
+    ),
+  // Look-alike and non-canonical usernames: one line each, every time the file is loaded.
+  {
+    onProblems: (problems) => {
+      for (const problem of problems) logger.warn(problem, problem.message);
+    },
+  },
 );
 const verifier = await createPasswordVerifier();
 const app = createApp({ config, logger, redis, users, verifier });

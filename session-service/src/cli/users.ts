@@ -12,8 +12,8 @@ import { createRedis, describeRedis } from '../../../common/src/redis.js';
 import { loadRedisConnection, type RedisConnection } from '../config.js';
 import { checkNewPassword, hashPassword, PASSWORD_MAX } from '../domain/passwords.js';
 import { createSessionStore, type Lifetimes } from '../domain/sessions.js';
+import { canonicalUsername, usernameKey, visibleUsername } from '../domain/usernames.js';
 import {
-  checkUsername,
   newUser,
   readUsersFile,
   type StoredUser,
@@ -24,7 +24,7 @@ import {
 const USAGE = `Usage: npm run users -- <command> [options]
 
 Commands:
-  add <username> [--groups a,b] [--email e]  add a user
+  add <username> [--groups a,b] [--email e]  add a user (stored in canonical form: see README "Users")
   list [--json]                              list users (never their password hashes)
   remove <username>                          remove a user and end their sessions
   passwd <username>                          set a new password and end the user's sessions
@@ -194,9 +194,11 @@ function parseEmail(value: string | undefined): string {
   return value;
 }
 
-function requireValidUsername(username: string): void {
-  const problem = checkUsername(username);
-  if (problem) throw new CliError(problem);
+/** The canonical form of a new username (`ＡＬＩＣＥ` → `alice`), or a refusal saying why. */
+function requireValidUsername(username: string): string {
+  const name = canonicalUsername(username);
+  if (!name.ok) throw new CliError(name.message);
+  return name.username;
 }
 
 function requireValidPassword(password: string): void {
@@ -327,16 +329,36 @@ async function saveUsers(settings: Settings, users: StoredUser[]): Promise<void>
   }
 }
 
+/**
+ * The entry `username` names: the one spelled exactly so, else the one it is a look-alike of
+ * (`Alice` finds `alice`). Look-alike entries of a hand-edited file are told apart by their
+ * exact spelling, so each can be renamed or removed.
+ */
 function indexOfUser(users: StoredUser[], username: string): number {
-  const index = users.findIndex((u) => u.username === username);
-  if (index < 0) throw new CliError(`no user named ${quote(username)}`);
-  return index;
+  const exact = users.flatMap((u, i) => (u.username === username ? [i] : []));
+  const key = usernameKey(username);
+  const alike = users.flatMap((u, i) => (usernameKey(u.username) === key ? [i] : []));
+  const found = exact.length > 0 ? exact : alike;
+  if (found.length === 1) return found[0] as number;
+  if (found.length === 0) throw new CliError(`no user named ${quote(username)}`);
+  const names = found.map((i) => visibleUsername((users[i] as StoredUser).username)).join(', ');
+  throw new CliError(
+    exact.length > 1
+      ? `the users file has ${found.length} entries named exactly ${quote(username)}; edit the file to keep one`
+      : `${quote(username)} matches ${found.length} entries that look the same (${names}); give the exact spelling of one`,
+  );
 }
 
+/** Refuse a name that is, or looks like, one already in the file. */
 function requireNewUsername(users: StoredUser[], username: string): void {
-  if (users.some((u) => u.username === username)) {
-    throw new CliError(`a user named ${quote(username)} already exists`);
-  }
+  const key = usernameKey(username);
+  const existing = users.find((u) => usernameKey(u.username) === key);
+  if (!existing) return;
+  throw new CliError(
+    existing.username === username
+      ? `a user named ${quote(username)} already exists`
+      : `a user named ${quote(username)} already exists, spelled ${visibleUsername(existing.username)} in the users file (usernames differing only in case, width or invisible characters are the same name)`,
+  );
 }
 
 /** Read, change one user (or drop it when `change` returns null), write. Returns the old entry. */
@@ -429,8 +451,8 @@ async function endSessions(settings: Settings, user: StoredUser): Promise<number
 
 const add: Command = async (settings, invocation) => {
   expectShape(invocation, ['groups', 'email'], 1);
-  const username = invocation.positionals[0] as string;
-  requireValidUsername(username);
+  const given = invocation.positionals[0] as string;
+  const username = requireValidUsername(given);
   const groups = parseGroups(invocation.groups);
   const email = parseEmail(invocation.email);
   requireNewUsername(await loadUsers(settings), username); // refuse before asking for a password
@@ -440,7 +462,8 @@ const add: Command = async (settings, invocation) => {
   requireNewUsername(current, username);
   const user = newUser({ username, passwordHash, groups, email });
   await saveUsers(settings, [...current, user]);
-  console.log(`added ${quote(username)} (id ${user.id})`);
+  const as = username === given ? '' : ` as ${quote(username)}, its canonical form`;
+  console.log(`added ${visibleUsername(given)}${as} (id ${user.id})`);
   return EXIT_OK;
 };
 

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { RedisClient } from '../../../common/src/redis.js';
+import { usernameKey } from './usernames.js';
 
 /**
  * Login throttle shared by every session-service instance through Redis (OWASP Authentication
@@ -26,7 +27,7 @@ import type { RedisClient } from '../../../common/src/redis.js';
  *   holds a whole /64; IPv4-mapped IPv6 addresses count as the IPv4 address.
  *
  * `check` runs before a password is verified; its decision is the longest block in force (the
- * Retry-After), with the reason that gives it. Account names are normalised (NFC, lowercase) and
+ * Retry-After), with the reason that gives it. Account names are normalised (usernameKey: every look-alike spelling is one account) and
  * only a hash of them reaches Redis, as for addresses. The throttle never looks users up, so an
  * unknown account is throttled exactly like a known one and a 429 says nothing about existence.
  * Time comes from `now()`; keys carry real Redis TTLs so nothing outlives its window. Every Redis
@@ -111,8 +112,12 @@ function digest(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex').slice(0, 32);
 }
 
+/**
+ * One key for every spelling of an account (`Alice`, `ＡＬＩＣＥ`, `al<ZWSP>ice` are `alice`), as
+ * the users file sees them: guesses cannot be spread over look-alikes to dodge the account limit.
+ */
 export function normaliseAccount(account: string): string {
-  return account.normalize('NFC').toLowerCase();
+  return usernameKey(account);
 }
 
 /** The eight 16-bit words of a valid IPv6 address (optionally with a dotted IPv4 tail). */

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import { canonicalUsername, USERNAME_MAX, usernameKey, visibleUsername } from './usernames.js';
 
-export const USERNAME_MAX = 64;
+export { USERNAME_MAX };
 
 export const userSchema = z.looseObject({
   id: z.string().min(1).optional(),
@@ -17,33 +18,13 @@ export const userSchema = z.looseObject({
 });
 
 export type StoredUser = z.infer<typeof userSchema>;
+
 export interface User extends StoredUser {
   id: string;
 }
 
-const fileSchema = z.object({ users: z.array(userSchema) }).superRefine((file, ctx) => {
-  const seen = new Set<string>();
-  file.users.forEach((user, i) => {
-    if (seen.has(user.username)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['users', i, 'username'],
-        message: `duplicate username ${user.username}`,
-      });
-    }
-    seen.add(user.username);
-  });
-});
-
-export function checkUsername(username: string): string | null {
-  if (username.trim().length === 0) return 'username must not be empty';
-  if ([...username].length > USERNAME_MAX)
-    return `username must be at most ${USERNAME_MAX} characters`;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-  if (/[\u0000-\u001f\u007f]/.test(username)) return 'username must not contain control characters';
-  if (username !== username.trim()) return 'username must not start or end with spaces';
-  return null;
-}
+// Duplicates are not refused here: a clash must not lock every user out (see indexUsers).
+const fileSchema = z.object({ users: z.array(userSchema) });
 
 export async function readUsersFile(path: string): Promise<StoredUser[]> {
   let text: string;
@@ -91,6 +72,102 @@ export function newUser(input: {
   };
 }
 
+/** Something wrong with the users file that does not stop it loading, for one warning line. */
+export interface UsersFileProblem {
+  kind: 'clash' | 'not_canonical' | 'invalid';
+  /** The entries concerned, numbered from 1 in file order. */
+  entries: number[];
+  usernames: string[];
+  message: string;
+}
+
+/** The users of a file as logins and validate see them. */
+export interface UserIndex {
+  /** Canonical username → user (whose `username` is the canonical one). */
+  byName: Map<string, User>;
+  /** Entries whose names have no canonical form (a hand-edited file): exact spelling → user. */
+  byLegacyName: Map<string, User>;
+  byId: Map<string, User>;
+  problems: UsersFileProblem[];
+}
+
+const entryList = (entries: number[]) =>
+  `entries ${entries.slice(0, -1).join(', ')} and ${entries.at(-1)}`;
+
+/**
+ * Index the users of a file by canonical name, and say what is wrong with it. Entries that are
+ * look-alikes of each other (the same usernameKey: `alice`, `Alice`, `al<ZWSP>ice`, or the same
+ * name twice) clash: none of them can sign in, and their sessions end, until all but one are
+ * renamed or removed, since nothing tells which of them the name belongs to. An entry spelled
+ * other than canonically (`Alice`) signs in as its canonical name (`alice`), which is also the
+ * identity sent to backends. An entry with no canonical form (`<b>bob</b>`, written before these
+ * rules) still signs in under its exact spelling, so an upgrade locks nobody out. Each is reported.
+ */
+export function indexUsers(stored: readonly StoredUser[]): UserIndex {
+  const index: UserIndex = {
+    byName: new Map(),
+    byLegacyName: new Map(),
+    byId: new Map(),
+    problems: [],
+  };
+  const byKey = new Map<string, number[]>();
+  stored.forEach((entry, i) => {
+    const key = usernameKey(entry.username);
+    byKey.set(key, [...(byKey.get(key) ?? []), i]);
+  });
+  const clashing = new Set<number>();
+  for (const [key, positions] of byKey) {
+    if (positions.length < 2) continue;
+    for (const i of positions) clashing.add(i);
+    const usernames = positions.map((i) => (stored[i] as StoredUser).username);
+    const entries = positions.map((i) => i + 1);
+    index.problems.push({
+      kind: 'clash',
+      entries,
+      usernames,
+      message:
+        `users file: ${entryList(entries)} (${usernames.map(visibleUsername).join(', ')}) are ` +
+        `the same username ${visibleUsername(key)} once canonicalised; none of them can sign in ` +
+        'until all but one are renamed or removed',
+    });
+  }
+  stored.forEach((entry, i) => {
+    if (clashing.has(i)) return;
+    const user = withId(entry);
+    const name = canonicalUsername(entry.username);
+    const shown = `users file: entry ${i + 1} (${visibleUsername(entry.username)})`;
+    const about = { entries: [i + 1], usernames: [entry.username] };
+    if (name.ok) {
+      if (name.username !== entry.username) {
+        index.problems.push({
+          kind: 'not_canonical',
+          ...about,
+          message: `${shown} is not in canonical form; it signs in as ${visibleUsername(name.username)}`,
+        });
+      }
+      const canonical = { ...user, username: name.username };
+      index.byName.set(name.username, canonical);
+      index.byId.set(canonical.id, canonical);
+    } else {
+      index.problems.push({
+        kind: 'invalid',
+        ...about,
+        message: `${shown} is not a valid username (${name.message}); it signs in only as spelled until renamed`,
+      });
+      index.byLegacyName.set(entry.username, user);
+      index.byId.set(user.id, user);
+    }
+  });
+  return index;
+}
+
+/** The user a login names: by canonical name, else (legacy entries) by the exact spelling. */
+export function lookUp(index: UserIndex, username: string): User | null {
+  const name = canonicalUsername(username);
+  if (name.ok) return index.byName.get(name.username) ?? null;
+  return index.byLegacyName.get(username) ?? null;
+}
+
 export interface UsersRepository {
   findByUsername(username: string): Promise<User | null>;
   findById(id: string): Promise<User | null>;
@@ -100,17 +177,20 @@ export interface UsersRepository {
  * Reads USERS_FILE and re-reads it whenever its mtime or size changes (checked on each lookup,
  * which only logins and admin calls do), so `npm run users` takes effect without a restart and
  * no file watcher can leak or miss an atomic rename. A broken file keeps the last good copy.
+ * `onProblems` hears what indexUsers found, each time a changed file is loaded.
  */
 export function createUsersRepository(
   path: string,
   onError: (err: unknown) => void = () => {},
-  options: { minCheckIntervalMs?: number } = {},
+  options: {
+    minCheckIntervalMs?: number;
+    onProblems?: (problems: UsersFileProblem[]) => void;
+  } = {},
 ): UsersRepository {
   const minCheckIntervalMs = options.minCheckIntervalMs ?? 250;
   let checkedAt = 0;
   let stamp = '';
-  let byName = new Map<string, User>();
-  let byId = new Map<string, User>();
+  let users = indexUsers([]);
 
   async function refresh(force: boolean): Promise<void> {
     // Logins look at the file every time; the validate path (every request) at most every
@@ -127,23 +207,23 @@ export function createUsersRepository(
     }
     if (current === stamp) return;
     try {
-      const users = (await readUsersFile(path)).map(withId);
-      byName = new Map(users.map((u) => [u.username, u]));
-      byId = new Map(users.map((u) => [u.id, u]));
+      users = indexUsers(await readUsersFile(path));
       stamp = current;
     } catch (err) {
       onError(err);
+      return;
     }
+    if (users.problems.length > 0) options.onProblems?.(users.problems);
   }
 
   return {
     async findByUsername(username) {
       await refresh(true);
-      return byName.get(username) ?? null;
+      return lookUp(users, username);
     },
     async findById(id) {
       await refresh(false);
-      return byId.get(id) ?? null;
+      return users.byId.get(id) ?? null;
     },
   };
 }
