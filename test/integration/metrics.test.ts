@@ -160,12 +160,13 @@ describe('request id', () => {
     expect(
       sessionLogin.some((l) => (l.req as { url?: string } | undefined)?.url === '/auth/login'),
     ).toBe(true);
-    // The page: gateway, the session-service's validate, the upstream.
+    // The page: gateway, the session-service's validate (the internal one: the gateway asks for
+    // the signed identity), the upstream.
     for (const service of [system.gateway, system.sessionService, system.demoApp])
       expect(withId(service.output(), pageId).length, service.name).toBeGreaterThanOrEqual(1);
     expect(
       withId(system.sessionService.output(), pageId).some(
-        (l) => (l.req as { url?: string } | undefined)?.url === '/auth/validate',
+        (l) => (l.req as { url?: string } | undefined)?.url === '/internal/validate',
       ),
     ).toBe(true);
 
