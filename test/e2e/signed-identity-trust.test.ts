@@ -40,6 +40,7 @@ let financeEcho: EchoUpstream;
 /** `gatehouse=<value>` of alice (groups: dev) and of fran (groups: finance). */
 let alice: string;
 let fran: string;
+let usersPath: string;
 
 interface Answer {
   status: number;
@@ -128,6 +129,7 @@ beforeAll(async () => {
     { username: 'alice', password: PASSWORD, groups: ['dev'] },
     { username: 'fran', password: PASSWORD, groups: ['finance'] },
   ]);
+  usersPath = users.path;
   const routes = join(dir, 'routes.yaml');
   // No route at `/`: a path no route serves (/internal/…) is the gateway's own 404.
   writeFileSync(
@@ -456,4 +458,62 @@ describe('the app behind nginx never receives the session cookie', () => {
     expect(cookies).toMatch(/a=1/);
     expect(cookies).toMatch(/b=2/);
   });
+});
+
+describe('with another COOKIE_NAME (SESSION_COOKIE_NAME=sid)', () => {
+  let service: ServiceProcess;
+  let proxy: NginxServer;
+  let sid: string;
+
+  beforeAll(async () => {
+    service = await startSessionServiceProcess({
+      redisUrl: redis.url,
+      usersFile: usersPath,
+      env: { COOKIE_NAME: 'sid', LOGIN_THROTTLE_ADDRESS_ATTEMPTS: '100000' },
+    });
+    proxy = await startNginx({
+      template: 'auth-request',
+      vars: {
+        PROTECTED_UPSTREAM: `127.0.0.1:${appEcho.port}`,
+        SESSION_SERVICE_UPSTREAM: `127.0.0.1:${service.port}`,
+        IDENTITY_AUDIENCE: 'app',
+        SESSION_COOKIE_NAME: 'sid',
+      },
+    });
+    const res = await fetch(`${service.url}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ username: 'alice', password: PASSWORD }),
+    });
+    expect(res.status).toBe(200);
+    sid =
+      res.headers
+        .getSetCookie()
+        .find((c) => c.startsWith('sid='))
+        ?.split(';')[0] ?? '';
+    expect(sid).not.toBe('');
+  }, 60_000);
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await service?.stop();
+  });
+
+  it.each([
+    ['alone', () => sid, undefined],
+    ['first, a cookie named gatehouse kept', () => `${sid}; gatehouse=1; a=2`, 'gatehouse=1; a=2'],
+    ['last, with its __Host- form', () => `a=1; __Host-sid=x; ${sid}`, 'a=1'],
+  ] as Array<[string, () => string, string | undefined]>)(
+    'removes sid %s',
+    async (_name, header, expected) => {
+      const res = await send(proxy.httpsUrl, '/cookie-check-sid', {
+        headers: { cookie: header() },
+        ca: proxy.ca,
+      });
+      expect(res.status).toBe(200);
+      const seen = appEcho.last();
+      expect(seen.url).toBe('/cookie-check-sid');
+      expect(seen.header('cookie')).toEqual(expected === undefined ? [] : [expected]);
+    },
+  );
 });
