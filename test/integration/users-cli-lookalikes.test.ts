@@ -138,3 +138,22 @@ describe('users remove, passwd, disable', { timeout: 30_000 }, () => {
     expect(namesIn(file)).toEqual(['alice']);
   });
 });
+
+describe('users list', { timeout: 30_000 }, () => {
+  it('warns on stderr about look-alike and non-canonical entries, as the service logs them', async () => {
+    const file = fileWith(['alice', 'Alice', 'Bob', 'carol']);
+    const result = await run(file, ['list'], '');
+    expect(result.code).toBe(0);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'users file: entries 1 and 2 ("alice", "Alice") are the same username "alice" once canonicalised; none of them can sign in until all but one are renamed or removed',
+      'users file: entry 3 ("Bob") is not in canonical form; it signs in as "bob"',
+    ]);
+    expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(4);
+  });
+
+  it('says nothing more about a file of canonical names', async () => {
+    const result = await run(fileWith(['alice', 'bob']), ['list', '--json'], '');
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+  });
+});

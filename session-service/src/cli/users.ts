@@ -14,6 +14,7 @@ import { checkNewPassword, hashPassword, PASSWORD_MAX } from '../domain/password
 import { createSessionStore, type Lifetimes } from '../domain/sessions.js';
 import { canonicalUsername, usernameKey, visibleUsername } from '../domain/usernames.js';
 import {
+  indexUsers,
   newUser,
   readUsersFile,
   type StoredUser,
@@ -484,7 +485,10 @@ function listLine(user: StoredUser): string {
 
 const list: Command = async (settings, invocation) => {
   expectShape(invocation, ['json'], 0);
-  const users = (await loadUsers(settings)).map(withId);
+  const stored = await loadUsers(settings);
+  // What the session-service logs when it loads the file: look-alikes, non-canonical names.
+  for (const problem of indexUsers(stored).problems) console.error(problem.message);
+  const users = stored.map(withId);
   if (invocation.json) {
     const out = users.map(({ id, username, groups, email, disabled }) => {
       return { id, username, groups, email, disabled };
