@@ -25,6 +25,7 @@ import { createAssertionSigner } from './domain/assertions.js';
 import { createAuthenticator } from './domain/authenticate.js';
 import { HasherBusyError, type PasswordVerifier } from './domain/passwords.js';
 import { createRevocationFeed, type RevocationFeed } from './domain/revocations.js';
+import { createSealer } from './domain/sealing.js';
 import type { ValidSession } from './domain/sessions.js';
 import { createSessionStore, type Lifetimes } from './domain/sessions.js';
 import { createLoginThrottle, type ThrottleLimits } from './domain/throttle.js';
@@ -69,7 +70,15 @@ export function createApp(deps: SessionServiceDeps) {
     rememberAbsoluteSeconds:
       env.REMEMBER_ME_TIMEOUT > 0 ? env.REMEMBER_ME_TIMEOUT : env.SESSION_ABSOLUTE_TIMEOUT,
   };
-  const sessions = createSessionStore({ redis, lifetimes, prefix: env.REDIS_PREFIX });
+  // Session records sealed at rest with SESSION_ENCRYPTION_KEY (domain/sealing.ts).
+  const records = createSealer(config.encryptionKeys, 'session-record');
+  const sessions = createSessionStore({
+    redis,
+    lifetimes,
+    prefix: env.REDIS_PREFIX,
+    records,
+    logger,
+  });
   const authenticate = createAuthenticator({ sessions, users: deps.users });
   const revocations =
     deps.revocations ??
@@ -95,7 +104,7 @@ export function createApp(deps: SessionServiceDeps) {
       ...deps.throttleLimits,
     },
   });
-  const store = new GatehouseRedisStore(redis, env.REDIS_PREFIX, lifetimes);
+  const store = new GatehouseRedisStore(redis, env.REDIS_PREFIX, lifetimes, { records, logger });
   const cookie = {
     name: config.cookieName,
     secure: config.https ? true : ('auto' as const),

@@ -20,6 +20,7 @@ export const KNOWN_DEFAULT_SECRETS = new Set([
   'change-me-to-a-long-random-string-of-at-least-32-characters',
   'secret$%^134',
   'change-me-to-another-long-random-string-of-32-characters-or-more',
+  'change-me-to-a-third-long-random-string-of-32-characters-or-more',
 ]);
 
 const list = z
@@ -118,6 +119,13 @@ export const sessionServiceSchema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().positive().default(1000),
   SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   SESSION_SECRET_PREVIOUS: list,
+  /** Seals session records and the signing key in Redis (domain/sealing.ts); never in Redis. */
+  SESSION_ENCRYPTION_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Older keys, still accepted for reading (rotation); comma-separated. */
+  SESSION_ENCRYPTION_KEY_PREVIOUS: parsedList(
+    (entry) => (entry.length >= 32 ? entry : null),
+    'a key of at least 32 characters',
+  ),
   SESSION_IDLE_TIMEOUT: seconds(1800),
   SESSION_ABSOLUTE_TIMEOUT: seconds(43200),
   REMEMBER_ME_TIMEOUT: z.coerce.number().int().min(0).default(0),
@@ -164,6 +172,18 @@ export function crossChecks(env: NodeJS.ProcessEnv): string[] {
       );
     }
   }
+  if (env.NODE_ENV === 'production') {
+    const key = env.SESSION_ENCRYPTION_KEY;
+    if (!key) problems.push('SESSION_ENCRYPTION_KEY: is required when NODE_ENV=production');
+    else if (KNOWN_DEFAULT_SECRETS.has(key)) {
+      problems.push(
+        'SESSION_ENCRYPTION_KEY: is a published example value; generate your own (openssl rand -base64 32)',
+      );
+    }
+  }
+  if (env.SESSION_ENCRYPTION_KEY && env.SESSION_ENCRYPTION_KEY === env.SESSION_SECRET) {
+    problems.push('SESSION_ENCRYPTION_KEY: must differ from SESSION_SECRET');
+  }
   const idle = Number(env.SESSION_IDLE_TIMEOUT ?? 1800);
   const absolute = Number(env.SESSION_ABSOLUTE_TIMEOUT ?? 43200);
   if (idle > absolute)
@@ -182,6 +202,11 @@ export interface SessionServiceConfig {
   redis: RedisConnection;
   /** Newest first: sign with the first, accept any (rotation). */
   secrets: string[];
+  /**
+   * Newest first: seal with the first, open with any (rotation). Empty only outside production
+   * when SESSION_ENCRYPTION_KEY is unset (main.ts then supplies the development key).
+   */
+  encryptionKeys: string[];
   cookieName: string;
   /** true when PUBLIC_URL is https: the cookie is always Secure and takes the __Host- prefix. */
   https: boolean;
@@ -201,6 +226,9 @@ export function loadSessionServiceConfig(
     env: parsed,
     redis: redisConnectionOf(parsed),
     secrets: [secret, ...parsed.SESSION_SECRET_PREVIOUS],
+    encryptionKeys: parsed.SESSION_ENCRYPTION_KEY
+      ? [parsed.SESSION_ENCRYPTION_KEY, ...parsed.SESSION_ENCRYPTION_KEY_PREVIOUS]
+      : [],
     cookieName,
     https,
   });

@@ -18,9 +18,19 @@ const devInternalToken =
   !env.INTERNAL_TOKEN && env.NODE_ENV !== 'production'
     ? loadOrCreateDevSecret(DEV_INTERNAL_TOKEN_FILE)
     : undefined;
+// Development only: the key that seals session records and the signing key in Redis, kept
+// beside the development secret (production requires SESSION_ENCRYPTION_KEY).
+const devEncryptionKey =
+  !env.SESSION_ENCRYPTION_KEY && env.NODE_ENV !== 'production'
+    ? loadOrCreateDevSecret(env.DEV_ENCRYPTION_KEY_FILE ?? './data/session-encryption-key')
+    : undefined;
 const config = loadOrExit(() =>
   loadSessionServiceConfig(
-    devInternalToken ? { ...env, INTERNAL_TOKEN: devInternalToken } : env,
+    {
+      ...env,
+      ...(devInternalToken ? { INTERNAL_TOKEN: devInternalToken } : {}),
+      ...(devEncryptionKey ? { SESSION_ENCRYPTION_KEY: devEncryptionKey } : {}),
+    },
     devSecret,
   ),
 );
@@ -34,6 +44,8 @@ if (devSecret)
   logger.warn('SESSION_SECRET not set: using the development secret kept under ./data/');
 if (devInternalToken)
   logger.warn(`INTERNAL_TOKEN not set: using the development token in ${DEV_INTERNAL_TOKEN_FILE}`);
+if (devEncryptionKey)
+  logger.warn('SESSION_ENCRYPTION_KEY not set: using the development key kept under ./data/');
 const redis = createRedis(
   { ...config.redis, commandTimeoutMs: config.env.REDIS_COMMAND_TIMEOUT_MS },
   logger,

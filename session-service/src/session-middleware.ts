@@ -2,10 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { RedisStore } from 'connect-redis';
 import session, { type SessionData } from 'express-session';
 import { StoreUnavailableError } from '../../common/src/errors.js';
+import type { Logger } from '../../common/src/logger.js';
 import type { RedisClient } from '../../common/src/redis.js';
 import { storedSessionId } from '../../common/src/session-id.js';
 import { publishRevocations } from './domain/revocations.js';
-import { type Lifetimes, remainingMs, type SessionAuth } from './domain/sessions.js';
+import type { Sealer } from './domain/sealing.js';
+import {
+  type Lifetimes,
+  logUnreadable,
+  openRecord,
+  remainingMs,
+  type SessionAuth,
+} from './domain/sessions.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -16,9 +24,12 @@ declare module 'express-session' {
 type Callback = (err?: unknown, data?: SessionData | null) => void;
 
 /**
- * connect-redis with three changes:
+ * connect-redis with four changes:
  * - keyed by the stored id (storedSessionId: the SHA-256 of the cookie's id), so the id the
  *   cookie carries is never written to Redis;
+ * - records sealed (AES-256-GCM, domain/sealing.ts) with the stored id as context: Redis holds
+ *   no username, address or user agent in clear, and a record that does not open (forged, moved
+ *   under another id, sealed with a key no longer configured) is no session, and logged;
  * - the TTL is what is left of the idle allowance, capped by the absolute lifetime;
  * - no resurrection: connect-redis writes with a plain SET, so a request that loaded a session
  *   before a logout could write it back afterwards (connect-redis #286, express-session #793).
@@ -30,8 +41,15 @@ export class GatehouseRedisStore extends RedisStore {
   private readonly redis: RedisClient;
   private readonly basePrefix: string;
   private readonly ttlOf: (sess: SessionData) => number;
+  private readonly records: Sealer;
+  private readonly onUnreadable: ReturnType<typeof logUnreadable>;
 
-  constructor(redis: RedisClient, prefix: string, lifetimes: Lifetimes) {
+  constructor(
+    redis: RedisClient,
+    prefix: string,
+    lifetimes: Lifetimes,
+    options: { records: Sealer; logger?: Pick<Logger, 'warn'> },
+  ) {
     const ttlOf = (sess: SessionData) =>
       sess.auth
         ? Math.ceil(remainingMs(sess.auth, lifetimes, Date.now()) / 1000)
@@ -40,6 +58,8 @@ export class GatehouseRedisStore extends RedisStore {
     this.redis = redis;
     this.basePrefix = prefix;
     this.ttlOf = ttlOf;
+    this.records = options.records;
+    this.onUnreadable = logUnreadable(options.logger);
   }
 
   /** The next save of `sid` creates it (a login). */
@@ -48,8 +68,11 @@ export class GatehouseRedisStore extends RedisStore {
   }
 
   override async get(sid: string, cb?: Callback) {
+    const id = storedSessionId(sid);
     try {
-      const data = (await super.get(storedSessionId(sid))) as SessionData | null;
+      const raw = await this.redis.get(this.prefix + id);
+      const json = openRecord(this.records, id, raw, this.onUnreadable);
+      const data = json === null ? null : (JSON.parse(json) as SessionData);
       return cb ? cb(null, data) : data;
     } catch (err) {
       const wrapped = new StoreUnavailableError(err);
@@ -60,13 +83,14 @@ export class GatehouseRedisStore extends RedisStore {
 
   override async set(sid: string, sess: SessionData, cb?: Callback) {
     const creating = this.creating.delete(sid);
-    const key = this.prefix + storedSessionId(sid);
+    const id = storedSessionId(sid);
+    const key = this.prefix + id;
     try {
       const ttl = this.ttlOf(sess);
       if (ttl <= 0) {
         await this.redis.del(key);
       } else {
-        const reply = await this.redis.set(key, JSON.stringify(sess), {
+        const reply = await this.redis.set(key, this.records.seal(JSON.stringify(sess), id), {
           expiration: { type: 'EX', value: ttl },
           condition: creating ? 'NX' : 'XX',
         });

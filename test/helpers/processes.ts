@@ -17,6 +17,9 @@ const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
  */
 export const TEST_INTERNAL_TOKEN = 'test-internal-token-test-internal-token-0123';
 
+/** The SESSION_ENCRYPTION_KEY of every service started here, and of buildSessionService. */
+export const TEST_ENCRYPTION_KEY = 'test-encryption-key-test-encryption-key-0123';
+
 export interface ServiceProcess {
   name: string;
   url: string;
@@ -64,6 +67,7 @@ async function startServiceOnce(options: StartServiceOptions): Promise<ServicePr
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
       INTERNAL_TOKEN: TEST_INTERNAL_TOKEN,
+      SESSION_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
       // A gateway's metrics listener has a fixed default port: tests that scrape it choose one.
       GATEWAY_METRICS_PORT: 'off',
       ...options.env,

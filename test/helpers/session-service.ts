@@ -7,7 +7,7 @@ import { createPasswordVerifier } from '../../session-service/src/domain/passwor
 import type { ThrottleLimits } from '../../session-service/src/domain/throttle.js';
 import { createUsersRepository } from '../../session-service/src/domain/users.js';
 import { silentLogger } from './logger.js';
-import { TEST_INTERNAL_TOKEN } from './processes.js';
+import { TEST_ENCRYPTION_KEY, TEST_INTERNAL_TOKEN } from './processes.js';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';
 
@@ -29,6 +29,7 @@ export async function buildSessionService(options: {
     USERS_FILE: options.usersFile,
     SESSION_SECRET: TEST_SECRET,
     INTERNAL_TOKEN: TEST_INTERNAL_TOKEN,
+    SESSION_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
     ...(options.env ?? {}),
   });
   const logger = options.logger ?? silentLogger;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/ports.js';
 import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { sessionKeyOf } from '../helpers/stored-sessions.js';
+import { sealedRecordAt, sessionKeyOf, storedRecordAt } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 const PASSWORD = 'correct horse battery';
@@ -298,11 +298,11 @@ describe('when the revocation streams are connected', () => {
     const cookie = await login('frank');
     // Make the session an old one: its absolute lifetime ends 2.5 s from now.
     const key = sessionKeyOf(sidOf(cookie));
-    const record = JSON.parse((await redis.client.get(key)) ?? '{}') as {
+    const record = JSON.parse((await storedRecordAt(redis.client, key)) ?? '{}') as {
       auth: { createdAt: number };
     };
     record.auth.createdAt = Date.now() - 43_200_000 + 2500;
-    await redis.client.set(key, JSON.stringify(record), { KEEPTTL: true });
+    await redis.client.set(key, sealedRecordAt(key, record), { KEEPTTL: true });
     const seen = (await (await whoami(gatewayA, cookie)).json()) as {
       user: { expiresAt: string };
     };

@@ -39,13 +39,16 @@ import { GatehouseRedisStore } from '../../session-service/src/session-middlewar
 import { silentLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/ports.js';
 import { startRedis } from '../helpers/redis.js';
+import { dumpRedis, occurrences, recordChannel } from '../helpers/redis-dump.js';
 import { startRedisCluster, startRedisSentinel } from '../helpers/redis-topologies.js';
 import {
   buildSessionService,
   cookiePairOf,
   NO_THROTTLE,
+  sidOf,
   TEST_SECRET,
 } from '../helpers/session-service.js';
+import { testRecords } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 /** A running topology, as the contract sees it. */
@@ -56,6 +59,8 @@ interface Topology {
   masters: number;
   /** How many masters hold at least one key matching `pattern`. */
   mastersWithKeys(pattern: string): Promise<number>;
+  /** Every master's URL (what a dump of the whole keyspace reads). */
+  masterUrls: string[];
   stop(): Promise<void>;
 }
 
@@ -104,8 +109,13 @@ async function createLoggedInSession(
 ): Promise<string> {
   const sid = newSid();
   const auth = authOf(userId);
-  const sessions = createSessionStore({ redis, lifetimes: LIFETIMES, prefix });
-  const store = new GatehouseRedisStore(redis, prefix, LIFETIMES);
+  const sessions = createSessionStore({
+    redis,
+    lifetimes: LIFETIMES,
+    prefix,
+    records: testRecords,
+  });
+  const store = new GatehouseRedisStore(redis, prefix, LIFETIMES, { records: testRecords });
   await sessions.register(sid, auth);
   store.expectCreate(sid);
   await store.set(sid, sessionData(auth));
@@ -185,7 +195,8 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
     });
 
     describe('the express-session store (GatehouseRedisStore)', () => {
-      const store = () => new GatehouseRedisStore(redis, prefix, LIFETIMES);
+      const store = () =>
+        new GatehouseRedisStore(redis, prefix, LIFETIMES, { records: testRecords });
 
       it('creates a session at login (SET NX), and get returns it', async () => {
         const s = store();
@@ -243,7 +254,8 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
     });
 
     describe('sessions and the per-user index (createSessionStore)', () => {
-      const sessions = () => createSessionStore({ redis, lifetimes: LIFETIMES, prefix });
+      const sessions = () =>
+        createSessionStore({ redis, lifetimes: LIFETIMES, prefix, records: testRecords });
 
       const login = (userId: string) => createLoggedInSession(redis, prefix, userId);
 
@@ -288,7 +300,13 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
         // An entry last seen long ago whose session has since gone.
         const dead = await login(userId);
         await redis.del(sessionKey(dead));
-        const past = createSessionStore({ redis, lifetimes: LIFETIMES, prefix, now: () => 1 });
+        const past = createSessionStore({
+          redis,
+          lifetimes: LIFETIMES,
+          prefix,
+          now: () => 1,
+          records: testRecords,
+        });
         await past.confirm(dead, userId);
         expect((await sessions().list(userId)).map((s) => s.id)).toEqual([storedSessionId(live)]);
         expect(await redis.zRange(userKey(userId), 0, -1)).toEqual([storedSessionId(live)]);
@@ -391,6 +409,83 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
           await service.close();
         }
       });
+
+      it('leaves nothing in Redis a reader could use: after logins, a logout and a revocation, no key, value or revocation event holds a session id, and no session record holds the username', async () => {
+        const username = `dump-${randomBytes(6).toString('hex')}`;
+        const password = 'correct horse 43';
+        const users = await writeTestUsers([{ username, password }]);
+        const service = await buildSessionService({
+          usersFile: users.path,
+          env: { ...topology.env, REDIS_PREFIX: prefix },
+          throttleLimits: NO_THROTTLE,
+        });
+        const channel = await recordChannel(
+          topology.masterUrls[0] as string,
+          `${prefix}revocations`,
+        );
+        try {
+          const login = async () => {
+            const res = await request(service.app)
+              .post('/auth/login')
+              .set('content-type', 'application/json')
+              .send(JSON.stringify({ username, password }));
+            expect(res.status).toBe(200);
+            return {
+              cookie: cookiePairOf(res.headers['set-cookie']),
+              sid: sidOf(res.headers['set-cookie']),
+            };
+          };
+          const [loggedOut, revoked, kept] = [await login(), await login(), await login()];
+          for (const s of [loggedOut, revoked, kept])
+            expect(
+              (await request(service.app).get('/auth/validate').set('cookie', s.cookie)).status,
+            ).toBe(200);
+
+          const logout = await request(service.app)
+            .post('/auth/logout')
+            .set('cookie', loggedOut.cookie)
+            .set('content-type', 'application/json')
+            .send('{}');
+          expect(logout.status).toBe(204);
+          const list = await request(service.app).get('/auth/sessions').set('cookie', kept.cookie);
+          const other = (list.body.sessions as { id: string; current: boolean }[]).find(
+            (s) => !s.current,
+          );
+          expect(other).toBeDefined();
+          const revoke = await request(service.app)
+            .delete(`/auth/sessions/${other?.id}`)
+            .set('cookie', kept.cookie);
+          expect(revoke.status).toBe(204);
+          expect(
+            (await request(service.app).get('/auth/validate').set('cookie', revoked.cookie)).status,
+          ).toBe(401);
+          // Both ends were published (by stored id): the recording heard what a subscriber hears.
+          await waitFor(
+            async () =>
+              [loggedOut, revoked].every((s) =>
+                channel.messages.some((m) => m.includes(storedSessionId(s.sid))),
+              ),
+            5000,
+            'both revocation events on the channel',
+          );
+
+          const dump = await dumpRedis(topology.masterUrls, prefix);
+          const records = dump.filter((k) => k.key.startsWith(`${prefix}sess:`));
+          expect(records.length).toBeGreaterThanOrEqual(1); // the kept session
+          for (const s of [loggedOut, revoked, kept]) {
+            expect(occurrences(dump, s.sid), 'session id in Redis').toEqual([]);
+            expect(
+              channel.messages.filter((m) => m.includes(s.sid)),
+              'session id published',
+            ).toEqual([]);
+          }
+          expect(occurrences(records, username), 'username in a session record').toEqual([]);
+          expect(occurrences(records, '"auth"'), 'a session record in clear').toEqual([]);
+        } finally {
+          await channel.stop();
+          await service.close();
+        }
+      });
     });
   });
 }
@@ -401,6 +496,7 @@ describeStoreContract('standalone Redis', async () => {
     env: { REDIS_URL: server.url },
     masters: 1,
     mastersWithKeys: mastersWithKeysOn([server.url]),
+    masterUrls: [server.url],
     stop: () => server.stop(),
   };
 });
@@ -411,6 +507,7 @@ describeStoreContract('Redis Cluster (3 masters)', async () => {
     env: { REDIS_CLUSTER_NODES: cluster.clusterNodes },
     masters: cluster.nodes.length,
     mastersWithKeys: mastersWithKeysOn(cluster.nodes.map((n) => n.url)),
+    masterUrls: cluster.nodes.map((n) => n.url),
     stop: () => cluster.stop(),
   };
 });
@@ -421,6 +518,7 @@ describeStoreContract('Redis Sentinel (primary, replica, 3 sentinels)', async ()
     env: { REDIS_SENTINELS: sentinel.sentinelList, REDIS_SENTINEL_NAME: sentinel.name },
     masters: 1,
     mastersWithKeys: mastersWithKeysOn([sentinel.primary.url]),
+    masterUrls: [sentinel.primary.url],
     stop: () => sentinel.stop(),
   };
 });

@@ -25,7 +25,14 @@ import {
   signedSessionCookie,
   TEST_SECRET,
 } from '../helpers/session-service.js';
-import { sessionKeyOf, storedAuthOf, storedSessionId } from '../helpers/stored-sessions.js';
+import {
+  sealedRecordOf,
+  sessionKeyOf,
+  storedAuthOf,
+  storedRecordAt,
+  storedSessionId,
+  testRecords,
+} from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 type Service = Awaited<ReturnType<typeof buildSessionService>>;
@@ -323,7 +330,7 @@ describe('session identity', () => {
     const anonymous = {
       cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' },
     };
-    await redis.client.set(sessionKey(planted), JSON.stringify(anonymous), { EX: 60 });
+    await redis.client.set(sessionKey(planted), sealedRecordOf(planted, anonymous), { EX: 60 });
     const tossed = `gatehouse=${signedSessionCookie(planted)}`;
 
     for (const login of [
@@ -351,7 +358,7 @@ describe('session identity', () => {
     const anonymous = {
       cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' },
     };
-    await redis.client.set(sessionKey(planted), JSON.stringify(anonymous), { EX: 60 });
+    await redis.client.set(sessionKey(planted), sealedRecordOf(planted, anonymous), { EX: 60 });
     const tossed = `gatehouse=${signedSessionCookie(planted)}`;
     const res = await formLogin(plain, { username: 'alice', password: 'wrong password' }, [tossed]);
     expect(res.status).toBe(401);
@@ -526,13 +533,22 @@ function slowApp(sessionMiddleware: express.RequestHandler) {
   return { app, loaded: loaded.promise, release: release.resolve };
 }
 
-/** connect-redis as it is (a plain SET), keyed by the stored id as GatehouseRedisStore is. */
+/**
+ * connect-redis as it is (a plain SET), keyed and sealed as GatehouseRedisStore does, so that
+ * only the conditional writes differ.
+ */
 class PlainStore extends RedisStore {
-  override get(sid: string, cb?: (err: unknown, data?: SessionData | null) => void) {
-    return super.get(storedSessionId(sid), cb);
+  override async get(sid: string, cb?: (err: unknown, data?: SessionData | null) => void) {
+    const record = await storedRecordAt(this.client, sessionKeyOf(sid));
+    const data = record === null ? null : (JSON.parse(record) as SessionData);
+    cb?.(null, data);
+    return data;
   }
-  override set(sid: string, sess: SessionData, cb?: (err?: unknown) => void) {
-    return super.set(storedSessionId(sid), sess, cb);
+  override async set(sid: string, sess: SessionData, cb?: (err?: unknown) => void) {
+    await this.client.set(sessionKeyOf(sid), sealedRecordOf(sid, sess), {
+      expiration: { type: 'EX', value: 60 },
+    });
+    cb?.();
   }
   override touch(sid: string, sess: SessionData, cb?: () => void) {
     return super.touch(storedSessionId(sid), sess, cb);
@@ -573,7 +589,9 @@ describe('no resurrection of a logged-out session (connect-redis race)', () => {
   }
 
   it('a request that loaded the session before a logout cannot write it back', async () => {
-    const store = new GatehouseRedisStore(client, 'gh:', lifetimesOf(plain.config));
+    const store = new GatehouseRedisStore(client, 'gh:', lifetimesOf(plain.config), {
+      records: testRecords,
+    });
     const middleware = createSessionMiddleware({
       store,
       secrets: [TEST_SECRET],
@@ -630,13 +648,14 @@ describe('validate writes to Redis at most once per slide interval', () => {
       now: () => t,
       slideIntervalMs: 1000,
       onRevoked: async () => {},
+      records: testRecords,
     });
     const sid = randomBytes(24).toString('base64url');
     const id = storedSessionId(sid);
     const key = store.sessionKey(id);
     const index = store.userKey('u1');
     const auth = { userId: 'u1', username: 'alice', groups: [], email: '', createdAt: t };
-    await redis.client.set(key, JSON.stringify({ auth }), { PX: 60_000 });
+    await redis.client.set(key, sealedRecordOf(sid, { auth }), { PX: 60_000 });
     await redis.client.zAdd(index, { score: 1, value: id });
 
     // First validate: slides (PTTL back to the idle timeout, last seen = now).
@@ -656,7 +675,7 @@ describe('validate writes to Redis at most once per slide interval', () => {
     // Every validate reads: a session deleted meanwhile is refused within the interval too.
     const other = randomBytes(24).toString('base64url');
     const otherKey = store.sessionKey(storedSessionId(other));
-    await redis.client.set(otherKey, JSON.stringify({ auth }), { PX: 60_000 });
+    await redis.client.set(otherKey, sealedRecordOf(other, { auth }), { PX: 60_000 });
     expect(await store.validate(other)).not.toBeNull();
     await redis.client.del(otherKey);
     t += 10;

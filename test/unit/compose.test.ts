@@ -121,7 +121,12 @@ describe('docker-compose.yml', () => {
 
   it('keeps the secrets in .env (example committed, .env ignored)', () => {
     expect(envExampleNames()).toEqual(
-      expect.arrayContaining(['SESSION_SECRET', 'ADMIN_TOKEN', 'INTERNAL_TOKEN']),
+      expect.arrayContaining([
+        'SESSION_SECRET',
+        'ADMIN_TOKEN',
+        'INTERNAL_TOKEN',
+        'SESSION_ENCRYPTION_KEY',
+      ]),
     );
     const [, session] = byCommand('session-service');
     expect(session.env_file).toEqual(['.env']);
@@ -129,6 +134,7 @@ describe('docker-compose.yml', () => {
       const env = envOf(svc);
       expect(env.SESSION_SECRET, name).toBeUndefined();
       expect(env.ADMIN_TOKEN, name).toBeUndefined();
+      expect(env.SESSION_ENCRYPTION_KEY, name).toBeUndefined();
     }
     expect(readFileSync(join(ROOT, '.gitignore'), 'utf8')).toMatch(/^\.env$/m);
   });
@@ -196,6 +202,7 @@ describe('docker-compose.yml', () => {
       ...envOf(session),
       SESSION_SECRET: SECRET,
       INTERNAL_TOKEN: SECRET,
+      SESSION_ENCRYPTION_KEY: `key-${SECRET}`,
     });
     expect(g.COOKIE_NAME).toBe(config.cookieName);
     expect(d.IDENTITY_ISSUER).toBe(s.PUBLIC_URL ?? 'gatehouse');

@@ -47,6 +47,7 @@ const SCHEMAS = {
 /** Variables read outside the schemas, and the file that reads each. */
 const OUTSIDE_SCHEMAS: Record<string, { target: Target; file: string }> = {
   DEV_SECRET_FILE: { target: 'session-service', file: 'session-service/src/main.ts' },
+  DEV_ENCRYPTION_KEY_FILE: { target: 'session-service', file: 'session-service/src/main.ts' },
   REDIS_PORT: { target: 'npm start', file: 'scripts/start.ts' },
   CHROMIUM_BIN: { target: 'tests', file: 'test/browser/browser.ts' },
   NGINX_BIN: { target: 'tests', file: 'test/helpers/nginx.ts' },

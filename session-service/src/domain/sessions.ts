@@ -1,7 +1,9 @@
 import { StoreUnavailableError } from '../../../common/src/errors.js';
+import type { Logger } from '../../../common/src/logger.js';
 import type { RedisClient } from '../../../common/src/redis.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
 import { publishRevocations } from './revocations.js';
+import { type Sealer, UnreadableSealError } from './sealing.js';
 
 /** What a session holds: who, since when, from where. Never a password. */
 export interface SessionAuth {
@@ -64,6 +66,7 @@ export function absoluteExpiry(auth: SessionAuth, lifetimes: Lifetimes): number 
   return auth.createdAt + absolute * 1000;
 }
 
+/** The auth of a session record's JSON (decrypted); null when it holds no valid one. */
 export function parseRecord(raw: string | null): SessionAuth | null {
   if (!raw) return null;
   try {
@@ -79,6 +82,13 @@ export function parseRecord(raw: string | null): SessionAuth | null {
 export interface SessionStoreOptions {
   redis: RedisClient;
   lifetimes: Lifetimes;
+  /**
+   * Opens session records (createSealer(keys, 'session-record')). Needed by everything that reads
+   * a record (validate, list, owner); revokeAll alone (the users CLI) works without it.
+   */
+  records?: Sealer;
+  /** Told about records that do not open (tampered, swapped, unknown key). */
+  logger?: Pick<Logger, 'warn'>;
   /** Key prefix shared with the express-session store. */
   prefix?: string;
   now?: () => number;
@@ -97,6 +107,36 @@ export interface SessionStoreOptions {
    */
   slideIntervalMs?: number;
 }
+
+/**
+ * A session record as Redis holds it: sealed (domain/sealing.ts) with its stored id as context,
+ * so a record copied under another session's key does not open. Null when there is no record or
+ * it does not open (forged, swapped, written in clear by an older version, or under a key no
+ * longer configured): that is no session, and `onUnreadable` says why. Never the record itself.
+ */
+export function openRecord(
+  sealer: Sealer,
+  id: string,
+  raw: string | null,
+  onUnreadable?: (id: string, err: UnreadableSealError) => void,
+): string | null {
+  if (!raw) return null;
+  try {
+    return sealer.open(raw, id).plaintext;
+  } catch (err) {
+    if (!(err instanceof UnreadableSealError)) throw err;
+    onUnreadable?.(id, err);
+    return null;
+  }
+}
+
+/** Log a session record that did not open (by stored id, never the session id). */
+export const logUnreadable =
+  (logger: Pick<Logger, 'warn'> | undefined) => (id: string, err: UnreadableSealError) =>
+    logger?.warn(
+      { session: id, reason: err.reason },
+      'session record unreadable (forged, moved, or sealed with an unknown key): refused',
+    );
 
 /** Sessions whose last slide this process remembers; past it, the memory starts over. */
 const SLIDE_MEMORY = 100_000;
@@ -126,6 +166,14 @@ export function createSessionStore(options: SessionStoreOptions) {
   const slidAt = new Map<string, number>();
   const userIndexTtlMs =
     Math.max(lifetimes.absoluteSeconds, lifetimes.rememberAbsoluteSeconds) * 1000;
+
+  const onUnreadable = logUnreadable(options.logger);
+  /** The auth in the record `raw` of the session `id`; null: none, or it does not open. */
+  function authOf(id: string, raw: string | null): SessionAuth | null {
+    if (!raw) return null;
+    if (!options.records) throw new Error('session records cannot be read without a sealer');
+    return parseRecord(openRecord(options.records, id, raw, onUnreadable));
+  }
 
   async function guard<T>(fn: () => Promise<T>): Promise<T> {
     try {
@@ -159,7 +207,7 @@ export function createSessionStore(options: SessionStoreOptions) {
     async validate(sid: string): Promise<ValidSession | null> {
       const id = storedSessionId(sid);
       return guard(async () => {
-        const auth = parseRecord(await redis.get(sessionKey(id)));
+        const auth = authOf(id, await redis.get(sessionKey(id)));
         if (!auth) return null;
         const t = now();
         const left = remainingMs(auth, lifetimes, t);
@@ -217,7 +265,7 @@ export function createSessionStore(options: SessionStoreOptions) {
         const out: SessionSummary[] = [];
         const dead: string[] = [];
         entries.forEach((entry, i) => {
-          const auth = parseRecord(records[i] ?? null);
+          const auth = authOf(entry.value, records[i] ?? null);
           // A pending entry (negative score) is a login in progress: leave it alone unless it
           // is older than LOGIN_GRACE_MS (that login failed half-way).
           const pending = entry.score < 0;
@@ -276,7 +324,7 @@ export function createSessionStore(options: SessionStoreOptions) {
     /** Does the session `sid` belong to `userId`? (For revoking by id without leaking others'.) */
     async owner(sid: string): Promise<string | null> {
       const id = storedSessionId(sid);
-      return guard(async () => parseRecord(await redis.get(sessionKey(id)))?.userId ?? null);
+      return guard(async () => authOf(id, await redis.get(sessionKey(id)))?.userId ?? null);
     },
   };
 }
