@@ -122,6 +122,21 @@ describe('nginx auth_request in front of the demo-app (no gateway)', () => {
     );
   });
 
+  it('answers 431 to 8 to 16 KiB of cookies, for browsers too: never a session that looks absent and a login loop', async () => {
+    const { client, res } = await login('/');
+    expect(res.status).toBe(303);
+    expect(
+      (await client.fetch(`${nginx.httpsUrl}/api/whoami`, { headers: JSON_ACCEPT })).status,
+    ).toBe(200);
+    for (const size of [8 * 1024 + 1, 12 * 1024, 15 * 1024]) {
+      const big = await client.fetch(`${nginx.httpsUrl}/`, {
+        headers: { accept: HTML, cookie: `${client.jar.header()}; pad=${'x'.repeat(size)}` },
+      });
+      expect(big.status, String(size)).toBe(431);
+      expect(await big.json()).toMatchObject({ error: 'COOKIES_TOO_LARGE' });
+    }
+  });
+
   it('answers an API client without a session 401 JSON', async () => {
     const res = await httpsFetch(`${nginx.httpsUrl}/api/whoami`, {
       ca: nginx.ca,

@@ -3,6 +3,7 @@ import { parse as parseCookie } from 'cookie';
 import signature from 'cookie-signature';
 import { escapeHtml, NO_STORE, wantsHtml } from '../../../common/src/http.js';
 import { identityHeaders } from '../../../common/src/identity.js';
+import { MAX_COOKIE_BYTES } from '../../../common/src/limits.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
@@ -20,7 +21,8 @@ export function readSessionId(
   name: string,
   secrets: readonly string[],
 ): string | null {
-  if (!cookieHeader || cookieHeader.length > 8192) return null;
+  // Past the limit the gateway and the nginx template answer 431 before anyone asks (limits.ts).
+  if (!cookieHeader || cookieHeader.length > MAX_COOKIE_BYTES) return null;
   let value: string | undefined;
   try {
     value = parseCookie(cookieHeader)[name];
