@@ -92,6 +92,9 @@ export function createApp(deps: SessionServiceDeps) {
     redis,
     prefix: env.REDIS_PREFIX,
     issuer: env.PUBLIC_URL ?? 'gatehouse',
+    // The private key sealed in Redis, with a key of its own derived from the same variable.
+    keys: createSealer(config.encryptionKeys, 'signing-key'),
+    logger,
   });
   const throttle = createLoginThrottle({
     redis,

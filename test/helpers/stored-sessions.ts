@@ -13,6 +13,9 @@ export { storedSessionId };
 /** Seals and opens session records as every test service does (TEST_ENCRYPTION_KEY). */
 export const testRecords = createSealer([TEST_ENCRYPTION_KEY], 'session-record');
 
+/** Seals and opens the signing key in Redis as every test service does. */
+export const testSigningKeys = createSealer([TEST_ENCRYPTION_KEY], 'signing-key');
+
 /** Enough of a Redis client to read a key (the plain test client or ours). */
 interface Reader {
   get(key: string): Promise<unknown>;

@@ -38,6 +38,7 @@ import { newUser, withId, writeUsersFile } from '../../session-service/src/domai
 import { GatehouseRedisStore } from '../../session-service/src/session-middleware.js';
 import { silentLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/ports.js';
+import { TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { startRedis } from '../helpers/redis.js';
 import { dumpRedis, occurrences, recordChannel } from '../helpers/redis-dump.js';
 import { startRedisCluster, startRedisSentinel } from '../helpers/redis-topologies.js';
@@ -48,7 +49,7 @@ import {
   sidOf,
   TEST_SECRET,
 } from '../helpers/session-service.js';
-import { testRecords } from '../helpers/stored-sessions.js';
+import { testRecords, testSigningKeys } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 /** A running topology, as the contract sees it. */
@@ -361,7 +362,7 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
 
     describe('the assertion signing key', () => {
       it('is created once and shared: two instances sign and publish with the same key', async () => {
-        const options = { redis, prefix, issuer: 'gatehouse' };
+        const options = { redis, prefix, issuer: 'gatehouse', keys: testSigningKeys };
         const [a, b] = [createAssertionSigner(options), createAssertionSigner(options)];
         // Both load at once: SET NX lets exactly one key win.
         const [jwksA, jwksB] = await Promise.all([a.jwks(), b.jwks()]);
@@ -410,7 +411,7 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
         }
       });
 
-      it('leaves nothing in Redis a reader could use: after logins, a logout and a revocation, no key, value or revocation event holds a session id, and no session record holds the username', async () => {
+      it('leaves nothing in Redis a reader could use: after logins, a signed identity, a logout and a revocation, no key, value or revocation event holds a session id, no session record holds the username, and nothing holds the private signing key', async () => {
         const username = `dump-${randomBytes(6).toString('hex')}`;
         const password = 'correct horse 43';
         const users = await writeTestUsers([{ username, password }]);
@@ -436,6 +437,13 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
             };
           };
           const [loggedOut, revoked, kept] = [await login(), await login(), await login()];
+          // A signed identity (the gateway's internal validate): the signing key now exists.
+          const signed = await request(service.app)
+            .get('/internal/validate?aud=demo-app')
+            .set('authorization', `Bearer ${TEST_INTERNAL_TOKEN}`)
+            .set('cookie', kept.cookie);
+          expect(signed.status).toBe(200);
+          expect(signed.headers['x-auth-request-jwt']).toBeTruthy();
           for (const s of [loggedOut, revoked, kept])
             expect(
               (await request(service.app).get('/auth/validate').set('cookie', s.cookie)).status,
@@ -481,6 +489,15 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
           }
           expect(occurrences(records, username), 'username in a session record').toEqual([]);
           expect(occurrences(records, '"auth"'), 'a session record in clear').toEqual([]);
+          // The private key's `d`, known only by opening the sealed key with the test's key.
+          const keyName = `${prefix}jwt:signing-key`;
+          const sealedKey = dump.find((k) => k.key === keyName)?.values[0] ?? '';
+          const { d } = JSON.parse(testSigningKeys.open(sealedKey, keyName).plaintext) as {
+            d: string;
+          };
+          expect(d.length).toBeGreaterThan(20);
+          expect(occurrences(dump, d), 'the private signing key in Redis').toEqual([]);
+          expect(occurrences(dump, '"kty"'), 'a JWK in clear').toEqual([]);
         } finally {
           await channel.stop();
           await service.close();

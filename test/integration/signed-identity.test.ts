@@ -1,6 +1,14 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader } from 'jose';
+import {
+  calculateJwkThumbprint,
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  type JWK,
+} from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssertionVerifier } from '../../common/src/verify-identity.js';
@@ -10,10 +18,12 @@ import {
   createAssertionSigner,
   KEY_CHECK_MS,
 } from '../../session-service/src/domain/assertions.js';
+import { createSealer } from '../../session-service/src/domain/sealing.js';
 import { silentLogger } from '../helpers/logger.js';
 import { TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { buildSessionService } from '../helpers/session-service.js';
+import { testSigningKeys } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 let redis: RedisServer;
@@ -151,7 +161,13 @@ describe('the signing key after Redis loses it', () => {
   const kidOf = (token: string) => decodeProtectedHeader(token).kid;
   /** A signer with its own clock, on this suite's real Redis. */
   const signer = (prefix: string, clock: { t: number }) =>
-    createAssertionSigner({ redis: redis.client, prefix, issuer: 'gatehouse', now: () => clock.t });
+    createAssertionSigner({
+      redis: redis.client,
+      prefix,
+      issuer: 'gatehouse',
+      now: () => clock.t,
+      keys: testSigningKeys,
+    });
 
   it('is put back by an instance that still has it, so a new instance signs with the same key', async () => {
     const prefix = `keyback-${Date.now()}:`;
@@ -196,5 +212,90 @@ describe('the signing key after Redis loses it', () => {
       ).toBe('u1');
     clock.t += 2 * ASSERTION_TTL_SECONDS * 1000;
     expect((await a.jwks()).keys.map((k) => k.kid)).toEqual([newKid]);
+  });
+});
+
+describe('the signing key at rest', () => {
+  const auth = { userId: 'u1', username: 'alice', groups: [], email: '', createdAt: Date.now() };
+  const keyName = (prefix: string) => `${prefix}jwt:signing-key`;
+  const kidOf = (token: string) => decodeProtectedHeader(token).kid;
+  const OLD = 'the-old-encryption-key-the-old-encryption-key';
+  const NEW = 'the-new-encryption-key-the-new-encryption-key';
+  const sealer = (...secrets: string[]) => createSealer(secrets, 'signing-key');
+  const signer = (prefix: string, keys = testSigningKeys) =>
+    createAssertionSigner({ redis: redis.client, prefix, issuer: 'gatehouse', keys });
+  /** The private JWK in Redis, opened with `keys`. */
+  const storedJwk = async (prefix: string, keys = testSigningKeys) =>
+    JSON.parse(
+      keys.open((await redis.client.get(keyName(prefix))) ?? '', keyName(prefix)).plaintext,
+    ) as JWK;
+
+  it('is sealed in Redis: the value holds no private key, and what it opens to signs the tokens', async () => {
+    const prefix = `sealed-${Date.now()}:`;
+    const kid = kidOf(await signer(prefix).sign('s1', auth, 'default'));
+    const raw = (await redis.client.get(keyName(prefix))) ?? '';
+    expect(raw.startsWith(`g1.${testSigningKeys.keyId}.`)).toBe(true);
+    const jwk = await storedJwk(prefix);
+    expect(jwk.d).toBeTruthy();
+    expect(raw).not.toContain(jwk.d);
+    expect(raw).not.toContain('"kty"');
+    const { d: _d, ...publicJwk } = jwk;
+    expect(await calculateJwkThumbprint(publicJwk)).toBe(kid);
+  });
+
+  it('rotation: a key sealed with the previous encryption key still loads, is sealed again with the new one, and every instance keeps signing with it', async () => {
+    const prefix = `rotate-${Date.now()}:`;
+    const keyIdInRedis = async () => (await redis.client.get(keyName(prefix)))?.split('.')[1];
+    const signerAt = (clock: { t: number }, keys: ReturnType<typeof sealer>) =>
+      createAssertionSigner({
+        redis: redis.client,
+        prefix,
+        issuer: 'gatehouse',
+        now: () => clock.t,
+        keys,
+      });
+    const before = kidOf(await signer(prefix, sealer(OLD)).sign('s1', auth, 'default'));
+    expect(await keyIdInRedis()).toBe(sealer(OLD).keyId);
+
+    // Step 1 of the rotation (docs/operations.md): the new key is known, the old one still seals.
+    expect(kidOf(await signer(prefix, sealer(OLD, NEW)).sign('s2', auth, 'default'))).toBe(before);
+    expect(await keyIdInRedis()).toBe(sealer(OLD).keyId);
+    // Step 2: the new key seals, the old one only opens. The stored key is sealed again.
+    const clock = { t: Date.now() };
+    const step2 = signerAt(clock, sealer(NEW, OLD));
+    expect(kidOf(await step2.sign('s3', auth, 'default'))).toBe(before);
+    expect(await keyIdInRedis()).toBe(sealer(NEW).keyId);
+    // An instance still at step 1 (re)starting meanwhile seals it with its own key again...
+    expect(kidOf(await signer(prefix, sealer(OLD, NEW)).sign('s4', auth, 'default'))).toBe(before);
+    expect(await keyIdInRedis()).toBe(sealer(OLD).keyId);
+    // ...and a step-2 instance's next check seals it with the new key once more.
+    clock.t += KEY_CHECK_MS;
+    expect(kidOf(await step2.sign('s5', auth, 'other'))).toBe(before);
+    expect(await keyIdInRedis()).toBe(sealer(NEW).keyId);
+    // Step 3 (the old key dropped): the same private key, no new one.
+    expect(kidOf(await signer(prefix, sealer(NEW)).sign('s6', auth, 'default'))).toBe(before);
+    expect((await storedJwk(prefix, sealer(NEW))).d).toBeTruthy();
+  });
+
+  it('a key stored in clear by an earlier version is replaced by a new, sealed one, never used', async () => {
+    const prefix = `legacy-${Date.now()}:`;
+    const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    const clear = await exportJWK(privateKey);
+    await redis.client.set(keyName(prefix), JSON.stringify(clear));
+    const { d: _d, ...clearPublic } = clear;
+    const token = await signer(prefix).sign('s1', auth, 'default');
+    expect(kidOf(token)).not.toBe(await calculateJwkThumbprint(clearPublic));
+    const raw = (await redis.client.get(keyName(prefix))) ?? '';
+    expect(raw).not.toContain(clear.d);
+    expect((await storedJwk(prefix)).d).not.toBe(clear.d);
+  });
+
+  it('a value that does not open (altered, or sealed with a key no instance has) is replaced, not trusted', async () => {
+    const prefix = `foreign-${Date.now()}:`;
+    const foreign = kidOf(await signer(prefix, sealer(OLD)).sign('s1', auth, 'default'));
+    const fresh = signer(prefix, sealer(NEW));
+    const kid = kidOf(await fresh.sign('s2', auth, 'default'));
+    expect(kid).not.toBe(foreign);
+    expect((await storedJwk(prefix, sealer(NEW))).d).toBeTruthy();
   });
 });

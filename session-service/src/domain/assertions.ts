@@ -6,7 +6,9 @@ import {
   type JWK,
   SignJWT,
 } from 'jose';
+import type { Logger } from '../../../common/src/logger.js';
 import type { RedisClient } from '../../../common/src/redis.js';
+import { type Opened, type Sealer, UnreadableSealError } from './sealing.js';
 import type { SessionAuth } from './sessions.js';
 
 export const ASSERTION_TTL_SECONDS = 30;
@@ -25,9 +27,20 @@ interface KeyMaterial {
   privateKey: CryptoKey | Uint8Array;
   kid: string;
   publicJwk: JWK;
-  /** The private JWK as stored in Redis. */
+  /** The private JWK (JSON), to seal again (put back, or seal with a new encryption key). */
+  json: string;
+  /** The sealed value as read from (or written to) Redis. */
   raw: string;
 }
+
+/** Replace the value of KEYS[1] by ARGV[2] only if it is still ARGV[1] (one key: Cluster-safe). */
+const REPLACE_IF_UNCHANGED = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
 
 /** How often an instance checks that Redis still holds the key it signs with. */
 export const KEY_CHECK_MS = 30_000;
@@ -35,8 +48,13 @@ export const KEY_CHECK_MS = 30_000;
 /**
  * Signs identity assertions for backends. The signing key lives in Redis (created once with SET NX
  * by whichever instance comes first), so every session-service instance signs with the same key
- * and publishes the same JWKS; whoever can read it could forge assertions, exactly as whoever can
- * write Redis could forge sessions: protect Redis accordingly (docs/security.md).
+ * and publishes the same JWKS. It is sealed there (`keys`: AES-256-GCM with a key derived from
+ * SESSION_ENCRYPTION_KEY, the Redis key name as additional data), so a reader of Redis (a dump, a
+ * backup, a replica) gets no private key. A key sealed with a previous SESSION_ENCRYPTION_KEY is
+ * sealed again with the current one by the first instance that loads it. A value that does not
+ * open (written in clear by an earlier version, altered, or sealed with a key no instance has)
+ * is replaced by a new key and logged: never trusted, and a private key once stored in clear is
+ * never used again.
  *
  * Every KEY_CHECK_MS an instance checks the key in Redis: gone (Redis restarted empty), it puts
  * its own back (SET NX); replaced (an instance started meanwhile made a new one), it switches to
@@ -47,6 +65,9 @@ export function createAssertionSigner(options: {
   redis: RedisClient;
   prefix: string;
   issuer: string;
+  /** Seals the private key in Redis: createSealer(keys, 'signing-key'). */
+  keys: Sealer;
+  logger?: Pick<Logger, 'warn' | 'info'>;
   now?: () => number;
   keyCheckMs?: number;
 }): AssertionSigner {
@@ -60,29 +81,69 @@ export function createAssertionSigner(options: {
   let retired: Array<{ jwk: JWK; until: number }> = [];
   const cache = new Map<string, { token: string; until: number }>();
 
-  async function materialOf(raw: string): Promise<KeyMaterial> {
-    const jwk = JSON.parse(raw) as JWK;
+  const { keys, logger } = options;
+
+  async function materialOf(json: string, raw: string): Promise<KeyMaterial> {
+    const jwk = JSON.parse(json) as JWK;
     const { d: _private, ...publicOnly } = jwk;
     const kid = await calculateJwkThumbprint(publicOnly);
     return {
       privateKey: await importJWK({ ...jwk, alg: 'EdDSA' }, 'EdDSA'),
       kid,
       publicJwk: { ...publicOnly, kid, alg: 'EdDSA', use: 'sig' },
+      json,
       raw,
     };
   }
 
-  async function load(): Promise<KeyMaterial> {
-    let raw = await redis.get(keyName);
-    if (!raw) {
-      const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-      const jwk = await exportJWK(privateKey);
-      await redis.set(keyName, JSON.stringify(jwk), { condition: 'NX' });
-      raw = await redis.get(keyName);
-      if (!raw) throw new Error('signing key vanished');
+  /** The private JWK in the sealed value `raw`; null (and logged) when it does not open. */
+  function open(raw: string): Opened | null {
+    try {
+      return keys.open(raw, keyName);
+    } catch (err) {
+      if (!(err instanceof UnreadableSealError)) throw err;
+      logger?.warn(
+        { key: keyName, reason: err.reason },
+        'signing key in Redis unreadable (written in clear, altered, or sealed with an unknown key): replacing it',
+      );
+      return null;
     }
-    checkedAt = now();
-    return materialOf(raw);
+  }
+
+  /** Put `next` where `seen` is, unless someone changed it meanwhile. Returns what Redis holds. */
+  async function replace(seen: string, next: string): Promise<string | null> {
+    await redis.eval(REPLACE_IF_UNCHANGED, { keys: [keyName], arguments: [seen, next] });
+    return redis.get(keyName);
+  }
+
+  async function newKeyJson(): Promise<string> {
+    const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    return JSON.stringify(await exportJWK(privateKey));
+  }
+
+  async function load(): Promise<KeyMaterial> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let raw = await redis.get(keyName);
+      if (!raw) {
+        await redis.set(keyName, keys.seal(await newKeyJson(), keyName), { condition: 'NX' });
+        raw = await redis.get(keyName);
+        if (!raw) throw new Error('signing key vanished');
+      }
+      const opened = open(raw);
+      if (!opened) {
+        await replace(raw, keys.seal(await newKeyJson(), keyName));
+        continue; // read again what won
+      }
+      if (!opened.current) {
+        // Sealed with a previous SESSION_ENCRYPTION_KEY: seal it with the current one.
+        const resealed = keys.seal(opened.plaintext, keyName);
+        raw = (await replace(raw, resealed)) ?? resealed;
+        if (raw !== resealed) continue;
+      }
+      checkedAt = now();
+      return materialOf(opened.plaintext, raw);
+    }
+    throw new Error('signing key keeps changing');
   }
 
   /** Is the key in Redis still ours? Puts it back when gone, follows it when replaced. */
@@ -91,11 +152,34 @@ export function createAssertionSigner(options: {
     try {
       let raw = await redis.get(keyName);
       if (!raw) {
-        await redis.set(keyName, current.raw, { condition: 'NX' });
+        await redis.set(keyName, keys.seal(current.json, keyName), { condition: 'NX' });
         raw = await redis.get(keyName);
       }
       if (!raw || raw === current.raw) return current;
-      const next = await materialOf(raw);
+      const opened = open(raw);
+      if (!opened) {
+        // Not ours to trust: put ours back (unless someone else got there first).
+        const back = keys.seal(current.json, keyName);
+        if ((await replace(raw, back)) === back) {
+          const kept = { ...current, raw: back };
+          material = Promise.resolve(kept);
+          return kept;
+        }
+        return current;
+      }
+      const next = await materialOf(opened.plaintext, raw);
+      if (next.kid === current.kid) {
+        // The same key, sealed again by another instance. Sealed with a key that is previous to
+        // us: seal it with ours. During a rotation's rolling restart instances of two steps may
+        // take turns (the same private key each time); once every instance has the new key
+        // first, the last seal is with it, so dropping the old key later loses nothing.
+        const kept = opened.current
+          ? raw
+          : ((await replace(raw, keys.seal(opened.plaintext, keyName))) ?? raw);
+        const same = { ...current, raw: kept };
+        material = Promise.resolve(same);
+        return same;
+      }
       const t = now();
       retired = [
         ...retired.filter((r) => r.until > t && r.jwk.kid !== next.kid),
