@@ -8,7 +8,12 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/ports.js';
-import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
+import {
+  gatewayMetricsListener,
+  ROOT,
+  type ServiceProcess,
+  startService,
+} from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { sealedRecordAt, sessionKeyOf, storedRecordAt } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -50,8 +55,12 @@ async function startSessionService(name: string, port?: number) {
   });
 }
 
-function startGateway(name: string, sessionService: ServiceProcess, token = INTERNAL_TOKEN) {
-  return startService({
+/** Where each gateway process's metrics listener answers. */
+const metricsUrls = new Map<ServiceProcess, string>();
+
+async function startGateway(name: string, sessionService: ServiceProcess, token = INTERNAL_TOKEN) {
+  const metrics = await gatewayMetricsListener();
+  const gateway = await startService({
     name,
     entry: 'gateway/src/main.ts',
     portVariable: 'GATEWAY_PORT',
@@ -65,13 +74,16 @@ function startGateway(name: string, sessionService: ServiceProcess, token = INTE
       ...(token === INTERNAL_TOKEN ? {} : { JWT_ENABLED: 'false' }),
       // Long enough that only events (never expiry of an entry) can explain a refusal in time.
       VALIDATE_CACHE_TTL_MS: '10000',
+      ...metrics.env,
     },
   });
+  metricsUrls.set(gateway, metrics.url);
+  return gateway;
 }
 
 /** A value from the gateway's Prometheus text (first sample whose line starts with `series`). */
 async function metric(gateway: ServiceProcess, series: string): Promise<number> {
-  const text = await (await fetch(`${gateway.url}/_gatehouse/metrics`)).text();
+  const text = await (await fetch(metricsUrls.get(gateway) ?? '')).text();
   const line = text.split('\n').find((l) => l.startsWith(series));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
 }
