@@ -49,6 +49,49 @@ describe('session-service configuration', () => {
     );
   });
 
+  it('requires SESSION_ENCRYPTION_KEY in production (not the example value, not SESSION_SECRET), and keeps previous keys for reading', () => {
+    const secret = 's'.repeat(40);
+    expect(
+      problemsOf(() =>
+        loadSessionServiceConfig({ NODE_ENV: 'production', SESSION_SECRET: secret }),
+      ),
+    ).toContain('SESSION_ENCRYPTION_KEY: is required when NODE_ENV=production');
+    expect(
+      problemsOf(() =>
+        loadSessionServiceConfig({
+          NODE_ENV: 'production',
+          SESSION_SECRET: secret,
+          SESSION_ENCRYPTION_KEY:
+            'change-me-to-a-third-long-random-string-of-32-characters-or-more',
+        }),
+      ),
+    ).toContain(
+      'SESSION_ENCRYPTION_KEY: is a published example value; generate your own (openssl rand -base64 32)',
+    );
+    expect(
+      problemsOf(() =>
+        loadSessionServiceConfig({
+          SESSION_SECRET: secret,
+          SESSION_ENCRYPTION_KEY: secret,
+          SESSION_ENCRYPTION_KEY_PREVIOUS: 'too-short',
+        }),
+      ),
+    ).toEqual(
+      expect.arrayContaining([
+        'SESSION_ENCRYPTION_KEY: must differ from SESSION_SECRET',
+        expect.stringMatching(/^SESSION_ENCRYPTION_KEY_PREVIOUS: .*at least 32 characters/),
+      ]),
+    );
+    const config = loadSessionServiceConfig({
+      SESSION_SECRET: secret,
+      SESSION_ENCRYPTION_KEY: 'n'.repeat(40),
+      SESSION_ENCRYPTION_KEY_PREVIOUS: `${'o'.repeat(40)}, ${'p'.repeat(40)}`,
+    });
+    expect(config.encryptionKeys).toEqual(['n'.repeat(40), 'o'.repeat(40), 'p'.repeat(40)]);
+    // Outside production with none set, main.ts supplies the development key.
+    expect(loadSessionServiceConfig({ SESSION_SECRET: secret }).encryptionKeys).toEqual([]);
+  });
+
   it('uses the __Host- cookie prefix over HTTPS, and not with a cookie domain', () => {
     const secret = 's'.repeat(40);
     expect(
