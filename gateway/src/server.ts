@@ -2,80 +2,30 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { NO_STORE, requestIdFrom, sendError, wantsHtml } from '../../common/src/http.js';
 import { identityHeaders } from '../../common/src/identity.js';
-import { checkHeaderLimits } from '../../common/src/limits.js';
 import type { Logger } from '../../common/src/logger.js';
 import { observeRequest } from '../../common/src/observability.js';
+import {
+  type CheckedRequest,
+  checkRequest,
+  HEALTH_PATH,
+  isAuth,
+  isReserved,
+  RESERVED_PREFIX,
+} from './check-request.js';
 import type { GatewayConfig } from './config.js';
 import type { CookiePolicy } from './cookies.js';
 import { type Decision, decide, type RequestFacts } from './decide.js';
-import { type ParsedHost, parseHost } from './host.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { createProxy, ProxyTarget } from './proxy.js';
-import { forwardedFor, hasBody, upstreamHeaders } from './request-headers.js';
-import { checkRequestTarget, type RequestTarget, stripSegments } from './request-target.js';
+import { forwardedFor, upstreamHeaders } from './request-headers.js';
+import { type RequestTarget, stripSegments } from './request-target.js';
 import type { Route, RouteStore } from './routes.js';
 import type { SessionClient, Validation } from './session-client.js';
+import { createSessionServicePassthrough } from './session-service-passthrough.js';
 import type { Trust } from './trust.js';
 import type { Admission, Admit } from './websocket.js';
 
-/** The gateway's own endpoints live here; no route can send this prefix upstream. */
-export const RESERVED_PREFIX = '/_gatehouse';
-/** The gateway's public endpoints, matched exactly (case, trailing slash, encoding). */
-const HEALTH_PATH = `${RESERVED_PREFIX}/healthz`;
-
-/**
- * Bodies to /auth/* are read whole before the session-service is asked, within this size and
- * AUTH_BODY_TIMEOUT_MS: a slow client holds none of the session-service's connections.
- */
-export const AUTH_BODY_LIMIT_BYTES = 64 * 1024;
-
-const BAD_PATH_MESSAGE = 'The request path is not allowed.';
-const SESSION_SERVICE_UNAVAILABLE = {
-  status: 503,
-  code: 'SESSION_SERVICE_UNAVAILABLE',
-  message: 'Sign-in is unavailable right now. Try again shortly.',
-  headers: { 'Retry-After': '1' },
-};
-
-const isReserved = (t: RequestTarget) => t.segments[0] === '_gatehouse';
-const isAuth = (t: RequestTarget) => t.segments[0] === 'auth';
-
-/** What a request is, once its request-target, Host and header limits were checked. */
-type Checked =
-  | { ok: true; target: RequestTarget; host: ParsedHost | undefined }
-  | { ok: false; status: number; code: string; message: string; reason: string };
-
-/** Checks made before any route decision: limits, request-target, Host. */
-export function checkRequest(req: IncomingMessage): Checked {
-  const limits = checkHeaderLimits(req.rawHeaders);
-  if (!limits.ok)
-    return {
-      ok: false,
-      status: 431,
-      code: limits.code,
-      message: limits.message,
-      reason: limits.code,
-    };
-  const target = checkRequestTarget(req.url);
-  if (!target.ok)
-    return {
-      ok: false,
-      status: 400,
-      code: 'BAD_PATH',
-      message: BAD_PATH_MESSAGE,
-      reason: target.reason,
-    };
-  const host = parseHost(req.rawHeaders);
-  if (!host.ok)
-    return {
-      ok: false,
-      status: 400,
-      code: 'BAD_HOST',
-      message: 'The Host header is not a valid host name and port.',
-      reason: host.reason,
-    };
-  return { ok: true, target: target.target, host: host.host };
-}
+export { RESERVED_PREFIX } from './check-request.js';
 
 export interface ServerDeps {
   config: GatewayConfig;
@@ -95,7 +45,7 @@ export interface ServerDeps {
  */
 export function createServerEntry(deps: ServerDeps) {
   const { config, logger, sessionClient, routes, proxy, metrics, trust, cookies } = deps;
-  const sessionService = new URL(config.SESSION_SERVICE_URL);
+  const toSessionService = createSessionServicePassthrough({ config, sessionClient, proxy, trust });
 
   /** Identity headers per validate answer (the cache hands out the same object until it expires). */
   const identities = new WeakMap<Validation, Record<string, string>>();
@@ -149,7 +99,7 @@ export function createServerEntry(deps: ServerDeps) {
   function proxyTarget(
     req: IncomingMessage,
     decision: Extract<Decision, { ok: true }>,
-    checked: Extract<Checked, { ok: true }>,
+    checked: CheckedRequest,
     peerTrusted: boolean,
     upgrade?: string,
   ): ProxyTarget {
@@ -213,7 +163,7 @@ export function createServerEntry(deps: ServerDeps) {
 
   async function admitChecked(
     req: IncomingMessage,
-    checked: Extract<Checked, { ok: true }>,
+    checked: CheckedRequest,
     options: Parameters<Admit>[1],
   ): Promise<Admission> {
     if (isReserved(checked.target) || isAuth(checked.target))
@@ -249,76 +199,10 @@ export function createServerEntry(deps: ServerDeps) {
     };
   }
 
-  /** Reads a request body whole, within AUTH_BODY_LIMIT_BYTES and config.AUTH_BODY_TIMEOUT_MS. */
-  function readBody(req: IncomingMessage): Promise<Buffer | 413 | 408> {
-    return new Promise((resolve) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const done = (result: Buffer | 413 | 408) => {
-        clearTimeout(timer);
-        req.off('data', onData);
-        req.off('end', onEnd);
-        resolve(result);
-      };
-      const onData = (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > AUTH_BODY_LIMIT_BYTES) done(413);
-        else chunks.push(chunk);
-      };
-      const onEnd = () => done(Buffer.concat(chunks));
-      const timer = setTimeout(() => done(408), config.AUTH_BODY_TIMEOUT_MS);
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', () => done(408));
-    });
-  }
-
-  /** /auth/*: to the session-service as is, its body read first; unreachable is 503, as validate. */
-  async function toSessionService(
-    req: IncomingMessage,
-    res: ServerResponse,
-    checked: Extract<Checked, { ok: true }>,
-  ) {
-    const peerTrusted = trust.peer(req);
-    const requestId = String(req.headers['x-request-id']);
-    // A logout or a revocation may end this cookie's session: stop serving it from this
-    // gateway's cache now (the session-service's revocation event reaches every gateway).
-    if (req.method !== 'GET' && req.method !== 'HEAD') sessionClient.forget?.(req.headers.cookie);
-    let body: Buffer | undefined;
-    if (hasBody(req)) {
-      const read = await readBody(req);
-      if (read === 413 || read === 408) {
-        res.setHeader('Connection', 'close');
-        res.setHeader('X-Request-Id', requestId);
-        if (read === 413) sendError(req, res, 413, 'PAYLOAD_TOO_LARGE');
-        else
-          sendError(req, res, 408, 'REQUEST_TIMEOUT', 'The request body took too long to arrive.');
-        return;
-      }
-      body = read;
-    }
-    const headers = upstreamHeaders(req, {
-      host: checked.host?.value ?? sessionService.host,
-      cookies: null, // logout needs the session cookie
-      forwarded: forwardedFor(req, checked.host, peerTrusted, trust.clientIp),
-      requestId,
-      ...(body ? { bodyLength: body.length } : {}),
-    });
-    proxy.web(req, res, {
-      upstream: sessionService,
-      path: `${checked.target.rawPath}${checked.target.search}`,
-      timeoutMs: config.VALIDATE_TIMEOUT_MS * 4,
-      headers,
-      requestId,
-      ...(body ? { body } : {}),
-      unavailable: SESSION_SERVICE_UNAVAILABLE,
-    });
-  }
-
   async function serve(
     req: IncomingMessage,
     res: ServerResponse,
-    checked: Extract<Checked, { ok: true }>,
+    checked: CheckedRequest,
     observed: { routeId?: string },
   ) {
     const admission = await admitChecked(req, checked, {});
