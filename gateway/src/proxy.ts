@@ -1,8 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
-import type { Pool as UndiciPool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
 import { hasBody } from './request-headers.js';
@@ -16,10 +15,11 @@ import { type DownstreamOptions, downstreamHeaders } from './response-headers.js
  * upstream receives exactly the path we matched, headers in the client's order and casing, and
  * bodies stream both ways without buffering.
  *
- * Upstream requests go through undici's connection pools (its low-level `dispatch`), not
- * http.request: measured in the gateway, 155 µs of CPU per proxied page against 192–206 µs, and
- * 1.05–1.16× the throughput (docs/performance.md). WebSocket upgrades keep node:http
- * (websocket.ts).
+ * Upstream requests go through undici's connection pools (its public `Pool.dispatch` with the
+ * controller handler API), not http.request: measured in the gateway, 155 µs of CPU per proxied
+ * page against 192–206 µs, and 1.05–1.16× the throughput (docs/performance.md). WebSocket upgrades
+ * keep node:http (websocket.ts). Importing undici also makes its Agent the process's global
+ * dispatcher (behind fetch) when none is set: the gateway itself never calls fetch.
  */
 export interface ProxyTarget {
   upstream: URL;
@@ -43,20 +43,14 @@ export class UpstreamTimeoutError extends Error {
 }
 
 /**
- * undici's Pool, loaded alone: `import 'undici'` would also install undici's dispatcher as the
- * process-wide one behind the global fetch (lib/global.js), which is not ours to change.
- */
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
-
-/**
  * Keep-alive connection pools per upstream origin, shared by every route table (reloads keep
  * them). undici's own timeouts are off: the proxy sets its own deadline for the answer to start,
  * and then lets it stream as long as it likes (downloads, server-sent events).
  */
 export function createAgentPool() {
-  const pools = new Map<string, UndiciPool>();
+  const pools = new Map<string, Pool>();
   return {
-    get(upstream: URL): UndiciPool {
+    get(upstream: URL): Pool {
       const key = upstream.origin;
       let pool = pools.get(key);
       if (!pool) {
@@ -156,16 +150,16 @@ export function createProxy(options: {
   function web(req: IncomingMessage, res: ServerResponse, target: ProxyTarget, retried = false) {
     const method = req.method ?? 'GET';
     const withBody = target.body === undefined && hasBody(req);
-    let abort: ((reason: Error) => void) | null = null;
+    /** undici's handle on this exchange (abort, pause, resume), once it has started. */
+    let controller: Dispatcher.DispatchController | null = null;
     /** Why this exchange ended early (deadline, client gone), for an abort still to come. */
     let ended: Error | null = null;
     let clientGone = false;
     let answered = false;
-    let resume: (() => void) | null = null;
 
     const end = (reason: Error) => {
       ended ??= reason;
-      abort?.(reason);
+      controller?.abort(reason);
     };
     // Deadline for the upstream to start answering; body upload progress counts as activity.
     // Once the answer starts it streams as long as it likes (downloads, server-sent events).
@@ -173,7 +167,7 @@ export function createProxy(options: {
       const err = new UpstreamTimeoutError(`no answer within ${target.timeoutMs} ms`);
       end(err);
       // Not even connected yet (undici tells us how to abort once it is): answer now.
-      if (!abort) onError(err);
+      if (!controller) onError(err);
     }, target.timeoutMs);
 
     const onClientClose = () => {
@@ -184,7 +178,7 @@ export function createProxy(options: {
       }
     };
     res.once('close', onClientClose);
-    const onDrain = () => resume?.();
+    const onDrain = () => controller?.resume();
     res.on('drain', onDrain);
 
     function onError(err: Error) {
@@ -238,38 +232,49 @@ export function createProxy(options: {
           body: target.body ?? (withBody ? Readable.from(body()) : null),
         },
         {
-          onConnect(abortRequest: (reason: Error) => void) {
-            abort = abortRequest;
-            if (ended) abortRequest(ended);
+          onRequestStart(started: Dispatcher.DispatchController) {
+            controller = started;
+            if (ended) started.abort(ended);
           },
-          onHeaders(status: number, raw: Buffer[], resumeBody: () => void, statusText: string) {
-            if (status < 200) return true; // 1xx: the final answer is still to come
-            if (answered) return false;
+          onResponseStart(
+            started: Dispatcher.DispatchController,
+            status: number,
+            _parsed: unknown,
+            statusText?: string,
+          ) {
+            if (status < 200) return; // 1xx: the final answer is still to come
+            if (answered) {
+              started.abort(new Error('answered already'));
+              return;
+            }
             clearTimeout(timer);
-            resume = resumeBody;
+            // The headers as they came (names in their casing, order and number), not undici's
+            // parsed object: the browser gets exactly what the policy lets through.
+            const raw = (started.rawHeaders ?? []) as Array<Buffer | string>;
             const names: string[] = new Array(raw.length);
-            for (let i = 0; i < raw.length; i++) names[i] = (raw[i] as Buffer).toString('latin1');
+            for (let i = 0; i < raw.length; i++) names[i] = raw[i]?.toString('latin1') ?? '';
             // Headers as one raw list into a response with none set yet: Node writes them as
             // they are (headers set earlier would make it merge them one by one).
             res.writeHead(
               status,
-              statusText,
+              statusText ?? '',
               downstreamHeaders(names, { requestId: target.requestId, ...target.response }),
             );
-            return true;
           },
-          onData(chunk: Buffer) {
-            // Backpressure: undici pauses until `resume` (on the client's drain).
-            return res.write(chunk);
+          onResponseData(started: Dispatcher.DispatchController, chunk: Buffer) {
+            // Backpressure: undici stops reading until resume() (on the client's drain).
+            if (!res.write(chunk)) started.pause();
           },
-          onComplete() {
+          onResponseEnd() {
             answered = true;
             res.off('drain', onDrain);
             res.end();
           },
           // An answer cut short upstream is cut short here too (never a silently truncated 200).
-          onError,
-        } as never,
+          onResponseError(_started: Dispatcher.DispatchController, err: Error) {
+            onError(err);
+          },
+        },
       );
     } catch (err) {
       // Refused before anything was sent (a request undici will not make): as any upstream failure.
