@@ -1,4 +1,6 @@
 import { parse as parseCookie } from 'cookie';
+import { decodeJwt } from 'jose';
+import { MAX_COOKIE_BYTES } from '../../common/src/limits.js';
 import { storedSessionId } from '../../common/src/session-id.js';
 import type { Validation } from './session-client.js';
 
@@ -54,8 +56,6 @@ export type CacheLookup =
   /** Not cacheable: cache off, no session cookie, or one validate would refuse anyway. */
   | { outcome: 'bypass' };
 
-/** Cookie headers validate refuses outright (session-service readSessionId). */
-const MAX_COOKIE_HEADER = 8192;
 /** Revocations remembered for answers in flight; past this many the cache is flushed instead. */
 const MAX_RECENT_REVOCATIONS = 50_000;
 const RECENT_REVOCATION_MS = 60_000;
@@ -69,12 +69,8 @@ export function sessionIdOf(value: string): string | null {
 
 /** `exp` (seconds) of a compact JWT, without verifying it (it came from the session-service). */
 export function jwtExpiry(jwt: string): number | null {
-  const payload = jwt.split('.')[1];
-  if (!payload) return null;
   try {
-    const exp = (
-      JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }
-    ).exp;
+    const { exp } = decodeJwt(jwt);
     return typeof exp === 'number' && Number.isFinite(exp) ? exp : null;
   } catch {
     return null;
@@ -120,7 +116,7 @@ export function createValidationCache(options: CacheOptions) {
   /** The session cookie's value and the session id in it, as validate would read them. */
   function cookieIn(cookieHeader: string | undefined): { value: string; rawSid: string } | null {
     if (!cookieName || options.ttlMs <= 0 || !cookieHeader) return null;
-    if (cookieHeader.length > MAX_COOKIE_HEADER) return null;
+    if (cookieHeader.length > MAX_COOKIE_BYTES) return null; // validate refuses it too
     let value: string | undefined;
     try {
       value = parseCookie(cookieHeader)[cookieName];
