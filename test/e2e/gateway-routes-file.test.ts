@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
+import { jsonLogin } from '../helpers/login.js';
 import { waitFor } from '../helpers/ports.js';
 import { ROOT, type System, startService, startSystem } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
@@ -69,12 +70,7 @@ beforeAll(async () => {
     10_000,
     'the gateway',
   );
-  const res = await fetch(`${system.gateway.url}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'fran', password: PASSWORD }),
-  });
-  cookie = res.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+  cookie = await jsonLogin(system.gateway.url, 'fran', PASSWORD);
 });
 
 afterAll(async () => {

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jsonLogin } from '../helpers/login.js';
 import {
   ROOT,
   type ServiceProcess,
@@ -74,13 +75,7 @@ beforeAll(async () => {
       NODE_EXTRA_CA_CERTS: join(dir, 'trusted', 'cert.pem'),
     },
   });
-  const login = await fetch(`${gateway.url}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ username: 'alice', password: PASSWORD }),
-  });
-  expect(login.status).toBe(200);
-  cookie = login.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+  cookie = await jsonLogin(gateway.url, 'alice', PASSWORD);
 });
 
 afterAll(async () => {

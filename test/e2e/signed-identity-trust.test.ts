@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
+import { jsonLogin } from '../helpers/login.js';
 import { type NginxServer, startNginx } from '../helpers/nginx.js';
 import {
   type ServiceProcess,
@@ -103,20 +104,7 @@ function audiencesIn(answer: Answer): string[] {
   return auds;
 }
 
-async function login(username: string): Promise<string> {
-  const res = await fetch(`${gateway.url}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  expect(res.status).toBe(200);
-  const pair = res.headers
-    .getSetCookie()
-    .find((c) => c.startsWith('gatehouse='))
-    ?.split(';')[0];
-  if (!pair) throw new Error('no session cookie');
-  return pair;
-}
+const login = (username: string) => jsonLogin(gateway.url, username, PASSWORD);
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-trust-'));

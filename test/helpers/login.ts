@@ -27,3 +27,51 @@ export async function browserLogin(
     body: new URLSearchParams({ username, password, rd, _csrf: token }).toString(),
   });
 }
+
+export const JSON_HEADERS = {
+  accept: 'application/json',
+  'content-type': 'application/json',
+  'sec-fetch-site': 'same-origin',
+};
+
+/** `name=value` of the session cookie an answer sets ('' when none). */
+export function sessionCookieOf(res: Response, name = 'gatehouse'): string {
+  const line = res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));
+  return line?.split(';')[0] ?? '';
+}
+
+/**
+ * POST /auth/login with JSON (to a session-service or a gateway at `baseUrl`); answers the
+ * session cookie pair, `gatehouse=…`, and throws on any other answer than 200 with that cookie.
+ * Retries, as a user would, while the service says 503 BUSY (the password hasher's queue is full:
+ * the answer says to try again) or a gateway answers 504 (it gave up waiting for a login stuck in
+ * that queue), up to `timeoutMs`; `onRetry` hears about each.
+ */
+export async function jsonLogin(
+  baseUrl: string,
+  username: string,
+  password: string,
+  options: { timeoutMs?: number; onRetry?: (status: number) => void } = {},
+): Promise<string> {
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  for (;;) {
+    const res = await fetch(`${baseUrl}/auth/login`, {
+      method: 'POST',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ username, password }),
+    });
+    const body = await res.text();
+    if (res.status === 200) {
+      const cookie = sessionCookieOf(res);
+      if (!cookie) throw new Error(`login of ${username}: 200 without a session cookie`);
+      return cookie;
+    }
+    const busy = (res.status === 503 && body.includes('BUSY')) || res.status === 504;
+    if (busy && Date.now() < deadline) {
+      options.onRetry?.(res.status);
+      await new Promise((r) => setTimeout(r, 100 + Math.random() * 400));
+      continue;
+    }
+    throw new Error(`login of ${username} answered ${res.status}: ${body}`);
+  }
+}

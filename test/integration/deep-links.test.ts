@@ -1,12 +1,8 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../gateway/src/app.js';
-import { loadGatewayConfig } from '../../gateway/src/config.js';
-import { createSessionClient } from '../../gateway/src/session-client.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
-import { silentLogger } from '../helpers/logger.js';
+import { startGateway } from '../helpers/gateway.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -45,7 +41,6 @@ const DEEP_LINKS = [
 let redis: RedisServer;
 let sessionService: ServiceProcess;
 let upstream: EchoUpstream;
-let server: http.Server;
 let close: () => void;
 let base: string;
 
@@ -85,22 +80,10 @@ beforeAll(async () => {
     }),
     startEchoUpstream(),
   ]);
-  const config = loadGatewayConfig({
-    NODE_ENV: 'test',
+  ({ url: base, close } = await startGateway({
     SESSION_SERVICE_URL: sessionService.url,
     UPSTREAM_URL: upstream.url,
-  });
-  const sessionClient = createSessionClient({ baseUrl: sessionService.url, timeoutMs: 1500 });
-  const app = createApp({ config, logger: silentLogger, sessionClient });
-  server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  close = () => {
-    app.close();
-    sessionClient.close();
-    server.closeAllConnections();
-    server.close();
-  };
+  }));
 });
 
 afterAll(async () => {

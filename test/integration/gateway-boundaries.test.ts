@@ -12,17 +12,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MAX_COOKIE_BYTES, MAX_HEADER_FIELDS } from '../../common/src/limits.js';
-import { createApp } from '../../gateway/src/app.js';
-import { loadGatewayConfig } from '../../gateway/src/config.js';
 import { FORWARDING, OVERRIDES } from '../../gateway/src/request-headers.js';
-import { createSessionClient } from '../../gateway/src/session-client.js';
-import { silentLogger } from '../helpers/logger.js';
+import { startGateway } from '../helpers/gateway.js';
+import { jsonLogin } from '../helpers/login.js';
 import { reservedDeadPort } from '../helpers/ports.js';
-import {
-  type ServiceProcess,
-  startSessionServiceProcess,
-  TEST_INTERNAL_TOKEN,
-} from '../helpers/processes.js';
+import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { spellings } from '../helpers/spellings.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -92,22 +86,9 @@ async function startHostileBackend() {
 }
 
 async function listenGateway(env: Record<string, string>) {
-  const config = loadGatewayConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env });
-  const sessionClient = createSessionClient({
-    baseUrl: config.SESSION_SERVICE_URL,
-    timeoutMs: config.VALIDATE_TIMEOUT_MS,
-    internalToken: TEST_INTERNAL_TOKEN,
-  });
-  const app = createApp({ config, logger: silentLogger, sessionClient });
-  const server = app.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => {
-    app.close();
-    sessionClient.close();
-    server.closeAllConnections();
-    server.close();
-  });
-  return { app, port: (server.address() as AddressInfo).port };
+  const gateway = await startGateway(env);
+  cleanups.push(gateway.close);
+  return gateway;
 }
 
 /** Writes a request as is and reads the whole answer (the connection is closed after it). */
@@ -163,27 +144,19 @@ beforeAll(async () => {
     }),
   );
   const env = { SESSION_SERVICE_URL: sessionService.url, GATEWAY_ROUTES: routesFile };
-  ({ port } = await listenGateway(env));
-  base = `http://127.0.0.1:${port}`;
+  ({ port, url: base } = await listenGateway(env));
   const blind = await listenGateway({
     ...env,
     SESSION_SERVICE_URL: `http://127.0.0.1:${await reservedDeadPort()}`,
   });
-  blindBase = `http://127.0.0.1:${blind.port}`;
-  const impatient = await listenGateway({ ...env, AUTH_BODY_TIMEOUT_MS: '300' });
-  impatientBase = `http://127.0.0.1:${impatient.port}`;
+  blindBase = blind.url;
+  impatientBase = (await listenGateway({ ...env, AUTH_BODY_TIMEOUT_MS: '300' })).url;
   metricsServer = http.createServer((req, res) => void blind.app.serveMetrics(req, res));
   await new Promise<void>((resolve) => metricsServer.listen(0, '127.0.0.1', resolve));
   metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}`;
   cleanups.push(() => metricsServer.close());
 
-  const res = await fetch(`${base}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ username: 'alice', password: PASSWORD }),
-  });
-  expect(res.status).toBe(200);
-  session = res.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+  session = await jsonLogin(base, 'alice', PASSWORD);
   expect(session).toMatch(/^gatehouse=s%3A/);
 });
 

@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jsonLogin } from '../helpers/login.js';
 import { waitFor } from '../helpers/ports.js';
 import {
   gatewayMetricsListener,
@@ -94,20 +95,8 @@ const cacheHits = (gateway: ServiceProcess) =>
   metric(gateway, 'gatehouse_gateway_validate_cache_lookups_total{outcome="hit"');
 
 /** Logs in with JSON straight at a session-service; returns `gatehouse=<value>`. */
-async function login(username: string, service: ServiceProcess = s1): Promise<string> {
-  const res = await fetch(`${service.url}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  expect(res.status).toBe(200);
-  const pair = res.headers
-    .getSetCookie()
-    .find((c) => c.startsWith('gatehouse='))
-    ?.split(';')[0];
-  if (!pair) throw new Error('no session cookie');
-  return pair;
-}
+const login = (username: string, service: ServiceProcess = s1) =>
+  jsonLogin(service.url, username, PASSWORD);
 
 const sidOf = (cookie: string) => {
   const value = decodeURIComponent(cookie.slice('gatehouse='.length));

@@ -1,15 +1,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../gateway/src/app.js';
-import { loadGatewayConfig } from '../../gateway/src/config.js';
 import { checkRequestTarget } from '../../gateway/src/request-target.js';
-import { createSessionClient } from '../../gateway/src/session-client.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
-import { silentLogger } from '../helpers/logger.js';
+import { startGateway } from '../helpers/gateway.js';
+import { jsonLogin } from '../helpers/login.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -24,7 +21,6 @@ let publicUpstream: EchoUpstream;
 let protectedUpstream: EchoUpstream;
 /** Behind `/strip` (stripPrefix). */
 let strippedUpstream: EchoUpstream;
-let server: http.Server;
 let close: () => void;
 let base: string;
 let session: string;
@@ -92,29 +88,11 @@ beforeAll(async () => {
       ],
     }),
   );
-  const config = loadGatewayConfig({
-    NODE_ENV: 'test',
+  ({ url: base, close } = await startGateway({
     SESSION_SERVICE_URL: sessionService.url,
     GATEWAY_ROUTES: routesFile,
-  });
-  const sessionClient = createSessionClient({ baseUrl: sessionService.url, timeoutMs: 1500 });
-  const app = createApp({ config, logger: silentLogger, sessionClient });
-  server = http.createServer(app);
-  server.on('upgrade', app.handleUpgrade);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  close = () => {
-    app.close();
-    sessionClient.close();
-    server.closeAllConnections();
-    server.close();
-  };
-  const res = await fetch(`${base}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'alice', password: PASSWORD }),
-  });
-  session = res.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+  }));
+  session = await jsonLogin(base, 'alice', PASSWORD);
 });
 
 afterAll(async () => {

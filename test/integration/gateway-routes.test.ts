@@ -1,17 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../common/src/config.js';
-import { createApp } from '../../gateway/src/app.js';
-import { loadGatewayConfig } from '../../gateway/src/config.js';
 import { buildRouteTable, createRouteStore, parseRoutes } from '../../gateway/src/routes.js';
-import { createSessionClient } from '../../gateway/src/session-client.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
-import { silentLogger } from '../helpers/logger.js';
+import { type GatewayApp, type InProcessGateway, startGateway } from '../helpers/gateway.js';
+import { jsonLogin } from '../helpers/login.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { ROOT, type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
@@ -175,20 +172,12 @@ describe('two backends behind one gateway', () => {
   let pythonUrl: string;
   let base: string;
   let routesFile: string;
-  let app: ReturnType<typeof createApp>;
-  let server: http.Server;
+  let gateway: InProcessGateway;
+  let app: GatewayApp;
   let alice: string;
   let bob: string;
 
-  const login = async (username: string) => {
-    const res = await fetch(`${base}/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username, password: PASSWORD }),
-    });
-    expect(res.status).toBe(200);
-    return res.headers.getSetCookie()[0]?.split(';')[0] ?? '';
-  };
+  const login = (username: string) => jsonLogin(base, username, PASSWORD);
   const validateCount = async () => {
     const text = await (await fetch(`${sessionService.url}/metrics`)).text();
     return text
@@ -254,35 +243,16 @@ ${extra}`;
     );
     routesFile = join(dir, 'routes.yaml');
     writeFileSync(routesFile, routesYaml());
-    const config = loadGatewayConfig({
-      NODE_ENV: 'test',
+    gateway = await startGateway({
       SESSION_SERVICE_URL: sessionService.url,
       GATEWAY_ROUTES: routesFile,
     });
-    const sessionClient = createSessionClient({ baseUrl: sessionService.url, timeoutMs: 1500 });
-    app = createApp({
-      config,
-      logger: silentLogger,
-      sessionClient,
-      routes: createRouteStore({
-        file: routesFile,
-        defaultUpstream: config.UPSTREAM_URL,
-        defaultTimeoutMs: config.UPSTREAM_TIMEOUT_MS,
-        logger: silentLogger,
-      }),
-    });
-    server = http.createServer(app);
-    server.on('upgrade', app.handleUpgrade);
-    server.once('close', () => sessionClient.close());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ app, url: base } = gateway);
     [alice, bob] = await Promise.all([login('alice'), login('bob')]);
   });
 
   afterAll(async () => {
-    app?.close();
-    server?.closeAllConnections();
-    server?.close();
+    gateway?.close();
     python?.kill();
     await echo?.close();
     await sessionService?.stop();

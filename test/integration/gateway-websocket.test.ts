@@ -5,17 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { createApp } from '../../gateway/src/app.js';
-import { loadGatewayConfig } from '../../gateway/src/config.js';
-import { createSessionClient } from '../../gateway/src/session-client.js';
 import { FrameBoundary } from '../../gateway/src/websocket.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
-import { silentLogger } from '../helpers/logger.js';
+import { type GatewayApp, startGateway } from '../helpers/gateway.js';
+import { jsonLogin } from '../helpers/login.js';
 import { reservedDeadPort, waitFor } from '../helpers/ports.js';
 import {
   type ServiceProcess,
   startSessionServiceProcess,
-  TEST_INTERNAL_TOKEN,
   untilReady,
 } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
@@ -31,41 +28,20 @@ let upstream: WsUpstream;
 let echo: EchoUpstream;
 let hangServer: net.Server;
 const hung: net.Socket[] = [];
-let gateway: ReturnType<typeof createApp>;
+let gateway: GatewayApp;
 let base: string;
 /** A gateway whose session-service is not there. */
 let blindBase: string;
 const cleanups: Array<() => void> = [];
 
+/** A gateway in-process; `base` is its host:port (WebSocket URLs are built on it). */
 async function listen(env: Record<string, string>) {
-  const config = loadGatewayConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env });
-  const sessionClient = createSessionClient({
-    baseUrl: config.SESSION_SERVICE_URL,
-    timeoutMs: config.VALIDATE_TIMEOUT_MS,
-    internalToken: TEST_INTERNAL_TOKEN,
-  });
-  const app = createApp({ config, logger: silentLogger, sessionClient });
-  const srv = http.createServer(app);
-  srv.on('upgrade', app.handleUpgrade);
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => {
-    app.close();
-    sessionClient.close();
-    srv.closeAllConnections();
-    srv.close();
-  });
-  return { app, server: srv, base: `127.0.0.1:${(srv.address() as AddressInfo).port}` };
+  const started = await startGateway(env);
+  cleanups.push(started.close);
+  return { app: started.app, base: `127.0.0.1:${started.port}` };
 }
 
-async function login(username: string): Promise<string> {
-  const res = await fetch(`${sessionService.url}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password: PASSWORD }),
-  });
-  expect(res.status).toBe(200);
-  return res.headers.getSetCookie()[0]?.split(';')[0] ?? '';
-}
+const login = (username: string) => jsonLogin(sessionService.url, username, PASSWORD);
 
 interface Attempt {
   ws?: WebSocket;
