@@ -39,25 +39,38 @@ export interface StartServiceOptions {
   portVariable: string;
   env: Record<string, string>;
   healthPath: string;
+  /** The port to bind; by default the system chooses one (port 0) and the log line says it. */
   port?: number;
+  /**
+   * false: return at once, without waiting for health (nor for the port when the system chooses
+   * it: `port` is then 0), for a process that is expected to exit.
+   */
   waitHealthy?: boolean;
 }
 
+/** The log line main.ts writes once it listens: `gateway listening on http://127.0.0.1:40123`. */
+const LISTENING = / listening on https?:\/\/[^\s"]+:(\d+)/;
+/** LOG_LEVELs that hide that line (it is logged at info). */
+const QUIET_LEVELS = new Set(['warn', 'error', 'fatal', 'silent']);
+
 export async function startService(options: StartServiceOptions): Promise<ServiceProcess> {
-  // freePort() closes its probe before the service binds: a test running in parallel can take
-  // the port meanwhile. When the port was ours to choose, choose again.
+  // Port 0 unless the caller names one: the service binds whatever port the system gives and
+  // says which in its listening line. A service told to log above info does not say it: it gets
+  // a port from freePort(), which closes its probe before the service binds, so a test running
+  // in parallel can take the port meanwhile; then choose again.
+  const level = options.env.LOG_LEVEL ?? 'info';
+  const readBack = options.port === undefined && !QUIET_LEVELS.has(level);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startServiceOnce(options);
+      return await startServiceOnce(options, readBack ? 0 : (options.port ?? (await freePort())));
     } catch (err) {
       const lost = err instanceof Error && err.message.includes('EADDRINUSE');
-      if (!lost || options.port !== undefined || attempt >= 4) throw err;
+      if (!lost || readBack || options.port !== undefined || attempt >= 4) throw err;
     }
   }
 }
 
-async function startServiceOnce(options: StartServiceOptions): Promise<ServiceProcess> {
-  const port = options.port ?? (await freePort());
+async function startServiceOnce(options: StartServiceOptions, askedPort: number) {
   let output = '';
   const child = spawn(process.execPath, ['--import', TSX, join(ROOT, options.entry)], {
     cwd: options.cwd ?? ROOT,
@@ -71,7 +84,7 @@ async function startServiceOnce(options: StartServiceOptions): Promise<ServicePr
       // A gateway's metrics listener has a fixed default port: tests that scrape it choose one.
       GATEWAY_METRICS_PORT: 'off',
       ...options.env,
-      [options.portVariable]: String(port),
+      [options.portVariable]: String(askedPort),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -81,6 +94,25 @@ async function startServiceOnce(options: StartServiceOptions): Promise<ServicePr
   child.stderr?.on('data', (d: Buffer) => {
     output += d.toString();
   });
+  let port = askedPort;
+  if (port === 0 && options.waitHealthy !== false) {
+    try {
+      await waitFor(
+        () => {
+          const match = LISTENING.exec(output);
+          if (match) port = Number(match[1]);
+          else if (child.exitCode !== null || child.signalCode !== null)
+            throw new GiveUp(`${options.name} exited: ${output}`);
+          return match !== null;
+        },
+        20_000,
+        `${options.name} to say which port it listens on`,
+      );
+    } catch (err) {
+      child.kill('SIGKILL'); // never leave a half-started process behind
+      throw err;
+    }
+  }
   const service: ServiceProcess = {
     name: options.name,
     url: `http://127.0.0.1:${port}`,
@@ -230,7 +262,6 @@ export function startSessionServiceProcess(options: {
       USERS_FILE: options.usersFile,
       SESSION_SECRET: 'test-secret-test-secret-test-secret-0123',
       DEV_SECRET_FILE: join(dir, 'secret'),
-      LOG_LEVEL: 'warn',
       ...(options.env ?? {}),
     },
   });
