@@ -26,8 +26,8 @@ import { createAuthenticator } from './domain/authenticate.js';
 import { HasherBusyError, type PasswordVerifier } from './domain/passwords.js';
 import { createRevocationFeed, type RevocationFeed } from './domain/revocations.js';
 import { createSealer } from './domain/sealing.js';
-import type { ValidSession } from './domain/sessions.js';
-import { createSessionStore, type Lifetimes } from './domain/sessions.js';
+import type { Lifetimes, ValidSession } from './domain/session-repository.js';
+import { createRedisSessionRepository } from './domain/session-repository-redis.js';
 import { createLoginThrottle, type ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
 import { createAuthHandlers } from './routes/auth.js';
@@ -39,7 +39,7 @@ import {
   type ValidateOutcome,
   validateHandler,
 } from './routes/validate.js';
-import { createSessionMiddleware, GatehouseRedisStore } from './session-middleware.js';
+import { createSessionMiddleware, SessionRepositoryStore } from './session-middleware.js';
 
 export interface SessionServiceDeps {
   config: SessionServiceConfig;
@@ -72,7 +72,8 @@ export function createApp(deps: SessionServiceDeps) {
   };
   // Session records sealed at rest with SESSION_ENCRYPTION_KEY (domain/sealing.ts).
   const records = createSealer(config.encryptionKeys, 'session-record');
-  const sessions = createSessionStore({
+  // The one owner of the session record (domain/session-repository.ts).
+  const sessions = createRedisSessionRepository({
     redis,
     lifetimes,
     prefix: env.REDIS_PREFIX,
@@ -107,7 +108,7 @@ export function createApp(deps: SessionServiceDeps) {
       ...deps.throttleLimits,
     },
   });
-  const store = new GatehouseRedisStore(redis, env.REDIS_PREFIX, lifetimes, { records, logger });
+  const store = new SessionRepositoryStore(sessions);
   const cookie = {
     name: config.cookieName,
     secure: config.https ? true : ('auto' as const),
@@ -140,7 +141,6 @@ export function createApp(deps: SessionServiceDeps) {
     users: deps.users,
     verifier: deps.verifier,
     sessions,
-    store,
     throttle,
     csrf,
     cookie,

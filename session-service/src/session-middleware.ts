@@ -1,19 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { RedisStore } from 'connect-redis';
+import type { Request } from 'express';
 import session, { type SessionData } from 'express-session';
-import { StoreUnavailableError } from '../../common/src/errors.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { RedisClient } from '../../common/src/redis.js';
-import { storedSessionId } from '../../common/src/session-id.js';
-import { publishRevocations } from './domain/revocations.js';
 import type { Sealer } from './domain/sealing.js';
-import {
-  type Lifetimes,
-  logUnreadable,
-  openRecord,
-  remainingMs,
-  type SessionAuth,
-} from './domain/sessions.js';
+import type { Lifetimes, SessionAuth, SessionRepository } from './domain/session-repository.js';
+import { createRedisSessionRepository } from './domain/session-repository-redis.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -23,105 +15,77 @@ declare module 'express-session' {
 
 type Callback = (err?: unknown, data?: SessionData | null) => void;
 
-/**
- * connect-redis with four changes:
- * - keyed by the stored id (storedSessionId: the SHA-256 of the cookie's id), so the id the
- *   cookie carries is never written to Redis;
- * - records sealed (AES-256-GCM, domain/sealing.ts) with the stored id as context: Redis holds
- *   no username, address or user agent in clear, and a record that does not open (forged, moved
- *   under another id, sealed with a key no longer configured) is no session, and logged;
- * - the TTL is what is left of the idle allowance, capped by the absolute lifetime;
- * - no resurrection: connect-redis writes with a plain SET, so a request that loaded a session
- *   before a logout could write it back afterwards (connect-redis #286, express-session #793).
- *   Here only a login creates a key (SET NX); every other write is SET XX and is dropped when the
- *   session is gone. Store failures surface as StoreUnavailableError (503), never as "no session".
- */
-export class GatehouseRedisStore extends RedisStore {
-  private readonly creating = new Set<string>();
-  private readonly redis: RedisClient;
-  private readonly basePrefix: string;
-  private readonly ttlOf: (sess: SessionData) => number;
-  private readonly records: Sealer;
-  private readonly onUnreadable: ReturnType<typeof logUnreadable>;
+/** What express-session needs on every session it loads; the record keeps none of it. */
+const LOADED_COOKIE = { originalMaxAge: null, expires: null, path: '/' };
 
+/**
+ * express-session's Store contract (get, set, destroy, touch) over the session repository, and
+ * nothing else: the repository owns the key format, the sealed record, the index and revocation.
+ *
+ * `set` only ever updates (the repository's updateSession: never creates). Creating a session is
+ * the login transaction's (SessionRepository.createSession: indexed, created only where nothing
+ * exists, confirmed), which the login route calls before it saves; so a request that loaded a
+ * session before a logout, and saves it afterwards, writes nothing (no resurrection:
+ * connect-redis #286, express-session #793), and a session id planted by an attacker is never
+ * made into a session by a save. The only sessions express-session ever saves here are
+ * authenticated ones (saveUninitialized is off), so a session without `auth` is never written.
+ *
+ * `touch` is a validate: sliding the idle timeout is what validate does, under the same
+ * at-most-once-a-second rule. Failures reach express-session as StoreUnavailableError (503).
+ */
+export class SessionRepositoryStore extends session.Store {
+  constructor(private readonly repository: SessionRepository) {
+    super();
+  }
+
+  override get(sid: string, cb: Callback): void {
+    this.repository
+      .getSession(sid)
+      .then(
+        (auth) => cb(null, auth ? ({ cookie: { ...LOADED_COOKIE }, auth } as SessionData) : null),
+        cb,
+      );
+  }
+
+  override set(sid: string, sess: SessionData, cb?: (err?: unknown) => void): void {
+    const done = sess.auth ? this.repository.updateSession(sid, sess.auth) : Promise.resolve();
+    done.then(
+      () => cb?.(),
+      (err: unknown) => cb?.(err),
+    );
+  }
+
+  override destroy(sid: string, cb?: (err?: unknown) => void): void {
+    // A login over an existing session (regenerate) ends the old one here; the repository
+    // publishes that, so the gateways' caches drop it too.
+    this.repository.deleteSession(sid).then(
+      () => cb?.(),
+      (err: unknown) => cb?.(err),
+    );
+  }
+
+  override touch(sid: string, _sess: SessionData, cb?: (err?: unknown) => void): void {
+    this.repository.validateSession(sid).then(
+      () => cb?.(),
+      (err: unknown) => cb?.(err),
+    );
+  }
+}
+
+/**
+ * The store over a Redis repository of its own, as the express-session store was built before
+ * the repository existed (test/integration/session-lifecycle.test.ts, owned elsewhere, still
+ * builds it so). New code builds a repository and a SessionRepositoryStore over it.
+ * @deprecated use new SessionRepositoryStore(createRedisSessionRepository(...))
+ */
+export class GatehouseRedisStore extends SessionRepositoryStore {
   constructor(
     redis: RedisClient,
     prefix: string,
     lifetimes: Lifetimes,
     options: { records: Sealer; logger?: Pick<Logger, 'warn'> },
   ) {
-    const ttlOf = (sess: SessionData) =>
-      sess.auth
-        ? Math.ceil(remainingMs(sess.auth, lifetimes, Date.now()) / 1000)
-        : lifetimes.idleSeconds;
-    super({ client: redis, prefix: `${prefix}sess:`, ttl: ttlOf });
-    this.redis = redis;
-    this.basePrefix = prefix;
-    this.ttlOf = ttlOf;
-    this.records = options.records;
-    this.onUnreadable = logUnreadable(options.logger);
-  }
-
-  /** The next save of `sid` creates it (a login). */
-  expectCreate(sid: string): void {
-    this.creating.add(sid);
-  }
-
-  override async get(sid: string, cb?: Callback) {
-    const id = storedSessionId(sid);
-    try {
-      const raw = await this.redis.get(this.prefix + id);
-      const json = openRecord(this.records, id, raw, this.onUnreadable);
-      const data = json === null ? null : (JSON.parse(json) as SessionData);
-      return cb ? cb(null, data) : data;
-    } catch (err) {
-      const wrapped = new StoreUnavailableError(err);
-      if (cb) return cb(wrapped);
-      throw wrapped;
-    }
-  }
-
-  override async set(sid: string, sess: SessionData, cb?: Callback) {
-    const creating = this.creating.delete(sid);
-    const id = storedSessionId(sid);
-    const key = this.prefix + id;
-    try {
-      const ttl = this.ttlOf(sess);
-      if (ttl <= 0) {
-        await this.redis.del(key);
-      } else {
-        const reply = await this.redis.set(key, this.records.seal(JSON.stringify(sess), id), {
-          expiration: { type: 'EX', value: ttl },
-          condition: creating ? 'NX' : 'XX',
-        });
-        // NX refused: an id collision (never with 256 random bits) must not become a login.
-        if (creating && reply === null) throw new Error('session id already exists');
-      }
-      return cb?.();
-    } catch (err) {
-      const wrapped = new StoreUnavailableError(err);
-      if (cb) return cb(wrapped);
-      throw wrapped;
-    }
-  }
-
-  override async touch(sid: string, sess: SessionData, cb?: () => void) {
-    return super.touch(storedSessionId(sid), sess, cb);
-  }
-
-  override async destroy(sid: string, cb?: Callback) {
-    const id = storedSessionId(sid);
-    try {
-      // A login over an existing session ends the old one here: tell the gateways' caches too.
-      if ((await this.redis.del(this.prefix + id)) > 0) {
-        await publishRevocations(this.redis, this.basePrefix, [id]);
-      }
-      return cb?.();
-    } catch (err) {
-      const wrapped = new StoreUnavailableError(err);
-      if (cb) return cb(wrapped);
-      throw wrapped;
-    }
+    super(createRedisSessionRepository({ redis, prefix, lifetimes, ...options }));
   }
 }
 
@@ -143,7 +107,7 @@ export function cookieAttributes(settings: CookieSettings) {
 }
 
 export function createSessionMiddleware(options: {
-  store: GatehouseRedisStore;
+  store: session.Store;
   secrets: string[];
   cookie: CookieSettings;
 }) {
@@ -151,7 +115,7 @@ export function createSessionMiddleware(options: {
     name: options.cookie.name,
     secret: options.secrets,
     store: options.store,
-    // 256 random bits (express-session's default has 192): what Redis holds is its SHA-256.
+    // 256 random bits (express-session's default has 192): what the store keeps is its SHA-256.
     genid: () => randomBytes(32).toString('base64url'),
     resave: false,
     saveUninitialized: false,
@@ -169,4 +133,37 @@ export function createSessionMiddleware(options: {
       if (err) Reflect.deleteProperty(req, 'sessionID');
       next(err);
     })) as typeof middleware;
+}
+
+function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * A login, in express-session's terms: a new id (the pre-login id, or one planted by an attacker,
+ * never becomes authenticated: OWASP Session Management, renew the ID on privilege change), then
+ * the repository's login transaction, then express-session told the session is saved (an
+ * update-only write of the same record) so it sets the cookie and writes nothing more. On any
+ * failure the request keeps no session, so no cookie goes out for something never stored.
+ */
+export async function startSession(
+  req: Request,
+  repository: SessionRepository,
+  auth: SessionAuth,
+  maxAgeMs?: number,
+): Promise<void> {
+  let created: string | undefined;
+  try {
+    await promisify((cb) => req.session.regenerate(cb));
+    req.session.auth = auth;
+    if (maxAgeMs !== undefined) req.session.cookie.maxAge = maxAgeMs;
+    await repository.createSession(req.sessionID, auth);
+    created = req.sessionID;
+    await promisify((cb) => req.session.save(cb));
+  } catch (err) {
+    Reflect.deleteProperty(req, 'session');
+    // Created but not saved (the store failed just then): the cookie never goes out, so end it.
+    if (created) await repository.deleteSession(created, auth.userId).catch(() => {});
+    throw err;
+  }
 }

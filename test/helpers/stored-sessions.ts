@@ -5,7 +5,10 @@
  */
 import { storedSessionId } from '../../common/src/session-id.js';
 import { createSealer } from '../../session-service/src/domain/sealing.js';
-import { parseRecord, type SessionAuth } from '../../session-service/src/domain/sessions.js';
+import {
+  parseRecord,
+  type SessionAuth,
+} from '../../session-service/src/domain/session-repository.js';
 import { TEST_ENCRYPTION_KEY } from './processes.js';
 
 export { storedSessionId };

@@ -1,16 +1,16 @@
 /**
- * One contract, three Redis topologies: everything Gatehouse does with Redis (the express-session
- * store, the per-user session index, the login throttle, the signing key, readiness, and a whole
- * login → validate → logout) must behave the same on standalone Redis, Redis Cluster and Sentinel
- * (as oauth2-proxy runs one session-store suite against every backend). No mocks: the real domain
- * code on real redis-server processes.
+ * One contract, three Redis topologies: everything Gatehouse does with Redis (the session
+ * repository, whose contract suite, session-repository-contract.ts, also runs in memory; the
+ * login throttle, the signing key, readiness, and a whole login → validate → logout) must behave
+ * the same on standalone Redis, Redis Cluster and Sentinel (as oauth2-proxy runs one
+ * session-store suite against every backend). No mocks: the real domain code on real
+ * redis-server processes.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import session, { type SessionData } from 'express-session';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createClient } from 'redis';
 import request from 'supertest';
@@ -28,14 +28,13 @@ import {
   type SessionServiceConfig,
 } from '../../session-service/src/config.js';
 import { createAssertionSigner } from '../../session-service/src/domain/assertions.js';
-import {
-  createSessionStore,
-  type Lifetimes,
-  type SessionAuth,
-} from '../../session-service/src/domain/sessions.js';
+import type {
+  Lifetimes,
+  SessionAuth,
+} from '../../session-service/src/domain/session-repository.js';
+import { createRedisSessionRepository } from '../../session-service/src/domain/session-repository-redis.js';
 import { createLoginThrottle } from '../../session-service/src/domain/throttle.js';
 import { newUser, withId, writeUsersFile } from '../../session-service/src/domain/users.js';
-import { GatehouseRedisStore } from '../../session-service/src/session-middleware.js';
 import { silentLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/ports.js';
 import { TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
@@ -51,6 +50,7 @@ import {
 } from '../helpers/session-service.js';
 import { testRecords, testSigningKeys } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
+import { describeSessionRepositoryContract } from './session-repository-contract.js';
 
 /** A running topology, as the contract sees it. */
 interface Topology {
@@ -78,11 +78,6 @@ function authOf(userId: string, createdAt = Date.now()): SessionAuth {
   return { userId, username: userId, groups: ['dev'], email: '', createdAt };
 }
 
-/** What express-session saves for a login (asserted: other modules may augment SessionData). */
-function sessionData(auth: SessionAuth): SessionData {
-  return { cookie: new session.Cookie(), auth } as SessionData;
-}
-
 /** Keys matching `pattern` on each of `urls` (one plain connection per node). */
 async function countKeysPerNode(urls: string[], pattern: string): Promise<number[]> {
   return Promise.all(
@@ -102,25 +97,20 @@ async function countKeysPerNode(urls: string[], pattern: string): Promise<number
 const mastersWithKeysOn = (urls: string[]) => async (pattern: string) =>
   (await countKeysPerNode(urls, pattern)).filter((n) => n > 0).length;
 
-/** What a login does in Redis: index the session as pending, create it (SET NX), confirm it. */
+/** A login's session, made as the login route makes it (the repository's login transaction). */
 async function createLoggedInSession(
   redis: RedisClient,
   prefix: string,
   userId: string,
 ): Promise<string> {
   const sid = newSid();
-  const auth = authOf(userId);
-  const sessions = createSessionStore({
+  const repository = createRedisSessionRepository({
     redis,
     lifetimes: LIFETIMES,
     prefix,
     records: testRecords,
   });
-  const store = new GatehouseRedisStore(redis, prefix, LIFETIMES, { records: testRecords });
-  await sessions.register(sid, auth);
-  store.expectCreate(sid);
-  await store.set(sid, sessionData(auth));
-  await sessions.confirm(sid, userId);
+  await repository.createSession(sid, authOf(userId));
   return sid;
 }
 
@@ -195,81 +185,43 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
       });
     });
 
-    describe('the express-session store (GatehouseRedisStore)', () => {
-      const store = () =>
-        new GatehouseRedisStore(redis, prefix, LIFETIMES, { records: testRecords });
+    describeSessionRepositoryContract(
+      name,
+      () => (options) =>
+        createRedisSessionRepository({ redis, prefix, records: testRecords, ...options }),
+    );
 
-      it('creates a session at login (SET NX), and get returns it', async () => {
-        const s = store();
-        const sid = newSid();
-        const auth = authOf('alice');
-        s.expectCreate(sid);
-        await s.set(sid, sessionData(auth));
-        const loaded = (await s.get(sid)) as SessionData | null;
-        expect(loaded?.auth).toEqual(auth);
-        const ttl = await redis.pTTL(sessionKey(sid));
-        expect(ttl).toBeGreaterThan(55_000);
-        expect(ttl).toBeLessThanOrEqual(60_000);
-      });
-
-      it('never overwrites an existing key when creating (a planted id is not reused)', async () => {
-        const s = store();
-        const sid = newSid();
-        s.expectCreate(sid);
-        await s.set(sid, sessionData(authOf('alice')));
-        s.expectCreate(sid);
-        await s.set(sid, sessionData(authOf('mallory'))).catch(() => {}); // may refuse loudly
-        expect(((await s.get(sid)) as SessionData | null)?.auth.userId).toBe('alice');
-      });
-
-      it('updates a live session (SET XX) but never resurrects a destroyed one', async () => {
-        const s = store();
-        const sid = newSid();
-        s.expectCreate(sid);
-        await s.set(sid, sessionData(authOf('alice')));
-        await s.set(sid, sessionData({ ...authOf('alice'), groups: ['ops'] }));
-        expect(((await s.get(sid)) as SessionData | null)?.auth.groups).toEqual(['ops']);
-
-        await s.destroy(sid);
-        expect(await s.get(sid)).toBeNull();
-        // A request that loaded the session before the logout saves it afterwards.
-        await s.set(sid, sessionData(authOf('alice')));
-        expect(await s.get(sid)).toBeNull();
-        expect(await redis.exists(sessionKey(sid))).toBe(0);
-      });
-
-      it('touch renews the TTL of a live session and creates nothing for a gone one', async () => {
-        const s = store();
-        const sid = newSid();
-        const data = sessionData(authOf('alice'));
-        s.expectCreate(sid);
-        await s.set(sid, data);
-        await redis.pExpire(sessionKey(sid), 5000);
-        await s.touch(sid, data);
-        expect(await redis.pTTL(sessionKey(sid))).toBeGreaterThan(55_000);
-
-        const gone = newSid();
-        await s.touch(gone, data);
-        expect(await redis.exists(sessionKey(gone))).toBe(0);
-      });
-    });
-
-    describe('sessions and the per-user index (createSessionStore)', () => {
-      const sessions = () =>
-        createSessionStore({ redis, lifetimes: LIFETIMES, prefix, records: testRecords });
+    describe('what the session repository keeps in Redis', () => {
+      const repository = () =>
+        createRedisSessionRepository({ redis, lifetimes: LIFETIMES, prefix, records: testRecords });
 
       const login = (userId: string) => createLoggedInSession(redis, prefix, userId);
 
-      it('validate returns the session and slides its TTL to the idle timeout', async () => {
-        const sid = await login('bob');
+      it('a session is its sealed record under its stored id, with its remaining life as TTL, and an entry in its user index', async () => {
+        const userId = `user-${randomBytes(4).toString('hex')}`;
+        const sid = await login(userId);
+        const id = storedSessionId(sid);
+        const ttl = await redis.pTTL(sessionKey(sid));
+        expect(ttl).toBeGreaterThan(55_000);
+        expect(ttl).toBeLessThanOrEqual(60_000);
+        const raw = (await redis.get(sessionKey(sid))) ?? '';
+        expect(raw).not.toContain(userId);
+        expect(JSON.parse(testRecords.open(raw, id).plaintext).auth.userId).toBe(userId);
+        const [entry] = await redis.zRangeWithScores(userKey(userId), 0, -1);
+        expect(entry?.value).toBe(id);
+        expect(entry?.score).toBeGreaterThan(0); // confirmed: live, not pending
+
+        // validate slides the TTL back to the idle timeout; PEXPIRE never creates a key.
         await redis.pExpire(sessionKey(sid), 5000);
-        const valid = await sessions().validate(sid);
-        expect(valid?.auth.userId).toBe('bob');
+        expect((await repository().validateSession(sid))?.auth.userId).toBe(userId);
         expect(await redis.pTTL(sessionKey(sid))).toBeGreaterThan(55_000);
-        expect(await sessions().validate(newSid())).toBeNull();
+        await repository().deleteSession(sid, userId);
+        expect(await repository().validateSession(sid)).toBeNull();
+        expect(await redis.exists(sessionKey(sid))).toBe(0);
+        expect(await redis.zRange(userKey(userId), 0, -1)).toEqual([]);
       });
 
-      it('lists, destroys and revokes 20 sessions of one user spread over the keyspace', async () => {
+      it('20 sessions of one user are spread over the keyspace, their index is one key, and all end', async () => {
         const userId = `user-${randomBytes(4).toString('hex')}`;
         const sids: string[] = [];
         for (let i = 0; i < 20; i++) sids.push(await login(userId));
@@ -277,39 +229,20 @@ function describeStoreContract(name: string, connect: () => Promise<Topology>) {
         const spread = await topology.mastersWithKeys(`${prefix}sess:*`);
         expect(spread).toBeGreaterThanOrEqual(Math.min(topology.masters, 2));
         expect(await topology.mastersWithKeys(userKey(userId))).toBe(1);
-
-        const store = sessions();
-        const ids = sids.map(storedSessionId);
-        expect((await store.list(userId)).map((s) => s.id).sort()).toEqual([...ids].sort());
-        expect(await store.owner(sids[0] as string)).toBe(userId);
-
-        expect(await store.destroy(sids[0] as string, userId)).toBe(true);
-        expect(await store.list(userId)).toHaveLength(19);
-
-        const kept = sids[1] as string;
-        expect(await store.revokeAll(userId, kept)).toBe(18);
-        expect((await store.list(userId)).map((s) => s.id)).toEqual([storedSessionId(kept)]);
-
-        expect(await store.revokeAll(userId)).toBe(1);
-        expect(await store.list(userId)).toEqual([]);
+        const store = repository();
+        expect(await store.listUserSessions(userId)).toHaveLength(20);
+        expect(await store.deleteUserSessions(userId)).toBe(20);
         for (const sid of sids) expect(await redis.exists(sessionKey(sid))).toBe(0);
       });
 
-      it('prunes index entries whose session expired', async () => {
+      it('prunes index entries whose session Redis has forgotten', async () => {
         const userId = `user-${randomBytes(4).toString('hex')}`;
         const live = await login(userId);
-        // An entry last seen long ago whose session has since gone.
         const dead = await login(userId);
-        await redis.del(sessionKey(dead));
-        const past = createSessionStore({
-          redis,
-          lifetimes: LIFETIMES,
-          prefix,
-          now: () => 1,
-          records: testRecords,
-        });
-        await past.confirm(dead, userId);
-        expect((await sessions().list(userId)).map((s) => s.id)).toEqual([storedSessionId(live)]);
+        await redis.del(sessionKey(dead)); // as its TTL would
+        expect((await repository().listUserSessions(userId)).map((s) => s.id)).toEqual([
+          storedSessionId(live),
+        ]);
         expect(await redis.zRange(userKey(userId), 0, -1)).toEqual([storedSessionId(live)]);
       });
     });

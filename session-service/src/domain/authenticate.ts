@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import type { SessionStore, ValidSession } from './sessions.js';
+import type { SessionRepository, ValidSession } from './session-repository.js';
 import type { UsersRepository } from './users.js';
 
 export type Authenticator = (sid: string) => Promise<ValidSession | null>;
@@ -11,11 +11,11 @@ export type Authenticator = (sid: string) => Promise<ValidSession | null>;
  * so a group removed from a user takes effect at once.
  */
 export function createAuthenticator(deps: {
-  sessions: SessionStore;
+  sessions: SessionRepository;
   users: UsersRepository;
 }): Authenticator {
   return async (sid) => {
-    const session = await deps.sessions.validate(sid);
+    const session = await deps.sessions.validateSession(sid);
     if (!session) return null;
     const user = await deps.users.findById(session.auth.userId);
     const revoked =
@@ -23,7 +23,7 @@ export function createAuthenticator(deps: {
       user.disabled ||
       (user.sessionsNotBefore !== undefined && session.auth.createdAt < user.sessionsNotBefore);
     if (revoked) {
-      await deps.sessions.destroy(sid, session.auth.userId);
+      await deps.sessions.deleteSession(sid, session.auth.userId);
       return null;
     }
     return {

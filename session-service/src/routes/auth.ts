@@ -6,11 +6,15 @@ import type { Csrf } from '../csrf.js';
 import { provenSameOrigin } from '../csrf.js';
 import { PASSWORD_MAX, type PasswordVerifier } from '../domain/passwords.js';
 import { safeRedirect } from '../domain/redirects.js';
-import type { SessionAuth, SessionStore } from '../domain/sessions.js';
+import {
+  answered,
+  type SessionAuth,
+  type SessionRepository,
+} from '../domain/session-repository.js';
 import type { LoginThrottle } from '../domain/throttle.js';
 import type { UsersRepository } from '../domain/users.js';
-import type { CookieSettings, GatehouseRedisStore } from '../session-middleware.js';
-import { cookieAttributes } from '../session-middleware.js';
+import type { CookieSettings } from '../session-middleware.js';
+import { cookieAttributes, startSession } from '../session-middleware.js';
 import { confirmLogoutPage, loginPage } from '../views.js';
 
 export type LoginOutcome = 'success' | 'failure' | 'throttled' | 'unavailable';
@@ -18,8 +22,7 @@ export type LoginOutcome = 'success' | 'failure' | 'throttled' | 'unavailable';
 export interface AuthDeps {
   users: UsersRepository;
   verifier: PasswordVerifier;
-  sessions: SessionStore;
-  store: GatehouseRedisStore;
+  sessions: SessionRepository;
   throttle: LoginThrottle;
   csrf: Csrf;
   cookie: CookieSettings;
@@ -43,10 +46,6 @@ async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw err instanceof AppError ? err : new StoreUnavailableError(err);
   }
-}
-
-function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
 }
 
 /** Drop the request's session so express-session sets no cookie for something never saved. */
@@ -200,31 +199,12 @@ export function createAuthHandlers(deps: AuthDeps) {
         ua: String(req.headers['user-agent'] ?? '').slice(0, 256),
       };
       try {
-        // A new id on every login: the pre-login id (or one planted by an attacker) never
-        // becomes authenticated (OWASP Session Management: renew the ID on privilege change).
-        await promisify((cb) => req.session.regenerate(cb));
-        req.session.auth = auth;
-        if (remember) req.session.cookie.maxAge = deps.rememberMaxAgeMs;
-        // In the user's index before the session exists, and checked after: a concurrent "end
-        // all sessions" either sees the entry and unindexes it (then we undo the login below) or
-        // runs after us and ends the session. No session outlives its index entry.
-        await deps.sessions.register(req.sessionID, auth);
-        deps.store.expectCreate(req.sessionID);
-        // Saved before we answer: the cookie never points at a session Redis does not hold.
-        await promisify((cb) => req.session.save(cb));
-        if (!(await deps.sessions.confirm(req.sessionID, auth.userId))) {
-          throw new AppError(
-            'LOGIN_INTERRUPTED',
-            409,
-            'Your sessions were ended while you signed in. Please sign in again.',
-          );
-        }
+        // The login transaction (SessionRepository.createSession) inside express-session's
+        // regenerate and save: saved before we answer, so the cookie never points at nothing.
+        await startSession(req, deps.sessions, auth, remember ? deps.rememberMaxAgeMs : undefined);
       } catch (err) {
-        const sid = req.sessionID;
-        forgetSession(req);
-        await deps.sessions.destroy(sid, auth.userId).catch(() => {});
         deps.onLogin?.('unavailable');
-        throw err instanceof AppError ? err : new StoreUnavailableError(err);
+        throw answered(err) ? err : new StoreUnavailableError(err);
       }
       await deps.throttle.recordSuccess(account, ip).catch(() => {});
       audit('login.success', req, { username: user.username, userId: user.id, remember });
@@ -264,7 +244,7 @@ export function createAuthHandlers(deps: AuthDeps) {
       const sid = req.sessionID;
       if (auth && sid) {
         // 503 when Redis is down: never a false "you are logged out".
-        await deps.sessions.destroy(sid, auth.userId);
+        await deps.sessions.deleteSession(sid, auth.userId);
         audit('logout', req, { username: auth.username, userId: auth.userId });
       }
       forgetSession(req);

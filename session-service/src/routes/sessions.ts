@@ -5,7 +5,7 @@ import { NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { Csrf } from '../csrf.js';
 import { type Authenticator, sessionHandle } from '../domain/authenticate.js';
-import type { SessionStore, ValidSession } from '../domain/sessions.js';
+import type { SessionRepository, ValidSession } from '../domain/session-repository.js';
 import type { UsersRepository } from '../domain/users.js';
 import type { CookieSettings } from '../session-middleware.js';
 import { sessionsPage } from '../views.js';
@@ -14,7 +14,7 @@ import { readSessionId } from './validate.js';
 
 export interface SessionsDeps {
   authenticate: Authenticator;
-  sessions: SessionStore;
+  sessions: SessionRepository;
   users: UsersRepository;
   csrf: Csrf;
   cookie: CookieSettings;
@@ -34,7 +34,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
 
   /** `currentId`: the caller's session, by its stored id (ValidSession.id). */
   async function listFor(userId: string, currentId?: string) {
-    const list = await deps.sessions.list(userId);
+    const list = await deps.sessions.listUserSessions(userId);
     return list.map((s) => ({
       id: handleOf(s.id),
       createdAt: s.createdAt,
@@ -94,7 +94,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
     const handle = String(req.params.id ?? '');
     const target = (await listFor(session.auth.userId, session.id)).find((s) => s.id === handle);
     if (!target) return sendError(req, res, 404, 'SESSION_NOT_FOUND', 'No such session.');
-    await deps.sessions.destroyById(target.storedId, session.auth.userId);
+    await deps.sessions.deleteSessionById(target.storedId, session.auth.userId);
     audit('session.revoke', req, {
       username: session.auth.username,
       userId: session.auth.userId,
@@ -144,7 +144,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
       const session = me(req);
       const body = (req.body ?? {}) as Record<string, unknown>;
       const all = body.all === true || body.all === '1' || body.all === 'true';
-      const revoked = await deps.sessions.revokeAll(
+      const revoked = await deps.sessions.deleteUserSessions(
         session.auth.userId,
         all ? undefined : session.sid,
       );
@@ -189,7 +189,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
     async adminRevokeAll(req: Request, res: Response) {
       const user = await deps.users.findByUsername(String(req.params.username));
       if (!user) return sendError(req, res, 404, 'USER_NOT_FOUND', 'No such user.');
-      const revoked = await deps.sessions.revokeAll(user.id);
+      const revoked = await deps.sessions.deleteUserSessions(user.id);
       audit('admin.revoke_all', req, { username: user.username, userId: user.id, revoked });
       res.json({ revoked });
     },
@@ -199,7 +199,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
       if (!user) return sendError(req, res, 404, 'USER_NOT_FOUND', 'No such user.');
       const target = (await listFor(user.id)).find((s) => s.id === req.params.id);
       if (!target) return sendError(req, res, 404, 'SESSION_NOT_FOUND', 'No such session.');
-      await deps.sessions.destroyById(target.storedId, user.id);
+      await deps.sessions.deleteSessionById(target.storedId, user.id);
       audit('admin.revoke', req, { username: user.username, userId: user.id, session: target.id });
       res.status(204).end();
     },

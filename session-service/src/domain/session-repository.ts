@@ -1,0 +1,249 @@
+import { AppError, StoreUnavailableError } from '../../../common/src/errors.js';
+import type { Logger } from '../../../common/src/logger.js';
+import { type Sealer, UnreadableSealError } from './sealing.js';
+
+/**
+ * The session repository: the one owner of the session record. Everything that creates, reads,
+ * slides, lists or ends a session goes through this interface (lucia v3's adapter is the model:
+ * a handful of methods, one per thing a caller wants, no storage detail leaking out). Two
+ * implementations pass the same contract (test/integration/session-repository-contract.ts):
+ * Redis (session-repository-redis.ts: standalone, Cluster, Sentinel) and in-memory
+ * (session-repository-memory.ts: a real second implementation, for unit-speed tests).
+ *
+ * Methods that take a `sid` take the cookie's id; a repository keeps only its stored id
+ * (storedSessionId, the SHA-256), and that is the `id` in summaries and revocation events.
+ */
+export interface SessionRepository {
+  /**
+   * The login transaction, in one call: the session is indexed under its user as pending, then
+   * created (never over an existing one), then confirmed live. A concurrent deleteUserSessions
+   * either sees the pending entry (this call then undoes itself and throws LOGIN_INTERRUPTED,
+   * 409) or runs after it and ends the session: no session ever outlives its index entry.
+   * Nothing is left behind when it throws (StoreUnavailableError when the store is down).
+   */
+  createSession(sid: string, auth: SessionAuth): Promise<void>;
+  /**
+   * The validate path: the session, or null. A session past its absolute timeout is deleted
+   * (and published). The idle timeout slides, and "last seen" is noted, at most once per slide
+   * interval per session; sliding never creates a session deleted meanwhile.
+   */
+  validateSession(sid: string): Promise<ValidSession | null>;
+  /** What the session holds, without sliding anything (express-session's get); null: none. */
+  getSession(sid: string): Promise<SessionAuth | null>;
+  /** Rewrite a live session's record. Never creates one: false when the session is gone. */
+  updateSession(sid: string, auth: SessionAuth): Promise<boolean>;
+  /** End one session by the cookie's id; published when it existed. True when it existed. */
+  deleteSession(sid: string, userId?: string): Promise<boolean>;
+  /** End one session by its stored id (a SessionSummary's `id`). True when it existed. */
+  deleteSessionById(id: string, userId?: string): Promise<boolean>;
+  /** End every session of a user, or every one but `exceptSid`; published. How many ended. */
+  deleteUserSessions(userId: string, exceptSid?: string): Promise<number>;
+  /** The user's live sessions, newest activity first; entries of ended sessions are pruned. */
+  listUserSessions(userId: string): Promise<SessionSummary[]>;
+}
+
+/** What a session holds: who, since when, from where. Never a password. */
+export interface SessionAuth {
+  userId: string;
+  username: string;
+  groups: string[];
+  email: string;
+  /** ms since the epoch: the absolute timeout counts from here and nothing moves it. */
+  createdAt: number;
+  remember?: boolean;
+  ip?: string;
+  ua?: string;
+}
+
+export interface Lifetimes {
+  idleSeconds: number;
+  absoluteSeconds: number;
+  /** "Remember me" limits; 0 turns the option off. */
+  rememberIdleSeconds: number;
+  rememberAbsoluteSeconds: number;
+}
+
+export interface ValidSession {
+  /** The id the cookie carries: a secret, never stored. */
+  sid: string;
+  /** The session's stored name and its name on the revocation feed (storedSessionId(sid)). */
+  id: string;
+  auth: SessionAuth;
+  /** ms since the epoch: when the session ends if it stays idle (never past the absolute limit). */
+  expiresAt: number;
+  absoluteExpiresAt: number;
+}
+
+export interface SessionSummary {
+  /** The stored id (a hash of the session id), never the session id itself. */
+  id: string;
+  createdAt: number;
+  lastSeenAt: number;
+  ip: string;
+  userAgent: string;
+  expiresAt: number;
+}
+
+/** What every implementation is built from. */
+export interface SessionRepositoryOptions {
+  lifetimes: Lifetimes;
+  now?: () => number;
+  /**
+   * Told about sessions ended before their time (deleted, found expired), after they are gone,
+   * by stored id, so gateways drop them from their caches at once. The Redis repository
+   * publishes them on the revocation channel by default (domain/revocations.ts).
+   */
+  onRevoked?: (ids: readonly string[]) => Promise<void>;
+  /**
+   * The idle timeout slides at most this often per session (and process): validate reads the
+   * session every time, but writes only when the last slide is older than this. Default: 1 s, or
+   * a twentieth of the idle timeout when that is shorter. A busy session may thus end up to this
+   * much before its idle timeout, never after it.
+   */
+  slideIntervalMs?: number;
+}
+
+/** How long a pending index entry may exist before its session does (a login in progress). */
+export const LOGIN_GRACE_MS = 10_000;
+
+/** A login undone because "end all sessions" ran meanwhile (the user signs in again). */
+export const loginInterrupted = () =>
+  new AppError(
+    'LOGIN_INTERRUPTED',
+    409,
+    'Your sessions were ended while you signed in. Please sign in again.',
+  );
+
+/** An error that already says what to answer (LOGIN_INTERRUPTED, SESSION_STORE_UNAVAILABLE). */
+export const answered = (err: unknown) =>
+  err instanceof AppError || err instanceof StoreUnavailableError;
+
+/**
+ * Milliseconds this session may still live: the idle allowance, capped by what is left of the
+ * absolute lifetime. Stores set it as the record's expiry, so idle sessions are forgotten.
+ */
+export function remainingMs(auth: SessionAuth, lifetimes: Lifetimes, now: number): number {
+  const idle = (auth.remember ? lifetimes.rememberIdleSeconds : lifetimes.idleSeconds) * 1000;
+  return Math.min(idle, absoluteExpiry(auth, lifetimes) - now);
+}
+
+export function absoluteExpiry(auth: SessionAuth, lifetimes: Lifetimes): number {
+  const absolute = auth.remember ? lifetimes.rememberAbsoluteSeconds : lifetimes.absoluteSeconds;
+  return auth.createdAt + absolute * 1000;
+}
+
+/** The summary of a live session last seen at `lastSeenAt`. */
+export function summaryOf(
+  id: string,
+  auth: SessionAuth,
+  lastSeenAt: number,
+  lifetimes: Lifetimes,
+): SessionSummary {
+  return {
+    id,
+    createdAt: auth.createdAt,
+    lastSeenAt,
+    ip: auth.ip ?? '',
+    userAgent: auth.ua ?? '',
+    expiresAt: Math.min(
+      lastSeenAt + remainingMs(auth, lifetimes, lastSeenAt),
+      absoluteExpiry(auth, lifetimes),
+    ),
+  };
+}
+
+/** Sessions whose last slide a process remembers; past it, the memory starts over. */
+const SLIDE_MEMORY = 100_000;
+
+/**
+ * "Slide at most once per interval", shared by both implementations: when this process last
+ * slid each session (a hint: forgetting one costs one write, never correctness).
+ */
+export function createSlideMemory(options: SessionRepositoryOptions) {
+  const { lifetimes } = options;
+  const intervalMs =
+    options.slideIntervalMs ??
+    Math.min(1000, (Math.min(lifetimes.idleSeconds, lifetimes.rememberIdleSeconds) * 1000) / 20);
+  const slidAt = new Map<string, number>();
+  return {
+    /** The time of the last slide of `id` when it is recent enough to skip this one. */
+    recent(id: string, t: number): number | undefined {
+      const last = slidAt.get(id);
+      return last !== undefined && t - last < intervalMs && t >= last ? last : undefined;
+    },
+    slid(id: string, t: number) {
+      if (slidAt.size >= SLIDE_MEMORY) slidAt.clear();
+      slidAt.set(id, t);
+    },
+    forget(id: string) {
+      slidAt.delete(id);
+    },
+  };
+}
+
+/** The ValidSession of `auth`, slid (or last slid) at `at`. */
+export const validSession = (
+  sid: string,
+  id: string,
+  auth: SessionAuth,
+  at: number,
+  lifetimes: Lifetimes,
+): ValidSession => ({
+  sid,
+  id,
+  auth,
+  expiresAt: at + remainingMs(auth, lifetimes, at),
+  absoluteExpiresAt: absoluteExpiry(auth, lifetimes),
+});
+
+/**
+ * The record as stored: `{"auth": …}`. The `cookie` member carries nothing (the cookie's
+ * attributes are the middleware's, its lifetime the record's expiry); it is written because
+ * express-session needs one on every session it loads, and versions before the repository load
+ * records through express-session (a rolling upgrade mixes them).
+ */
+export const recordJson = (auth: SessionAuth) =>
+  JSON.stringify({ cookie: { originalMaxAge: null, expires: null, path: '/' }, auth });
+
+/** The auth of a record's JSON (opened); null when it holds no valid one. */
+export function parseRecord(raw: string | null): SessionAuth | null {
+  if (!raw) return null;
+  try {
+    const record = JSON.parse(raw) as { auth?: SessionAuth };
+    const auth = record.auth;
+    if (!auth || typeof auth.userId !== 'string' || typeof auth.createdAt !== 'number') return null;
+    return auth;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A session record as stored at rest: sealed (domain/sealing.ts) with its stored id as context,
+ * so a record copied under another session's name does not open. Null when there is no record or
+ * it does not open (forged, swapped, written in clear by an older version, or under a key no
+ * longer configured): that is no session, and `onUnreadable` says why.
+ */
+export function openRecord(
+  sealer: Sealer,
+  id: string,
+  raw: string | null,
+  onUnreadable?: (id: string, err: UnreadableSealError) => void,
+): string | null {
+  if (!raw) return null;
+  try {
+    return sealer.open(raw, id).plaintext;
+  } catch (err) {
+    if (!(err instanceof UnreadableSealError)) throw err;
+    onUnreadable?.(id, err);
+    return null;
+  }
+}
+
+/** Log a session record that did not open (by stored id, never the session id). */
+export const logUnreadable =
+  (logger: Pick<Logger, 'warn'> | undefined) => (id: string, err: UnreadableSealError) =>
+    logger?.warn(
+      { session: id, reason: err.reason },
+      'session record unreadable (forged, moved, or sealed with an unknown key): refused',
+    );

@@ -1,0 +1,273 @@
+/**
+ * The session repository's contract: one suite, run against every implementation (in-memory in
+ * test/unit/session-repository.test.ts; standalone Redis, Redis Cluster and Sentinel in
+ * redis-contract.test.ts), as oauth2-proxy runs one session-store suite against every backend.
+ * It speaks only the SessionRepository interface (and express-session's Store contract over
+ * it); what Redis itself holds is redis-contract.test.ts's business.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { SessionData } from 'express-session';
+import { describe, expect, it } from 'vitest';
+import type { AppError } from '../../common/src/errors.js';
+import { storedSessionId } from '../../common/src/session-id.js';
+import type {
+  Lifetimes,
+  SessionAuth,
+  SessionRepository,
+  SessionRepositoryOptions,
+} from '../../session-service/src/domain/session-repository.js';
+import { SessionRepositoryStore } from '../../session-service/src/session-middleware.js';
+import { waitFor } from '../helpers/ports.js';
+
+/** Builds a repository of the implementation under test (each call: a fresh one). */
+export type MakeRepository = (options: SessionRepositoryOptions) => SessionRepository;
+
+export const CONTRACT_LIFETIMES: Lifetimes = {
+  idleSeconds: 60,
+  absoluteSeconds: 3600,
+  rememberIdleSeconds: 120,
+  rememberAbsoluteSeconds: 7200,
+};
+
+const newSid = () => randomBytes(32).toString('base64url');
+const newUserId = () => `user-${randomBytes(4).toString('hex')}`;
+
+export function authOf(userId: string, createdAt = Date.now(), extra: Partial<SessionAuth> = {}) {
+  return { userId, username: userId, groups: ['dev'], email: '', createdAt, ...extra };
+}
+
+/** A clock the test moves, and the revocations the repository reported. */
+function harness(make: MakeRepository, options: Partial<SessionRepositoryOptions> = {}) {
+  const clock = { t: Date.now() };
+  const revoked: string[] = [];
+  const repository = make({
+    lifetimes: CONTRACT_LIFETIMES,
+    now: () => clock.t,
+    slideIntervalMs: 1000,
+    onRevoked: async (ids) => {
+      revoked.push(...ids);
+    },
+    ...options,
+  });
+  return { clock, revoked, repository };
+}
+
+const call = <T>(fn: (cb: (err?: unknown, value?: T) => void) => void) =>
+  new Promise<T | undefined>((resolve, reject) =>
+    fn((err, value) => (err ? reject(err) : resolve(value))),
+  );
+
+export function describeSessionRepositoryContract(name: string, make: () => MakeRepository) {
+  describe(`the session repository on ${name}`, () => {
+    it('createSession is the login: the session validates, lists and is known by its stored id only', async () => {
+      const { clock, repository } = harness(make());
+      const sid = newSid();
+      const userId = newUserId();
+      const auth = authOf(userId, clock.t, { ip: '203.0.113.9', ua: 'Contract/1' });
+      await repository.createSession(sid, auth);
+
+      const valid = await repository.validateSession(sid);
+      expect(valid).toEqual({
+        sid,
+        id: storedSessionId(sid),
+        auth,
+        expiresAt: clock.t + 60_000,
+        absoluteExpiresAt: auth.createdAt + 3600_000,
+      });
+      expect(await repository.getSession(sid)).toEqual(auth);
+      expect(await repository.listUserSessions(userId)).toEqual([
+        {
+          id: storedSessionId(sid),
+          createdAt: auth.createdAt,
+          lastSeenAt: clock.t,
+          ip: '203.0.113.9',
+          userAgent: 'Contract/1',
+          expiresAt: clock.t + 60_000,
+        },
+      ]);
+      expect(await repository.validateSession(newSid())).toBeNull();
+      expect(await repository.getSession(newSid())).toBeNull();
+    });
+
+    it('remember-me sessions live by the remember-me limits', async () => {
+      const { clock, repository } = harness(make());
+      const sid = newSid();
+      const auth = authOf(newUserId(), clock.t, { remember: true });
+      await repository.createSession(sid, auth);
+      const valid = await repository.validateSession(sid);
+      expect(valid?.expiresAt).toBe(clock.t + 120_000);
+      expect(valid?.absoluteExpiresAt).toBe(auth.createdAt + 7200_000);
+    });
+
+    it('createSession never takes over an existing session (a planted or colliding id)', async () => {
+      const { repository } = harness(make());
+      const sid = newSid();
+      const mallory = newUserId();
+      await repository.createSession(sid, authOf('alice'));
+      // Refused like a store failure: no login is made over it (503).
+      await expect(repository.createSession(sid, authOf(mallory))).rejects.toMatchObject({
+        code: 'SESSION_STORE_UNAVAILABLE',
+      });
+      expect((await repository.getSession(sid))?.userId).toBe('alice');
+      expect(await repository.listUserSessions(mallory)).toEqual([]);
+    });
+
+    it('updateSession rewrites a live session but never resurrects an ended one', async () => {
+      const { repository, revoked } = harness(make());
+      const sid = newSid();
+      const userId = newUserId();
+      await repository.createSession(sid, authOf(userId));
+      expect(await repository.updateSession(sid, { ...authOf(userId), groups: ['ops'] })).toBe(
+        true,
+      );
+      expect((await repository.getSession(sid))?.groups).toEqual(['ops']);
+
+      expect(await repository.deleteSession(sid, userId)).toBe(true);
+      expect(revoked).toEqual([storedSessionId(sid)]);
+      // A request that loaded the session before the logout saves it afterwards.
+      expect(await repository.updateSession(sid, authOf(userId))).toBe(false);
+      expect(await repository.getSession(sid)).toBeNull();
+      expect(await repository.validateSession(sid)).toBeNull();
+      expect(await repository.listUserSessions(userId)).toEqual([]);
+      // Ending it again ends nothing and tells nobody.
+      expect(await repository.deleteSession(sid, userId)).toBe(false);
+      expect(revoked).toHaveLength(1);
+      // And an id never created is never created by an update.
+      const planted = newSid();
+      expect(await repository.updateSession(planted, authOf(userId))).toBe(false);
+      expect(await repository.getSession(planted)).toBeNull();
+    });
+
+    it('slides the idle timeout at most once per interval, and never past the absolute limit', async () => {
+      const { clock, repository } = harness(make());
+      const sid = newSid();
+      const userId = newUserId();
+      const auth = authOf(userId, clock.t);
+      await repository.createSession(sid, auth);
+      const slidAt = clock.t;
+      expect((await repository.validateSession(sid))?.expiresAt).toBe(slidAt + 60_000);
+
+      clock.t += 500; // within the interval: read, not slid
+      expect((await repository.validateSession(sid))?.expiresAt).toBe(slidAt + 60_000);
+      expect((await repository.listUserSessions(userId))[0]?.lastSeenAt).toBe(slidAt);
+
+      clock.t += 600; // past it: slid
+      expect((await repository.validateSession(sid))?.expiresAt).toBe(clock.t + 60_000);
+      expect((await repository.listUserSessions(userId))[0]?.lastSeenAt).toBe(clock.t);
+
+      // Near the absolute limit the idle timeout no longer slides past it; then it is over.
+      const old = newSid();
+      const late = authOf(userId, clock.t - 3600_000 + 20_000);
+      await repository.createSession(old, late);
+      expect((await repository.validateSession(old))?.expiresAt).toBe(late.createdAt + 3600_000);
+      clock.t += 20_001;
+      expect(await repository.validateSession(old)).toBeNull();
+      expect(await repository.getSession(old)).toBeNull();
+      expect((await repository.listUserSessions(userId)).map((s) => s.id)).toEqual([
+        storedSessionId(sid),
+      ]);
+    });
+
+    it('forgets a session left idle past its idle timeout, and keeps one in use', async () => {
+      const short = { ...CONTRACT_LIFETIMES, idleSeconds: 1 };
+      const repository = make()({ lifetimes: short, onRevoked: async () => {} });
+      const [idle, busy] = [newSid(), newSid()];
+      const userId = newUserId();
+      await repository.createSession(idle, authOf(userId));
+      await repository.createSession(busy, authOf(userId));
+      // In use for twice the idle timeout: every validate slides it (at most every 50 ms).
+      const until = Date.now() + 2000;
+      while (Date.now() < until) {
+        expect(await repository.validateSession(busy)).not.toBeNull();
+        await sleep(100);
+      }
+      await waitFor(async () => (await repository.getSession(idle)) === null, 5000, 'idle gone');
+      expect(await repository.getSession(busy)).not.toBeNull();
+      expect((await repository.listUserSessions(userId)).map((s) => s.id)).toEqual([
+        storedSessionId(busy),
+      ]);
+    });
+
+    it('ends one session by its stored id, then all but one, then all, telling each end', async () => {
+      const { repository, revoked } = harness(make());
+      const userId = newUserId();
+      const sids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        sids.push(newSid());
+        await repository.createSession(sids[i] as string, authOf(userId));
+      }
+      const ids = sids.map(storedSessionId);
+      expect((await repository.listUserSessions(userId)).map((s) => s.id).sort()).toEqual(
+        [...ids].sort(),
+      );
+      expect(await repository.deleteSessionById(ids[0] as string, userId)).toBe(true);
+      expect(await repository.getSession(sids[0] as string)).toBeNull();
+      expect(await repository.listUserSessions(userId)).toHaveLength(4);
+
+      const kept = sids[1] as string;
+      expect(await repository.deleteUserSessions(userId, kept)).toBe(3);
+      expect((await repository.listUserSessions(userId)).map((s) => s.id)).toEqual([
+        storedSessionId(kept),
+      ]);
+      expect(await repository.deleteUserSessions(userId)).toBe(1);
+      expect(await repository.listUserSessions(userId)).toEqual([]);
+      expect(await repository.deleteUserSessions(userId)).toBe(0);
+      for (const sid of sids) expect(await repository.validateSession(sid)).toBeNull();
+      expect([...revoked].sort()).toEqual([...ids].sort());
+      expect(revoked.some((id) => sids.includes(id))).toBe(false);
+    });
+
+    it('a login racing with "end all sessions" is interrupted (409) or ended: no session outlives its index entry', async () => {
+      const { repository } = harness(make(), { now: Date.now });
+      const userId = newUserId();
+      for (let i = 0; i < 20; i++) {
+        const sid = newSid();
+        const [login] = await Promise.allSettled([
+          repository.createSession(sid, authOf(userId)),
+          repository.deleteUserSessions(userId),
+        ]);
+        if (login.status === 'rejected') {
+          expect((login.reason as AppError).code).toBe('LOGIN_INTERRUPTED');
+          expect((login.reason as AppError).status).toBe(409);
+        }
+        const alive = (await repository.getSession(sid)) !== null;
+        const listed = (await repository.listUserSessions(userId)).some(
+          (s) => s.id === storedSessionId(sid),
+        );
+        expect(alive).toBe(listed);
+        if (login.status === 'rejected') expect(alive).toBe(false);
+      }
+    });
+
+    describe("express-session's Store over it (SessionRepositoryStore)", () => {
+      it('loads, updates, destroys and touches through the repository; a save never creates', async () => {
+        const { repository } = harness(make());
+        const store = new SessionRepositoryStore(repository);
+        const sid = newSid();
+        const userId = newUserId();
+        await repository.createSession(sid, authOf(userId));
+
+        const loaded = await call<SessionData | null>((cb) => store.get(sid, cb));
+        expect(loaded?.auth.userId).toBe(userId);
+        expect(loaded?.cookie).toBeDefined(); // express-session needs one on every load
+        const changed = { ...loaded, auth: { ...authOf(userId), groups: ['ops'] } } as SessionData;
+        await call((cb) => store.set(sid, changed, cb));
+        expect((await repository.getSession(sid))?.groups).toEqual(['ops']);
+        await call((cb) => store.touch?.(sid, changed, cb));
+        expect(await repository.getSession(sid)).not.toBeNull();
+
+        await call((cb) => store.destroy(sid, cb));
+        expect(await call((cb) => store.get(sid, cb))).toBeNull();
+        // The slow request that loaded it before the logout, saving and touching afterwards.
+        await call((cb) => store.set(sid, changed, cb));
+        await call((cb) => store.touch?.(sid, changed, cb));
+        expect(await repository.getSession(sid)).toBeNull();
+        // A planted id is never made into a session by a save.
+        const planted = newSid();
+        await call((cb) => store.set(planted, changed, cb));
+        expect(await call((cb) => store.get(planted, cb))).toBeNull();
+      });
+    });
+  });
+}
