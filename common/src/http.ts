@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MESSAGES } from './errors.js';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import { ERRORS, type ErrorCode, isErrorCode } from './errors.js';
 
 /** Escape text for HTML element content and quoted attribute values. */
 export function escapeHtml(value: unknown): string {
@@ -69,36 +69,115 @@ ${body}
 `;
 }
 
+export interface SendErrorOptions {
+  /** Instead of the catalogue's default message (it reaches the client: nothing internal). */
+  message?: string;
+  /** Answer headers, such as `Retry-After` or `WWW-Authenticate`. */
+  headers?: Readonly<Record<string, string>>;
+  /** JSON whatever `Accept` says: the caller is a machine (nginx auth_request, the gateway). */
+  json?: boolean;
+  /**
+   * Only to relay a 4xx a library error carries (express.static's 403, 405, 412, 416), answered
+   * under BAD_REQUEST as always. Everything else answers the catalogue's status.
+   */
+  status?: number;
+}
+
+/** `{"error","message"}`, the JSON body of every error answer. */
+export const errorJson = (code: string, message: string) =>
+  JSON.stringify({ error: code, message });
+
+/** The short page a browser gets for an error: the message and the code, nothing else. */
+export function errorPage(status: number, code: string, message: string): string {
+  return htmlPage(
+    `${status} ${message}`,
+    `<h1>${escapeHtml(message)}</h1>\n<p class="muted">Error code: ${escapeHtml(code)}</p>`,
+  );
+}
+
 /**
  * Answer an error the way the contract says: JSON `{error, message}` for API clients, a short
- * HTML page for browsers; never a stack trace.
+ * HTML page for browsers; never a stack trace. The status comes from the catalogue
+ * (errors.ts). `Cache-Control: no-store` always; `Content-Length` always (HEAD included).
  */
+export function sendError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  code: ErrorCode,
+  options?: SendErrorOptions,
+): void;
+/** @deprecated the status is the catalogue's: `sendError(req, res, code, { message, headers })`. */
 export function sendError(
   req: IncomingMessage,
   res: ServerResponse,
   status: number,
   code: string,
-  message = MESSAGES[code] ?? 'Error.',
-  headers: Record<string, string> = {},
+  message?: string,
+  headers?: Record<string, string>,
+): void;
+export function sendError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  first: ErrorCode | number,
+  second?: SendErrorOptions | string,
+  message?: string,
+  headers?: Record<string, string>,
+): void {
+  const options: SendErrorOptions & { code: string } =
+    typeof first === 'number'
+      ? {
+          code: String(second),
+          status: first,
+          ...(message !== undefined ? { message } : {}),
+          ...(headers ? { headers } : {}),
+        }
+      : { code: first, ...(second as SendErrorOptions | undefined) };
+  writeError(req, res, options);
+}
+
+function writeError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: SendErrorOptions & { code: string },
 ): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  const { code } = options;
+  const spec = isErrorCode(code) ? ERRORS[code] : undefined;
+  const status = options.status ?? spec?.status ?? 500;
+  const message = options.message ?? spec?.message ?? ERRORS.INTERNAL_ERROR.message;
+  for (const [name, value] of Object.entries(options.headers ?? {})) res.setHeader(name, value);
   res.setHeader('Cache-Control', NO_STORE);
-  if (wantsHtml(req)) {
-    res.statusCode = status;
-    res.setHeader('Content-Type', 'text/html; charset=utf-8');
-    res.end(
-      htmlPage(
-        `${status} ${message}`,
-        `<h1>${escapeHtml(message)}</h1>\n<p class="muted">Error code: ${escapeHtml(code)}</p>`,
-      ),
-    );
-    return;
-  }
   res.statusCode = status;
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.end(JSON.stringify({ error: code, message }));
+  const html = !options.json && wantsHtml(req);
+  const body = html ? errorPage(status, code, message) : errorJson(code, message);
+  res.setHeader(
+    'Content-Type',
+    html ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8',
+  );
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body); // (no body on HEAD: node:http drops it)
+}
+
+/**
+ * The same answer as raw HTTP/1.1 bytes, for a socket that has no ServerResponse (a request
+ * Node's parser refused, a refused upgrade): JSON, then the connection closes.
+ */
+export function errorResponseBytes(
+  code: ErrorCode,
+  options: Pick<SendErrorOptions, 'message' | 'headers'> = {},
+): string {
+  const { status } = ERRORS[code];
+  const body = errorJson(code, options.message ?? ERRORS[code].message);
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    `Cache-Control: ${NO_STORE}`,
+    ...Object.entries(options.headers ?? {}).map(([name, value]) => `${name}: ${value}`),
+    'Connection: close',
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }

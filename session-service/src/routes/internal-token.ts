@@ -1,16 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
+import { bearerToken, secretMatches } from '../../../common/src/constant-time.js';
 
 /**
- * Whether the request carries `Authorization: Bearer <expected>`. Compares SHA-256 digests in
- * constant time, so neither the content nor the length of the token leaks through timing (a
- * plain timingSafeEqual needs equal lengths, and checking them first tells the length). No
- * `expected` (no token configured): nobody is an internal caller.
+ * Whether the request carries `Authorization: Bearer <expected>`, compared in constant time
+ * (common/src/constant-time.ts). No `expected` (no token configured): nobody is an internal caller.
  */
 export function hasInternalToken(req: IncomingMessage, expected: string | undefined): boolean {
-  const header = req.headers.authorization;
-  if (!expected || typeof header !== 'string' || !header.startsWith('Bearer ')) return false;
-  return timingSafeEqual(digest(header.slice(7)), digest(expected));
+  return secretMatches(bearerToken(req.headers.authorization), expected);
 }
