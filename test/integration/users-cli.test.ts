@@ -215,6 +215,17 @@ describe('users add', { timeout: TEST_TIMEOUT_MS }, () => {
   });
 });
 
+describe('users list on a hand-edited file', { timeout: TEST_TIMEOUT_MS }, () => {
+  it('warns about a group the service will not pass on, as the service logs it', async () => {
+    const file = usersFileWith([seededUser('alice', { groups: ['a,b', 'dev'] })]);
+    const result = await run(file, ['list']);
+    expect(result.code).toBe(0);
+    expect(result.stderr.trim()).toBe(
+      'users file: entry 1 ("alice"): group "a,b" must not contain commas, whitespace or control characters; it signs in without that group',
+    );
+  });
+});
+
 describe('users remove', { timeout: TEST_TIMEOUT_MS }, () => {
   it('removes the user and ends their sessions', async () => {
     const alice = seededUser('alice');

@@ -6,6 +6,48 @@ import { canonicalUsername, USERNAME_MAX, usernameKey, visibleUsername } from '.
 
 export { USERNAME_MAX };
 
+export const EMAIL_MAX = 254;
+/** The WHATWG HTML "valid e-mail address" pattern (what browsers check for type=email). */
+const EMAIL_PATTERN =
+  /^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+/** Group names travel comma-joined in X-Auth-Request-Groups: `a,b` would reach backends as two. */
+const BAD_GROUP_CHAR = /[\s,\p{Cc}\p{Cf}]/u;
+
+/** A group name as backends receive it. The CLI refuses others; a users file loses them (indexUsers). */
+export const groupNameSchema = z
+  .string()
+  .min(1, 'group names must not be empty (check for stray commas)')
+  .refine((name) => !BAD_GROUP_CHAR.test(name), {
+    error: (issue) =>
+      `group ${JSON.stringify(issue.input)} must not contain commas, whitespace or control characters`,
+  });
+
+/** An email address, or '' for none. */
+export const emailSchema = z
+  .string()
+  .refine((email) => email === '' || (email.length <= EMAIL_MAX && EMAIL_PATTERN.test(email)), {
+    error: (issue) => `${JSON.stringify(issue.input)} does not look like an email address`,
+  });
+
+/** Why `value` does not fit `schema` (its first issue), or null when it does. */
+export function fieldProblem(schema: z.ZodType, value: unknown): string | null {
+  const result = schema.safeParse(value);
+  return result.success ? null : (result.error.issues[0]?.message ?? 'invalid');
+}
+
+/** The groups of a comma-separated list (`--groups admin,dev`), without repeats, or why not. */
+export function parseGroupList(
+  list: string,
+): { ok: true; groups: string[] } | { ok: false; message: string } {
+  if (list === '') return { ok: true, groups: [] };
+  const groups = list.split(',');
+  for (const group of groups) {
+    const message = fieldProblem(groupNameSchema, group);
+    if (message) return { ok: false, message };
+  }
+  return { ok: true, groups: [...new Set(groups)] };
+}
+
 export const userSchema = z.looseObject({
   id: z.string().min(1).optional(),
   username: z.string().min(1).max(USERNAME_MAX),
@@ -74,7 +116,7 @@ export function newUser(input: {
 
 /** Something wrong with the users file that does not stop it loading, for one warning line. */
 export interface UsersFileProblem {
-  kind: 'clash' | 'not_canonical' | 'invalid';
+  kind: 'clash' | 'not_canonical' | 'invalid' | 'bad_group' | 'bad_email';
   /** The entries concerned, numbered from 1 in file order. */
   entries: number[];
   usernames: string[];
@@ -101,7 +143,8 @@ const entryList = (entries: number[]) =>
  * renamed or removed, since nothing tells which of them the name belongs to. An entry spelled
  * other than canonically (`Alice`) signs in as its canonical name (`alice`), which is also the
  * identity sent to backends. An entry with no canonical form (`<b>bob</b>`, written before these
- * rules) still signs in under its exact spelling, so an upgrade locks nobody out. Each is reported.
+ * rules) still signs in under its exact spelling, so an upgrade locks nobody out. A group or an
+ * email that breaks groupNameSchema or emailSchema is not passed on (checkedFields). Each is reported.
  */
 export function indexUsers(stored: readonly StoredUser[]): UserIndex {
   const index: UserIndex = {
@@ -133,10 +176,23 @@ export function indexUsers(stored: readonly StoredUser[]): UserIndex {
   }
   stored.forEach((entry, i) => {
     if (clashing.has(i)) return;
-    const user = withId(entry);
     const name = canonicalUsername(entry.username);
     const shown = `users file: entry ${i + 1} (${visibleUsername(entry.username)})`;
     const about = { entries: [i + 1], usernames: [entry.username] };
+    const fields = checkedFields(entry);
+    for (const message of fields.badGroups)
+      index.problems.push({
+        kind: 'bad_group',
+        ...about,
+        message: `${shown}: ${message}; it signs in without that group`,
+      });
+    if (fields.badEmail)
+      index.problems.push({
+        kind: 'bad_email',
+        ...about,
+        message: `${shown}: ${fields.badEmail}; it signs in with no email`,
+      });
+    const user = { ...withId(entry), groups: fields.groups, email: fields.email };
     if (name.ok) {
       if (name.username !== entry.username) {
         index.problems.push({
@@ -159,6 +215,23 @@ export function indexUsers(stored: readonly StoredUser[]): UserIndex {
     }
   });
   return index;
+}
+
+/**
+ * The groups and email a hand-edited entry may hand to backends. A bad group is dropped rather
+ * than passed on (`a,b` would be read as groups a and b, a control character could split a
+ * header) or locking the user out: groups grant access, so one fewer grants less. A bad email
+ * becomes ''.
+ */
+function checkedFields(entry: StoredUser) {
+  const badGroups: string[] = [];
+  const groups = entry.groups.filter((group) => {
+    const message = fieldProblem(groupNameSchema, group);
+    if (message) badGroups.push(message);
+    return message === null;
+  });
+  const badEmail = fieldProblem(emailSchema, entry.email);
+  return { groups, badGroups, email: badEmail ? '' : entry.email, badEmail };
 }
 
 /** The user a login names: by canonical name, else (legacy entries) by the exact spelling. */
