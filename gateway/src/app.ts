@@ -2,6 +2,7 @@ import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { requestIdFrom } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
+import { createTrust } from '../../common/src/trust-proxy.js';
 import type { GatewayConfig } from './config.js';
 import { createCookiePolicy } from './cookies.js';
 import { createGatewayMetrics } from './metrics.js';
@@ -10,7 +11,6 @@ import { hasBody } from './request-headers.js';
 import { createRouteStore, type RouteStore } from './routes.js';
 import { createServerEntry } from './server.js';
 import type { SessionClient } from './session-client.js';
-import { createTrust } from './trust.js';
 import { createWebSocketProxy } from './websocket.js';
 
 export { RESERVED_PREFIX } from './server.js';

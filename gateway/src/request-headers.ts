@@ -101,8 +101,6 @@ export function connectionTokens(rawHeaders: readonly string[]): Set<string> {
   return tokens;
 }
 
-export type TrustFn = (address: string, hop: number) => boolean;
-
 /** What the upstream learns about the client (X-Forwarded-For, -Proto, -Host, X-Real-IP). */
 export interface Forwarded {
   for: string;

@@ -4,6 +4,7 @@ import { NO_STORE, requestIdFrom, sendError, wantsHtml } from '../../common/src/
 import { identityHeaders } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
 import { observeRequest } from '../../common/src/observability.js';
+import type { Trust } from '../../common/src/trust-proxy.js';
 import {
   type CheckedRequest,
   checkRequest,
@@ -22,7 +23,6 @@ import { type RequestTarget, stripSegments } from './request-target.js';
 import type { Route, RouteStore } from './routes.js';
 import type { SessionClient, Validation } from './session-client.js';
 import { createSessionServicePassthrough } from './session-service-passthrough.js';
-import type { Trust } from './trust.js';
 import type { Admission, Admit } from './websocket.js';
 
 export { RESERVED_PREFIX } from './check-request.js';

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendError } from '../../common/src/http.js';
+import type { Trust } from '../../common/src/trust-proxy.js';
 import type { CheckedRequest } from './check-request.js';
 import type { GatewayConfig } from './config.js';
 import type { createProxy } from './proxy.js';
 import { forwardedFor, hasBody, upstreamHeaders } from './request-headers.js';
 import type { SessionClient } from './session-client.js';
-import type { Trust } from './trust.js';
 
 /**
  * Bodies to /auth/* are read whole before the session-service is asked, within this size and

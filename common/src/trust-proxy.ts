@@ -1,7 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import proxyaddr from 'proxy-addr';
-import type { TrustFn } from './request-headers.js';
+
+/** Is the peer at `address` (hop `hop`, 0 = the connection's peer) a trusted proxy? */
+export type TrustFn = (address: string, hop: number) => boolean;
 
 /**
  * TRUST_PROXY compiled as Express compiles `trust proxy` (true, a hop count, or a list of
@@ -28,18 +30,13 @@ export function createTrust(setting: boolean | number | string | string[]) {
       peers.set(req.socket, verdict);
       return verdict;
     },
-    /** The client's address as Express computes `req.ip`: the X-Forwarded-For chain, right to left, up to the first untrusted hop. */
+    /**
+     * The client's address as Express computes `req.ip` (proxy-addr): the X-Forwarded-For chain,
+     * right to left, up to the first untrusted hop; the peer itself when it is not trusted.
+     */
     clientIp(req: IncomingMessage, peerTrusted: boolean): string {
-      const peer = req.socket.remoteAddress ?? '';
-      const header = req.headers['x-forwarded-for'];
-      if (!peerTrusted || !header) return peer;
-      const chain = (Array.isArray(header) ? header.join(',') : header)
-        .split(',')
-        .map((a) => a.trim())
-        .reverse();
-      const addrs = [peer, ...chain];
-      for (let i = 0; i < addrs.length - 1; i++) if (!fn(addrs[i] ?? '', i)) return addrs[i] ?? '';
-      return addrs[addrs.length - 1] ?? '';
+      if (!peerTrusted || !req.headers['x-forwarded-for']) return req.socket.remoteAddress ?? '';
+      return proxyaddr(req, fn);
     },
   };
 }
