@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { AppError } from '../../common/src/errors.js';
+import { GatehouseError } from '../../common/src/errors.js';
 import { NO_STORE, sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
 import {
@@ -186,7 +186,7 @@ export function createApp(deps: SessionServiceDeps) {
     (req: IncomingMessage, res: ServerResponse) =>
       handler(req, res).catch((err: unknown) => {
         logger.error({ err, requestId: req.id }, 'unhandled error');
-        if (!res.headersSent) sendError(req, res, 500, 'INTERNAL_ERROR');
+        if (!res.headersSent) sendError(req, res, 'INTERNAL_ERROR');
         else res.destroy();
       });
   // Public: never signs (a browser must not get a signed identity for an audience it chose).
@@ -268,7 +268,7 @@ export function createApp(deps: SessionServiceDeps) {
   app.delete('/admin/users/:username/sessions', mine.requireAdmin, mine.adminRevokeAll);
   app.delete('/admin/users/:username/sessions/:id', mine.requireAdmin, mine.adminRevokeOne);
 
-  app.use((req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));
+  app.use((req: Request, res: Response) => sendError(req, res, 'NOT_FOUND'));
   app.use(errorHandler(logger));
   // The validate fast path: GET or HEAD of exactly `/auth/validate` or `/internal/validate` (the
   // gateway's; with or without a query) goes from the HTTP server to the handler with only the
@@ -316,38 +316,50 @@ function isFastPath(req: IncomingMessage, path: string): boolean {
   );
 }
 
+/**
+ * A thrown error as a catalogue error: ours as they are, the password hashers' load shedding and
+ * the body parsers' refusals (express/body-parser `type`s) by what they mean; null for a bug.
+ */
+function asGatehouseError(err: unknown): GatehouseError | null {
+  if (err instanceof GatehouseError) return err;
+  if (err instanceof HasherBusyError)
+    return new GatehouseError('BUSY', { cause: err, headers: { 'Retry-After': '1' } });
+  switch ((err as { type?: unknown } | null)?.type) {
+    case 'entity.parse.failed':
+      return new GatehouseError('INVALID_JSON', { cause: err });
+    case 'entity.too.large':
+      return new GatehouseError('PAYLOAD_TOO_LARGE', { cause: err });
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new GatehouseError('UNSUPPORTED_MEDIA_TYPE', { cause: err });
+    case 'parameters.too.many':
+      return new GatehouseError('PAYLOAD_TOO_LARGE', {
+        cause: err,
+        message: 'Too many form fields.',
+      });
+  }
+  return null;
+}
+
 /** The one error handler: stable codes, JSON or a short page, never a stack trace. */
 export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof AppError) {
-      if (err.status >= 500)
-        logger.warn(
-          { requestId: req.id, err: { code: err.code, message: err.message } },
-          'request failed',
-        );
-      return sendError(req, res, err.status, err.code, err.message, err.headers);
+    const known = asGatehouseError(err);
+    if (known) {
+      logger[known.log](
+        { requestId: req.id, err: { code: known.code, message: known.message } },
+        'request failed',
+      );
+      return sendError(req, res, known.code, { message: known.message, headers: known.headers });
     }
-    if (err instanceof HasherBusyError) {
-      return sendError(req, res, 503, 'BUSY', 'Too many sign-ins right now. Try again shortly.', {
-        'Retry-After': '1',
-      });
-    }
-    const e = err as { type?: string; status?: number; message?: string };
-    switch (e.type) {
-      case 'entity.parse.failed':
-        return sendError(req, res, 400, 'INVALID_JSON');
-      case 'entity.too.large':
-        return sendError(req, res, 413, 'PAYLOAD_TOO_LARGE');
-      case 'encoding.unsupported':
-      case 'charset.unsupported':
-        return sendError(req, res, 415, 'UNSUPPORTED_MEDIA_TYPE');
-      case 'parameters.too.many':
-        return sendError(req, res, 413, 'PAYLOAD_TOO_LARGE', 'Too many form fields.');
-    }
-    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
-      return sendError(req, res, e.status, e.status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST');
+    // Another library's 4xx (express.static: 403, 405, 412, 416): its status, as BAD_REQUEST.
+    const status = (err as { status?: unknown } | null)?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return status === 404
+        ? sendError(req, res, 'NOT_FOUND')
+        : sendError(req, res, 'BAD_REQUEST', { status });
     }
     logger.error({ err, requestId: req.id }, 'unhandled error');
-    sendError(req, res, 500, 'INTERNAL_ERROR');
+    sendError(req, res, 'INTERNAL_ERROR');
   };
 }

@@ -1,6 +1,6 @@
 import { doubleCsrf } from 'csrf-csrf';
 import type { NextFunction, Request, Response } from 'express';
-import { AppError } from '../../common/src/errors.js';
+import { GatehouseError } from '../../common/src/errors.js';
 
 /**
  * Cross-site request forgery defences, in layers (OWASP CSRF Prevention Cheat Sheet):
@@ -63,7 +63,7 @@ export function fetchMetadataGuard(options: { allowedOrigins: readonly string[] 
   return (req: Request, _res: Response, next: NextFunction) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
     if (provenance(req, options.allowedOrigins) === 'foreign') {
-      return next(new AppError('CROSS_SITE_REQUEST', 403, 'Cross-site requests are not allowed.'));
+      return next(new GatehouseError('CROSS_SITE_REQUEST'));
     }
     next();
   };

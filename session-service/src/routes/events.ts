@@ -26,13 +26,13 @@ export function revocationsHandler(deps: {
 }) {
   return async (req: Request, res: Response) => {
     if (deps.internalToken && !hasInternalToken(req, deps.internalToken))
-      return sendError(req, res, 401, 'UNAUTHENTICATED', 'A valid internal token is required.');
+      return sendError(req, res, 'UNAUTHENTICATED', {
+        message: 'A valid internal token is required.',
+      });
     const ready = await deps.feed.whenReady(READY_WAIT_MS);
     if (req.destroyed || res.writableEnded) return;
     if (!ready || !deps.feed.ready) {
-      return sendError(req, res, 503, 'SESSION_STORE_UNAVAILABLE', undefined, {
-        'Retry-After': '1',
-      });
+      return sendError(req, res, 'SESSION_STORE_UNAVAILABLE', { headers: { 'Retry-After': '1' } });
     }
     // From here to listen() nothing awaits: no event can fall between the check and the stream.
     res.writeHead(200, {

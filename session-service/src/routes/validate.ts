@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseCookie } from 'cookie';
 import signature from 'cookie-signature';
-import { escapeHtml, NO_STORE, wantsHtml } from '../../../common/src/http.js';
+import { escapeHtml, NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import { identityHeaders } from '../../../common/src/identity.js';
 import { MAX_COOKIE_BYTES } from '../../../common/src/limits.js';
 import type { Logger } from '../../../common/src/logger.js';
@@ -130,20 +130,15 @@ export function internalValidateHandler(
         { requestId: req.id, peer: req.socket.remoteAddress },
         'internal validate: missing or wrong internal token',
       );
-      answer(
-        res,
-        401,
-        { error: 'INVALID_INTERNAL_TOKEN', message: 'A valid internal token is required.' },
-        { 'WWW-Authenticate': 'Bearer realm="gatehouse-internal"' },
-      );
+      sendError(req, res, 'INVALID_INTERNAL_TOKEN', {
+        json: true,
+        headers: { 'WWW-Authenticate': 'Bearer realm="gatehouse-internal"' },
+      });
       return;
     }
     const aud = audienceOf(req.url);
     if (!isAudience(aud)) {
-      answer(res, 400, {
-        error: 'INVALID_AUDIENCE',
-        message: 'aud must be given once: 1 to 64 letters, digits, ".", "_" or "-".',
-      });
+      sendError(req, res, 'INVALID_AUDIENCE', { json: true });
       return;
     }
     await serve(req, res, aud);
@@ -168,8 +163,8 @@ function serveValidation(deps: ValidateDeps, signer?: AssertionSigner) {
         'validate: session store unavailable',
       );
       // JSON whatever the Accept header: callers are machines (gateway, nginx auth_request).
-      answer(res, 503, {
-        error: 'SESSION_STORE_UNAVAILABLE',
+      sendError(req, res, 'SESSION_STORE_UNAVAILABLE', {
+        json: true,
         message: 'The session store is unavailable.',
       });
       return;
@@ -189,7 +184,7 @@ function serveValidation(deps: ValidateDeps, signer?: AssertionSigner) {
         res.end(html);
         return;
       }
-      answer(res, 401, { error: 'UNAUTHENTICATED', message: 'No valid session.' });
+      sendError(req, res, 'UNAUTHENTICATED', { json: true, message: 'No valid session.' });
       return;
     }
     deps.onOutcome?.('ok');
