@@ -7,7 +7,7 @@ import { WebSocket } from 'ws';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { jsonLogin } from '../helpers/login.js';
 import { waitFor } from '../helpers/ports.js';
-import { ROOT, type System, startService, startSystem } from '../helpers/processes.js';
+import { ROOT, SERVICES, type System, startService, startSystem } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws-upstream.js';
@@ -184,9 +184,7 @@ describe('a gateway process with an invalid routes file', () => {
     );
     const gateway = await startService({
       name: 'gateway',
-      entry: 'gateway/src/main.ts',
-      portVariable: 'GATEWAY_PORT',
-      healthPath: '/_gatehouse/healthz',
+      ...SERVICES.gateway,
       env: { GATEWAY_ROUTES: bad },
       waitHealthy: false,
     });

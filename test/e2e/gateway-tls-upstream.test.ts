@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLogin } from '../helpers/login.js';
 import {
   ROOT,
+  SERVICES,
   type ServiceProcess,
   startService,
   startSessionServiceProcess,
@@ -64,9 +65,7 @@ beforeAll(async () => {
   );
   gateway = await startService({
     name: 'gateway',
-    entry: 'gateway/src/main.ts',
-    portVariable: 'GATEWAY_PORT',
-    healthPath: '/_gatehouse/healthz',
+    ...SERVICES.gateway,
     env: {
       REDIS_URL: redis.url,
       SESSION_SERVICE_URL: sessionService.url,

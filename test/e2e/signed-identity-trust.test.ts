@@ -21,6 +21,7 @@ import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.j
 import { jsonLogin } from '../helpers/login.js';
 import { type NginxServer, startNginx } from '../helpers/nginx.js';
 import {
+  SERVICES,
   type ServiceProcess,
   startService,
   startSessionServiceProcess,
@@ -139,9 +140,7 @@ beforeAll(async () => {
   });
   gateway = await startService({
     name: 'gateway',
-    entry: 'gateway/src/main.ts',
-    portVariable: 'GATEWAY_PORT',
-    healthPath: '/_gatehouse/healthz',
+    ...SERVICES.gateway,
     env: {
       SESSION_SERVICE_URL: sessionService.url,
       GATEWAY_ROUTES: routes,

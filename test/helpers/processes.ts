@@ -30,6 +30,23 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * Where each service starts and says it is up: `startService({ ...SERVICES.gateway, name, env })`.
+ */
+export const SERVICES = {
+  gateway: {
+    entry: 'gateway/src/main.ts',
+    portVariable: 'GATEWAY_PORT',
+    healthPath: '/_gatehouse/healthz',
+  },
+  sessionService: {
+    entry: 'session-service/src/main.ts',
+    portVariable: 'SESSION_SERVICE_PORT',
+    healthPath: '/healthz',
+  },
+  demoApp: { entry: 'demo-app/src/main.ts', portVariable: 'DEMO_APP_PORT', healthPath: '/healthz' },
+} as const;
+
 /** Starts `node --import tsx <entry>` as a real process and waits until `healthPath` answers 200. */
 export interface StartServiceOptions {
   name: string;
@@ -192,9 +209,7 @@ export async function startSystem(options: {
   const sessionService = await track(
     startService({
       name: 'session-service',
-      entry: 'session-service/src/main.ts',
-      portVariable: 'SESSION_SERVICE_PORT',
-      healthPath: '/healthz',
+      ...SERVICES.sessionService,
       env: {
         ...shared,
         USERS_FILE: options.usersFile,
@@ -208,9 +223,7 @@ export async function startSystem(options: {
   const demoApp = await track(
     startService({
       name: 'demo-app',
-      entry: 'demo-app/src/main.ts',
-      portVariable: 'DEMO_APP_PORT',
-      healthPath: '/healthz',
+      ...SERVICES.demoApp,
       env: {
         ...shared,
         JWKS_URL: `${sessionService.url}/auth/.well-known/jwks.json`,
@@ -222,9 +235,7 @@ export async function startSystem(options: {
   const gateway = await track(
     startService({
       name: 'gateway',
-      entry: 'gateway/src/main.ts',
-      portVariable: 'GATEWAY_PORT',
-      healthPath: '/_gatehouse/healthz',
+      ...SERVICES.gateway,
       env: {
         ...shared,
         ...metrics.env,
@@ -254,9 +265,7 @@ export function startSessionServiceProcess(options: {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-ss-'));
   return startService({
     name: 'session-service',
-    entry: 'session-service/src/main.ts',
-    portVariable: 'SESSION_SERVICE_PORT',
-    healthPath: '/healthz',
+    ...SERVICES.sessionService,
     env: {
       REDIS_URL: options.redisUrl,
       USERS_FILE: options.usersFile,

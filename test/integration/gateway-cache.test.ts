@@ -12,6 +12,7 @@ import { waitFor } from '../helpers/ports.js';
 import {
   gatewayMetricsListener,
   ROOT,
+  SERVICES,
   type ServiceProcess,
   startService,
 } from '../helpers/processes.js';
@@ -41,9 +42,7 @@ const started: ServiceProcess[] = [];
 async function startSessionService(name: string, port?: number) {
   return startService({
     name,
-    entry: 'session-service/src/main.ts',
-    portVariable: 'SESSION_SERVICE_PORT',
-    healthPath: '/healthz',
+    ...SERVICES.sessionService,
     ...(port ? { port } : {}),
     env: {
       REDIS_URL: redis.url,
@@ -63,9 +62,7 @@ async function startGateway(name: string, sessionService: ServiceProcess, token 
   const metrics = await gatewayMetricsListener();
   const gateway = await startService({
     name,
-    entry: 'gateway/src/main.ts',
-    portVariable: 'GATEWAY_PORT',
-    healthPath: '/_gatehouse/healthz',
+    ...SERVICES.gateway,
     env: {
       SESSION_SERVICE_URL: sessionService.url,
       UPSTREAM_URL: demo.url,
@@ -195,9 +192,7 @@ beforeAll(async () => {
   started.push(s1, s2);
   demo = await startService({
     name: 'demo-app',
-    entry: 'demo-app/src/main.ts',
-    portVariable: 'DEMO_APP_PORT',
-    healthPath: '/healthz',
+    ...SERVICES.demoApp,
     env: { JWKS_URL: `${s1.url}/auth/.well-known/jwks.json` },
   });
   started.push(demo);
