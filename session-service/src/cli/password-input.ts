@@ -1,5 +1,6 @@
 /** The new password of add and passwd: the first line of stdin, or asked twice on a terminal. */
 import type { Readable } from 'node:stream';
+import password from '@inquirer/password';
 import { checkNewPassword, PASSWORD_MAX } from '../domain/passwords.js';
 import { CliError, EXIT_CANCELLED } from './errors.js';
 import { quote } from './print.js';
@@ -45,55 +46,30 @@ async function readPasswordFromPipe(stream: Readable): Promise<string> {
   }
 }
 
-/** Apply keys typed in raw mode to `value`; `done` once Enter (or Ctrl-D) ends the line. */
-function applyKeys(value: string, keys: string): { value: string; done: boolean } {
-  // Arrow keys and other escape sequences arrive as one chunk: ignore them whole.
-  if (keys.startsWith('\u001b')) return { value, done: false };
-  let current = value;
-  for (const key of keys) {
-    if (key === '\u0003') throw new CliError('cancelled', EXIT_CANCELLED);
-    if (key === '\r' || key === '\n' || key === '\u0004') return { value: current, done: true };
-    if (key === '\u007f' || key === '\b') current = [...current].slice(0, -1).join('');
-    else if (key >= ' ') current += key;
+/**
+ * Ask on the terminal (prompts on stderr, so stdout stays the command's result), echoing nothing:
+ * @inquirer/password without a mask and without its show-password shortcut. No `validate`: after
+ * a refusal it puts the refused value back in the line, invisible here, so a weak password ends
+ * the command instead (exit 1), as a mismatch does. Ctrl-C cancels (exit 130).
+ */
+async function promptHidden(message: string): Promise<string> {
+  try {
+    return await password(
+      { message, mask: false, toggleMask: false },
+      { input: process.stdin, output: process.stderr },
+    );
+  } catch (err) {
+    // Inquirer's documented test for Ctrl-C (its error classes live in @inquirer/core).
+    if (err instanceof Error && err.name === 'ExitPromptError')
+      throw new CliError('cancelled', EXIT_CANCELLED);
+    throw err;
   }
-  return { value: current, done: false };
-}
-
-/** Ask on the terminal without echoing what is typed. */
-function promptHidden(prompt: string): Promise<string> {
-  const { stdin, stderr } = process;
-  // Raw mode before the prompt: keys typed the moment it shows must not be echoed.
-  stdin.setEncoding('utf8');
-  stdin.setRawMode(true);
-  stderr.write(prompt);
-  return new Promise((resolve, reject) => {
-    let value = '';
-    const finish = (err: unknown) => {
-      stdin.off('data', onData);
-      stdin.setRawMode(false);
-      stdin.pause();
-      stderr.write('\n');
-      if (err) reject(err);
-      else resolve(value);
-    };
-    const onData = (keys: string) => {
-      try {
-        const next = applyKeys(value, keys);
-        value = next.value;
-        if (next.done) finish(null);
-      } catch (err) {
-        finish(err);
-      }
-    };
-    stdin.on('data', onData);
-    stdin.resume();
-  });
 }
 
 async function promptPasswordTwice(username: string): Promise<string> {
-  const first = await promptHidden(`New password for ${quote(username)}: `);
+  const first = await promptHidden(`New password for ${quote(username)}:`);
   requireValidPassword(first);
-  const second = await promptHidden('Repeat the password: ');
+  const second = await promptHidden('Repeat the password:');
   if (first !== second) throw new CliError('the two passwords do not match');
   return first;
 }
