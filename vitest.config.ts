@@ -23,7 +23,12 @@ export default defineConfig({
     reporters: ['default'],
     projects: Object.entries(TIERS).map(([name, dir]) => ({
       extends: true,
-      test: { name, include: [`${dir}/**/*.test.ts`] },
+      test: {
+        name,
+        include: [`${dir}/**/*.test.ts`],
+        // a unit test that starts a process, listens or connects fails (test/helpers/unit-guard.ts)
+        ...(name === 'unit' ? { setupFiles: ['test/helpers/unit-guard.ts'] } : {}),
+      },
     })),
   },
 });
