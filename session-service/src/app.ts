@@ -12,12 +12,7 @@ import {
   instrumentRedis,
   observeRequest,
 } from '../../common/src/observability.js';
-import {
-  createRedisSubscriber,
-  escapeGlob,
-  pingRedis,
-  type RedisClient,
-} from '../../common/src/redis.js';
+import { createRedisSubscriber, pingRedis, type RedisClient } from '../../common/src/redis.js';
 import { securityHeaders } from '../../common/src/security-headers.js';
 import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
@@ -125,7 +120,7 @@ export function createApp(deps: SessionServiceDeps) {
 
   const metrics = createMetrics('session-service');
   instrumentRedis(metrics, redis);
-  activeSessionsGauge(metrics, redis, `${escapeGlob(env.REDIS_PREFIX)}sess:*`, { logger });
+  activeSessionsGauge(metrics, redis, sessions.sessionKeyPattern, { logger });
   const validateOutcomes = metrics.counter(
     'gatehouse_validate_total',
     'Validate requests by outcome',

@@ -1,6 +1,6 @@
 import { StoreUnavailableError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/logger.js';
-import type { RedisClient } from '../../../common/src/redis.js';
+import { escapeGlob, type RedisClient } from '../../../common/src/redis.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
 import { publishRevocations } from './revocations.js';
 import type { Sealer } from './sealing.js';
@@ -226,5 +226,7 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
     /** The key format, for tests and tools that look at Redis itself. */
     sessionKey,
     userKey,
+    /** A SCAN pattern of every session key (the active-sessions gauge counts them). */
+    sessionKeyPattern: `${escapeGlob(prefix)}sess:*`,
   });
 }
