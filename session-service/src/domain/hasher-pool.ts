@@ -1,16 +1,17 @@
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { VerifyTask } from './hasher-worker.js';
 
 /**
- * Password checks on worker threads at a lower CPU priority than the event loop.
+ * Password checks on worker threads at a lower CPU priority than the event loop (piscina).
  *
  * An argon2id check is ~10 ms of pure CPU. On libuv's thread pool (what `verify` of
  * @node-rs/argon2 uses) the checks compete with the event loop on equal terms, so a login flood
- * slows every validate down. Here each check runs in a worker whose thread is reniced (Linux:
- * the nice value is per thread, found through /proc/thread-self; elsewhere the worker simply
- * keeps the default priority): when the CPU is contended, the event loop and other services win,
- * and logins take what is left. On an idle machine logins run exactly as fast as before.
+ * slows every validate down. Here each check runs on a piscina worker whose thread is reniced by
+ * HASHER_NICE (piscina's `niceIncrement`, through its optional @napi-rs/nice; Linux nice values
+ * are per thread; where that package is missing the workers keep the default priority): when the
+ * CPU is contended, the event loop and other services win, and logins take what is left. On an
+ * idle machine logins run exactly as fast as before.
  */
 
 /** Thrown when too many checks are already queued: a login flood must not starve the service. */
@@ -18,36 +19,20 @@ export class HasherBusyError extends Error {
   readonly code = 'HASHER_BUSY';
 }
 
-/** The nice value of the hashing threads (0 is the default; 19 the lowest priority). */
+/** How much the hashing threads are reniced (0 is the default; 19 the lowest priority). */
 export const HASHER_NICE = 10;
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { readlinkSync } = require('node:fs');
-const { setPriority } = require('node:os');
-const { verifySync } = require(workerData.argon2);
-try {
-  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-  if (Number.isInteger(tid) && tid > 0) setPriority(tid, workerData.nice);
-} catch {}
-parentPort.on('message', ({ id, hash, password }) => {
-  let ok = false;
-  try { ok = verifySync(hash, password); } catch { ok = false; }
-  parentPort.postMessage({ id, ok });
-});
-`;
-
-interface Job {
-  id: number;
-  hash: string;
-  password: string;
-  resolve: (ok: boolean) => void;
-  reject: (err: Error) => void;
-}
-
-interface Slot {
-  worker: Worker;
-  job: Job | null;
+/**
+ * The worker module beside this one: hasher-worker.js once compiled (dist/), hasher-worker.ts when
+ * run from source, where the worker threads need tsx to load it (vitest's own loader does not
+ * reach worker threads; under `--import tsx` they inherit it already).
+ */
+function workerModule(): { filename: string; execArgv: string[] } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const filename = new URL(`./hasher-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
+  const hasTsx = process.execArgv.some((arg) => arg.includes('tsx'));
+  const execArgv = fromSource && !hasTsx ? [...process.execArgv, '--import', 'tsx'] : undefined;
+  return { filename, execArgv: execArgv ?? process.execArgv };
 }
 
 export interface HasherPool {
@@ -61,67 +46,35 @@ export interface HasherPool {
 }
 
 /**
- * A fixed pool of `size` workers (default: one per CPU), started on first use; each takes one
+ * A pool of up to `size` workers (default: one per CPU), started on first use; each takes one
  * check at a time, and at most `maxQueued` more wait. A worker that dies fails its check and is
- * replaced on the next one. Workers never keep the process alive.
+ * replaced. Idle workers never keep the process alive (piscina unrefs them).
  */
 export function createHasherPool(
   size = Math.max(1, availableParallelism()),
   maxQueued = 64,
 ): HasherPool {
-  const argon2 = createRequire(import.meta.url).resolve('@node-rs/argon2');
-  const slots: Slot[] = [];
-  const queue: Job[] = [];
-  let nextId = 1;
-
-  function start(): Slot {
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { argon2, nice: HASHER_NICE },
-    });
-    worker.unref();
-    const slot: Slot = { worker, job: null };
-    worker.on('message', (message: { id: number; ok: boolean }) => {
-      const job = slot.job;
-      if (!job || job.id !== message.id) return;
-      slot.job = null;
-      job.resolve(message.ok === true);
-      dispatch();
-    });
-    const fail = (err: Error) => {
-      const job = slot.job;
-      slot.job = null;
-      const i = slots.indexOf(slot);
-      if (i >= 0) slots.splice(i, 1);
-      job?.reject(err);
-      dispatch();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`password hasher worker exited (${code})`)));
-    slots.push(slot);
-    return slot;
-  }
-
-  function dispatch() {
-    while (queue.length > 0) {
-      const slot = slots.find((s) => s.job === null) ?? (slots.length < size ? start() : null);
-      if (!slot) return;
-      const job = queue.shift() as Job;
-      slot.job = job;
-      slot.worker.postMessage({ id: job.id, hash: job.hash, password: job.password });
-    }
-  }
-
+  const pool = new Piscina<VerifyTask, boolean>({
+    ...workerModule(),
+    minThreads: 0,
+    maxThreads: size,
+    concurrentTasksPerWorker: 1,
+    maxQueue: maxQueued,
+    niceIncrement: HASHER_NICE,
+    // Workers live as long as the process: starting one costs more than a check.
+    idleTimeout: Number.POSITIVE_INFINITY,
+  });
   return {
     size,
-    verify(hash, password) {
-      // (the queue holds checks only while every worker is busy)
-      if (queue.length >= maxQueued)
-        return Promise.reject(new HasherBusyError('password hasher is busy'));
-      return new Promise<boolean>((resolve, reject) => {
-        queue.push({ id: nextId++, hash, password, resolve, reject });
-        dispatch();
-      });
+    async verify(hash, password) {
+      try {
+        return (await pool.run({ hash, password })) === true;
+      } catch (err) {
+        // piscina's only signal for a full queue is this message (its Errors.TaskQueueAtLimit).
+        if (err instanceof Error && err.message === 'Task queue is at limit')
+          throw new HasherBusyError('password hasher is busy');
+        throw err;
+      }
     },
   };
 }
