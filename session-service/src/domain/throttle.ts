@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import type { RedisClient } from '../../../common/src/redis.js';
+import { APPEND_FAILURE, HIT_WINDOW, READ_FAILURES, READ_WINDOW } from './throttle-scripts.js';
 import { usernameKey } from './usernames.js';
 
 /**
@@ -120,43 +122,22 @@ export function normaliseAccount(account: string): string {
   return usernameKey(account);
 }
 
-/** The eight 16-bit words of a valid IPv6 address (optionally with a dotted IPv4 tail). */
-function ipv6Words(address: string): number[] {
-  let text = address;
-  if (text.includes('.')) {
-    const cut = text.lastIndexOf(':') + 1;
-    const [a = 0, b = 0, c = 0, d = 0] = text.slice(cut).split('.').map(Number);
-    text = `${text.slice(0, cut)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const parse = (part: string) => (part === '' ? [] : part.split(':').map((w) => parseInt(w, 16)));
-  const gap = text.indexOf('::');
-  if (gap < 0) return parse(text);
-  const head = parse(text.slice(0, gap));
-  const tail = parse(text.slice(gap + 2));
-  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-}
-
 /**
  * The client a limit counts: an IPv4 address as is; an IPv4-mapped IPv6 address as its IPv4
- * address; any other IPv6 address as its network of `prefixLength` bits. Anything else (no
- * address at all, say) is counted as the trimmed, lowercased text, so such clients share a bucket.
+ * address; any other IPv6 address as its network of `prefixLength` bits (ipaddr.js), written
+ * `2001:db8:1:2:0:0:0:0/64`. Anything else (no address at all, say) is counted as the trimmed,
+ * lowercased text, so such clients share a bucket.
  */
 export function normaliseAddress(address: string, prefixLength: number): string {
   let text = address.trim().toLowerCase();
   if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
-  const zone = text.indexOf('%');
-  if (zone >= 0 && isIPv6(text)) text = text.slice(0, zone);
+  // node:net decides what is an address: ipaddr.js also takes forms such as `0x7f.1` for IPv4.
   if (isIPv4(text) || !isIPv6(text)) return text;
-  const words = ipv6Words(text);
-  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
-    const [hi = 0, lo = 0] = words.slice(6);
-    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-  }
-  const masked = words.map((word, i) => {
-    const bits = Math.min(Math.max(prefixLength - i * 16, 0), 16);
-    return bits === 0 ? 0 : word & ((0xffff << (16 - bits)) & 0xffff);
-  });
-  return `${masked.map((w) => w.toString(16)).join(':')}/${prefixLength}`;
+  const ip = ipaddr.IPv6.parse(text);
+  if (ip.isIPv4MappedAddress()) return ip.toIPv4Address().toString();
+  ip.zoneId = undefined; // `fe80::1%eth0` is fe80::1 to a limit
+  const network = ipaddr.IPv6.networkAddressFromCIDR(`${ip.toNormalizedString()}/${prefixLength}`);
+  return `${network.toNormalizedString()}/${prefixLength}`;
 }
 
 /** Where the throttle keeps its counters for this account and address (for tests and tooling). */
@@ -177,54 +158,6 @@ export function throttleKeys(
     addressFailures: `${base}address:${addr}:failures`,
   };
 }
-
-/**
- * Sliding log append. KEYS[1] sorted set of failure times; ARGV: now, cutoff (now - window),
- * unique member, rank to trim below (keeps the newest entries), TTL ms. Returns the entry count.
- */
-const APPEND_FAILURE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return redis.call('ZCARD', KEYS[1])
-`;
-
-/** Sliding log read. KEYS[1] sorted set. Returns {count, newest time}. */
-const READ_FAILURES = `
-local n = redis.call('ZCARD', KEYS[1])
-if n == 0 then return {0, '0'} end
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-return {n, newest[2]}
-`;
-
-/**
- * Fixed window hit. KEYS[1] hash {start, count}; ARGV: now, window ms. A window opens at the first
- * hit after the previous one closed. Returns {count including this hit, ms left in the window}.
- */
-const HIT_WINDOW = `
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local start = tonumber(redis.call('HGET', KEYS[1], 'start'))
-if start == nil or now >= start + window then
-  start = now
-  redis.call('HSET', KEYS[1], 'start', ARGV[1], 'count', 0)
-end
-local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
-local left = math.min(start + window - now, window)
-redis.call('PEXPIRE', KEYS[1], left)
-return {count, left}
-`;
-
-/** Fixed window read. KEYS[1] hash {start, count}; ARGV: now, window ms. Returns {count, ms left}. */
-const READ_WINDOW = `
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local start = tonumber(redis.call('HGET', KEYS[1], 'start'))
-if start == nil or now >= start + window then return {0, 0} end
-local count = tonumber(redis.call('HGET', KEYS[1], 'count')) or 0
-return {count, math.min(start + window - now, window)}
-`;
 
 function toNumber(value: unknown): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
