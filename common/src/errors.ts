@@ -142,6 +142,10 @@ export class GatehouseError extends Error {
   }
 }
 
+/** Whether `err` is a GatehouseError (with this code, when one is given). */
+export const isGatehouseError = (err: unknown, code?: ErrorCode): err is GatehouseError =>
+  err instanceof GatehouseError && (code === undefined || err.code === code);
+
 /**
  * The former form, `new AppError(code, status, message, headers)`, kept for the call sites not
  * migrated yet (session-service routes/auth.ts, routes/sessions.ts). The status answered is the

@@ -74,13 +74,9 @@ export function createApp(deps: DemoAppDeps) {
             next();
           },
           () =>
-            sendError(
-              req,
-              res,
-              401,
-              'UNAUTHENTICATED',
-              'This app only trusts identities signed by the Gatehouse session-service.',
-            ),
+            sendError(req, res, 'UNAUTHENTICATED', {
+              message: 'This app only trusts identities signed by the Gatehouse session-service.',
+            }),
         );
       }
     : (_req: Request, _res: Response, next: NextFunction) => next();
@@ -89,20 +85,16 @@ export function createApp(deps: DemoAppDeps) {
   app.get('/', requireIdentity, (req: Request, res: Response) => {
     const viewer = viewerOf(req);
     if (!viewer)
-      return sendError(
-        req,
-        res,
-        401,
-        'UNAUTHENTICATED',
-        'This app is served behind the Gatehouse gateway.',
-      );
+      return sendError(req, res, 'UNAUTHENTICATED', {
+        message: 'This app is served behind the Gatehouse gateway.',
+      });
     res.type('html').send(homePage(viewer));
   });
 
   /** What this backend received: the identity and the request id (used by tests and by curious users). */
   app.get('/api/whoami', requireIdentity, (req: Request, res: Response) => {
     const viewer = viewerOf(req);
-    if (!viewer) return sendError(req, res, 401, 'UNAUTHENTICATED');
+    if (!viewer) return sendError(req, res, 'UNAUTHENTICATED');
     res.json({
       user: viewer,
       signed: Boolean(req.identity),
@@ -123,6 +115,6 @@ export function createApp(deps: DemoAppDeps) {
   });
 
   // Anything else: verified like a page (a 401 without a signed identity), then 404.
-  app.use(requireIdentity, (req: Request, res: Response) => sendError(req, res, 404, 'NOT_FOUND'));
+  app.use(requireIdentity, (req: Request, res: Response) => sendError(req, res, 'NOT_FOUND'));
   return app;
 }

@@ -1,6 +1,6 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { requestIdFrom } from '../../common/src/http.js';
+import { errorResponseBytes, requestIdFrom } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
 import { createTrust } from '../../common/src/trust-proxy.js';
 import type { GatewayConfig } from './config.js';
@@ -80,8 +80,9 @@ export function createApp(deps: GatewayDeps) {
   function serveWithoutUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
     socket.on('error', () => socket.destroy());
     if (hasBody(req) || head.length > 0) {
-      const res = `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${JSON.stringify({ error: 'BAD_REQUEST', message: 'Upgrade requests may not carry a body.' })}`;
-      socket.end(res);
+      socket.end(
+        errorResponseBytes('BAD_REQUEST', { message: 'Upgrade requests may not carry a body.' }),
+      );
       return;
     }
     const res = new http.ServerResponse(req);

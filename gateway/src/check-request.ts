@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { type ErrorCode, isErrorCode } from '../../common/src/errors.js';
 import { checkHeaderLimits } from '../../common/src/limits.js';
 import { type ParsedHost, parseHost } from './host.js';
 import { checkRequestTarget, type RequestTarget } from './request-target.js';
@@ -20,7 +21,7 @@ export const isAuth = (t: RequestTarget) => t.segments[0] === 'auth';
 /** What a request is, once its request-target, Host and header limits were checked. */
 export type Checked =
   | { ok: true; target: RequestTarget; host: ParsedHost | undefined }
-  | { ok: false; status: number; code: string; message: string; reason: string };
+  | { ok: false; status: number; code: ErrorCode; message: string; reason: string };
 
 /** Checks made before any route decision: limits, request-target, Host. */
 export function checkRequest(req: IncomingMessage): Checked {
@@ -29,7 +30,7 @@ export function checkRequest(req: IncomingMessage): Checked {
     return {
       ok: false,
       status: 431,
-      code: limits.code,
+      code: isErrorCode(limits.code) ? limits.code : 'TOO_MANY_HEADERS',
       message: limits.message,
       reason: limits.code,
     };

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../../common/src/errors.js';
 import type { ParsedHost } from './host.js';
 import { checkUpgradeOrigin } from './origin.js';
 import type { RequestTarget } from './request-target.js';
@@ -31,7 +32,7 @@ export type Decision =
       ok: false;
       outcome: Exclude<Outcome, 'public' | 'ok'>;
       status: number;
-      code: string;
+      code: ErrorCode;
       message?: string;
       headers?: Record<string, string>;
       route?: Route;

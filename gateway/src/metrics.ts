@@ -67,7 +67,7 @@ export function createGatewayMetrics(sessionClient: SessionClient) {
   /** The metrics listener's handler: `GET /metrics` exactly, 404 for anything else. */
   async function serve(req: IncomingMessage, res: ServerResponse) {
     if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      sendError(req, res, 404, 'NOT_FOUND');
+      sendError(req, res, 'NOT_FOUND');
       return;
     }
     const text = await metrics.registry.metrics();

@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
+import { type ErrorCode, GatehouseError, isGatehouseError } from '../../common/src/errors.js';
 import { sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
 import { hasBody } from './request-headers.js';
@@ -35,12 +36,12 @@ export interface ProxyTarget {
   /** The request body, already read (the headers then carry its Content-Length). */
   body?: Buffer;
   /** The answer when the upstream cannot be reached or fails (default: 502/504). */
-  unavailable?: { status: number; code: string; message: string; headers?: Record<string, string> };
+  unavailable?: { code: ErrorCode; message?: string; headers?: Readonly<Record<string, string>> };
 }
 
-export class UpstreamTimeoutError extends Error {
-  readonly code = 'UPSTREAM_TIMEOUT';
-}
+/** No answer from the upstream within the route's deadline (answered 504 UPSTREAM_TIMEOUT). */
+export const upstreamTimeout = (timeoutMs: number) =>
+  new GatehouseError('UPSTREAM_TIMEOUT', { message: `no answer within ${timeoutMs} ms` });
 
 /**
  * Keep-alive connection pools per upstream origin, shared by every route table (reloads keep
@@ -126,24 +127,12 @@ export function createProxy(options: {
     if (typeof requestId === 'string' && !res.hasHeader('x-request-id'))
       res.setHeader('X-Request-Id', requestId);
     const unavailable = target.unavailable;
-    if (unavailable)
-      sendError(
-        req,
-        res,
-        unavailable.status,
-        unavailable.code,
-        unavailable.message,
-        unavailable.headers,
-      );
-    else if (err instanceof UpstreamTimeoutError)
-      sendError(req, res, 504, 'UPSTREAM_TIMEOUT', 'The application did not answer in time.');
+    if (unavailable) sendError(req, res, unavailable.code, unavailable);
     else
       sendError(
         req,
         res,
-        502,
-        'UPSTREAM_UNAVAILABLE',
-        'The application is not reachable right now.',
+        isGatehouseError(err, 'UPSTREAM_TIMEOUT') ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE',
       );
   }
 
@@ -164,7 +153,7 @@ export function createProxy(options: {
     // Deadline for the upstream to start answering; body upload progress counts as activity.
     // Once the answer starts it streams as long as it likes (downloads, server-sent events).
     const timer = setTimeout(() => {
-      const err = new UpstreamTimeoutError(`no answer within ${target.timeoutMs} ms`);
+      const err = upstreamTimeout(target.timeoutMs);
       end(err);
       // Not even connected yet (undici tells us how to abort once it is): answer now.
       if (!controller) onError(err);
@@ -191,7 +180,7 @@ export function createProxy(options: {
       // nothing was sent back and the request has no body (nodejs.org/api/http.html#requestreusedsocket).
       if (
         !retried &&
-        !(err instanceof UpstreamTimeoutError) &&
+        !isGatehouseError(err, 'UPSTREAM_TIMEOUT') &&
         (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') &&
         IDEMPOTENT.has(method) &&
         !withBody &&

@@ -1,6 +1,12 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { NO_STORE, requestIdFrom, sendError, wantsHtml } from '../../common/src/http.js';
+import {
+  errorResponseBytes,
+  NO_STORE,
+  requestIdFrom,
+  sendError,
+  wantsHtml,
+} from '../../common/src/http.js';
 import { identityHeaders } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
 import { observeRequest } from '../../common/src/observability.js';
@@ -219,14 +225,10 @@ export function createServerEntry(deps: ServerDeps) {
           return;
         }
       }
-      return sendError(
-        req,
-        res,
-        admission.status,
-        admission.code,
-        admission.message,
-        admission.headers,
-      );
+      return sendError(req, res, admission.code, {
+        ...(admission.message !== undefined ? { message: admission.message } : {}),
+        ...(admission.headers ? { headers: admission.headers } : {}),
+      });
     }
     observed.routeId = admission.routeId;
     proxy.web(req, res, admission.target);
@@ -249,7 +251,7 @@ export function createServerEntry(deps: ServerDeps) {
       logger.info({ reason: checked.reason, requestId }, 'refused request');
       res.setHeader('X-Request-Id', requestId);
       if (checked.status === 431) res.setHeader('Connection', 'close');
-      return sendError(req, res, checked.status, checked.code, checked.message);
+      return sendError(req, res, checked.code, { message: checked.message });
     }
     const { target } = checked;
     if (isReserved(target)) {
@@ -261,12 +263,12 @@ export function createServerEntry(deps: ServerDeps) {
         res.end(JSON.stringify({ status: 'ok' }));
         return;
       }
-      return sendError(req, res, 404, 'NOT_FOUND');
+      return sendError(req, res, 'NOT_FOUND');
     }
     const fail = (err: unknown) => {
       logger.error({ err, requestId }, 'unhandled error');
       if (!res.headersSent) res.setHeader('X-Request-Id', requestId);
-      sendError(req, res, 500, 'INTERNAL_ERROR');
+      sendError(req, res, 'INTERNAL_ERROR');
     };
     if (isAuth(target)) {
       observed.label = '/auth';
@@ -285,13 +287,8 @@ export function createServerEntry(deps: ServerDeps) {
       socket.destroy();
       return;
     }
-    const [status, code, message] =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'HEADERS_TOO_LARGE', 'The request headers are too large.']
-        : [400, 'BAD_REQUEST', 'The request is malformed.'];
-    const body = JSON.stringify({ error: code, message });
     socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+      errorResponseBytes(err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST'),
     );
   }
 

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { GatehouseError } from '../../common/src/errors.js';
 import type { Identity } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
 import { createRevocationStream } from './revocation-stream.js';
@@ -15,11 +16,6 @@ export interface Validation {
 /** A compact JWS (header.payload.signature, base64url): nothing else goes into a header. */
 const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
-/** The session service could not give an answer (down, slow, failing): the gateway fails closed. */
-export class SessionServiceUnavailableError extends Error {
-  readonly code = 'SESSION_SERVICE_UNAVAILABLE';
-}
-
 export interface ValidateInput {
   cookie?: string;
   requestId?: string;
@@ -33,7 +29,11 @@ export interface ValidateInput {
 }
 
 export interface SessionClient {
-  /** A validation, `null` for "no valid session"; throws SessionServiceUnavailableError otherwise. */
+  /**
+   * A validation, `null` for "no valid session"; otherwise (down, slow, failing) throws
+   * GatehouseError('SESSION_SERVICE_UNAVAILABLE'), its message saying why (for the log): the
+   * gateway fails closed.
+   */
   validate(input: ValidateInput): Promise<Validation | null>;
   /**
    * A request that may end this cookie's session (logout, revocation) is on its way: drop the
@@ -102,7 +102,8 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
 
   function ask(input: ValidateInput): Promise<Validation | null> {
     return new Promise((resolve, reject) => {
-      const fail = (why: string) => reject(new SessionServiceUnavailableError(why));
+      const fail = (why: string) =>
+        reject(new GatehouseError('SESSION_SERVICE_UNAVAILABLE', { message: why }));
       const headers: Record<string, string> = { accept: 'application/json' };
       if (input.cookie) headers.cookie = input.cookie;
       if (input.requestId) headers['x-request-id'] = input.requestId;

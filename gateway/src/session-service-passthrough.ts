@@ -14,11 +14,9 @@ import type { SessionClient } from './session-client.js';
 export const AUTH_BODY_LIMIT_BYTES = 64 * 1024;
 
 const SESSION_SERVICE_UNAVAILABLE = {
-  status: 503,
   code: 'SESSION_SERVICE_UNAVAILABLE',
-  message: 'Sign-in is unavailable right now. Try again shortly.',
   headers: { 'Retry-After': '1' },
-};
+} as const;
 
 /** Reads a request body whole, within AUTH_BODY_LIMIT_BYTES and timeoutMs. */
 function readBody(req: IncomingMessage, timeoutMs: number): Promise<Buffer | 413 | 408> {
@@ -73,9 +71,7 @@ export function createSessionServicePassthrough(deps: {
       if (read === 413 || read === 408) {
         res.setHeader('Connection', 'close');
         res.setHeader('X-Request-Id', requestId);
-        if (read === 413) sendError(req, res, 413, 'PAYLOAD_TOO_LARGE');
-        else
-          sendError(req, res, 408, 'REQUEST_TIMEOUT', 'The request body took too long to arrive.');
+        sendError(req, res, read === 413 ? 'PAYLOAD_TOO_LARGE' : 'REQUEST_TIMEOUT');
         return;
       }
       body = read;

@@ -1,16 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import http, { type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { MESSAGES } from '../../common/src/errors.js';
+import { type ErrorCode, isGatehouseError } from '../../common/src/errors.js';
+import { errorResponseBytes } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
-import { type ProxyTarget, requestFn, requestOptions, UpstreamTimeoutError } from './proxy.js';
+import { type ProxyTarget, requestFn, requestOptions, upstreamTimeout } from './proxy.js';
 import { downstreamHeaders } from './response-headers.js';
 
 /** What the gateway decided about a request (the same decision for HTTP and WebSocket). */
 export type Admission =
   | { ok: true; target: ProxyTarget; routeId: string }
-  | { ok: false; status: number; code: string; message?: string; headers?: Record<string, string> };
+  | {
+      ok: false;
+      status: number;
+      code: ErrorCode;
+      message?: string;
+      headers?: Record<string, string>;
+    };
 
 /** Decide again for an open socket; `cache` shares one validate call per session per round. */
 export type Admit = (
@@ -76,29 +83,21 @@ export function closeFrame(code: number, reason: string, masked: boolean): Buffe
   return Buffer.concat([Buffer.from([0x88, 0x80 | payload.length]), key, body]);
 }
 
-const STATUS_TEXT = http.STATUS_CODES;
-
-/** Answer an upgrade request with a plain HTTP error (JSON) and close the socket. */
+/** Answer an upgrade request with a plain HTTP error (JSON, the catalogue's status) and close. */
 export function refuseUpgrade(
   socket: Duplex,
-  status: number,
-  code: string,
+  code: ErrorCode,
   message: string | undefined,
   requestId: string,
   headers: Record<string, string> = {},
 ): void {
   if (socket.destroyed) return;
-  const body = JSON.stringify({ error: code, message: message ?? MESSAGES[code] ?? 'Error.' });
-  const lines = [
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}`,
-    'Content-Type: application/json; charset=utf-8',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    'Cache-Control: no-store',
-    `X-Request-Id: ${requestId}`,
-    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
-    'Connection: close',
-  ];
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  socket.end(
+    errorResponseBytes(code, {
+      ...(message !== undefined ? { message } : {}),
+      headers: { 'X-Request-Id': requestId, ...headers },
+    }),
+  );
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 
@@ -292,14 +291,7 @@ export function createWebSocketProxy(options: {
     if (!admission.ok) {
       options.onOutcome?.(`refused_${admission.status}`);
       logger.info({ requestId, path, status: admission.status }, 'websocket refused');
-      refuseUpgrade(
-        socket,
-        admission.status,
-        admission.code,
-        admission.message,
-        requestId,
-        admission.headers,
-      );
+      refuseUpgrade(socket, admission.code, admission.message, requestId, admission.headers);
       return;
     }
     if (socket.destroyed) return;
@@ -307,7 +299,7 @@ export function createWebSocketProxy(options: {
     const proxyReq = requestFn(target.upstream)(requestOptions(target, req.method ?? 'GET', false));
     let upgraded = false;
     const timer = setTimeout(() => {
-      proxyReq.destroy(new UpstreamTimeoutError(`no answer within ${target.timeoutMs} ms`));
+      proxyReq.destroy(upstreamTimeout(target.timeoutMs));
     }, target.timeoutMs);
     socket.once('close', () => {
       if (!upgraded) proxyReq.destroy();
@@ -320,22 +312,9 @@ export function createWebSocketProxy(options: {
         'websocket upstream error',
       );
       options.onOutcome?.('upstream_error');
-      if (err instanceof UpstreamTimeoutError)
-        refuseUpgrade(
-          socket,
-          504,
-          'UPSTREAM_TIMEOUT',
-          'The application did not answer in time.',
-          requestId,
-        );
-      else
-        refuseUpgrade(
-          socket,
-          502,
-          'UPSTREAM_UNAVAILABLE',
-          'The application is not reachable right now.',
-          requestId,
-        );
+      if (isGatehouseError(err, 'UPSTREAM_TIMEOUT'))
+        refuseUpgrade(socket, 'UPSTREAM_TIMEOUT', undefined, requestId);
+      else refuseUpgrade(socket, 'UPSTREAM_UNAVAILABLE', undefined, requestId);
     });
     // The upstream refused the upgrade with a plain answer: pass it on, then close.
     proxyReq.on('response', (res) => {

@@ -61,14 +61,18 @@ function usesIn(file: string): Use[] {
       new RegExp(`status:\\s*([45]\\d\\d),\\s*code:\\s*${CODE}`, 'g'),
       (m) => ({ status: Number(m[1]), code: m[2] ?? '' }),
     ],
-    // sendError(req, res, 'CODE'), new GatehouseError('CODE'), errorResponseBytes('CODE')
+    // sendError(req, res, 'CODE'), new GatehouseError('CODE'), errorResponseBytes('CODE'),
+    // refuseUpgrade(socket, 'CODE')
     [
       new RegExp(
-        `(?:sendError\\(\\s*req,\\s*res,|GatehouseError\\(|errorResponseBytes\\()\\s*${CODE}`,
+        `(?:sendError\\(\\s*req,\\s*res,|GatehouseError\\(|errorResponseBytes\\(|refuseUpgrade\\(\\s*socket,)\\s*${CODE}`,
         'g',
       ),
       (m) => ({ code: m[1] ?? '' }),
     ],
+    // either code of a choice: cond ? 'CODE' : 'OTHER_CODE'
+    [new RegExp(`\\?\\s*${CODE}\\s*:`, 'g'), (m) => ({ code: m[1] ?? '' })],
+    [new RegExp(`\\?\\s*'[A-Z_]+'\\s*:\\s*${CODE}`, 'g'), (m) => ({ code: m[1] ?? '' })],
     // { error: 'CODE' }, { code: 'CODE' }
     [new RegExp(`\\b(?:error|code):\\s*${CODE}`, 'g'), (m) => ({ code: m[1] ?? '' })],
   ];
