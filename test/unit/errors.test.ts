@@ -249,3 +249,17 @@ describe('the docs', () => {
     expect(problems).toEqual([]);
   });
 });
+
+describe('README.md "Error codes"', () => {
+  it('lists every catalogue code once, with its status', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const start = readme.indexOf('\n### Error codes\n');
+    expect(start).toBeGreaterThan(0);
+    const end = readme.indexOf('\n## ', start);
+    const rows = [
+      ...readme.slice(start, end < 0 ? undefined : end).matchAll(/^\| (\d{3}) \| `([A-Z_]+)` \|/gm),
+    ].map((m) => `${m[1]} ${m[2]}`);
+    const catalogue = Object.entries(ERRORS).map(([code, spec]) => `${spec.status} ${code}`);
+    expect(rows.toSorted()).toEqual(catalogue.toSorted());
+  });
+});
