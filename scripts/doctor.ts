@@ -6,9 +6,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createSentinel } from 'redis';
 import { ConfigError } from '../common/src/config.js';
 import { createLogger } from '../common/src/logger.js';
+import { sentinelOptions } from '../common/src/redis/node-options.js';
+import type { SentinelOptions } from '../common/src/redis/options.js';
 import { createRedis, pingRedis } from '../common/src/redis.js';
 import { loadDemoAppConfig } from '../demo-app/src/config.js';
 import { loadGatewayConfig } from '../gateway/src/config.js';
@@ -17,6 +19,7 @@ import {
   loadSessionServiceConfig,
   type RedisConnection,
 } from '../session-service/src/config.js';
+import { portFree } from './ports.js';
 
 type Result = { ok: boolean; warn?: boolean; label: string; fix?: string };
 const results: Result[] = [];
@@ -24,47 +27,66 @@ const pass = (label: string) => results.push({ ok: true, label });
 const fail = (label: string, fix: string) => results.push({ ok: false, label, fix });
 const warn = (label: string, fix: string) => results.push({ ok: true, warn: true, label, fix });
 
-function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((done) => {
-    const srv = createServer();
-    srv.once('error', () => done(false));
-    srv.listen(port, host, () => srv.close(() => done(true)));
+const TOPOLOGY_VARIABLES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
+
+const PROBE_TIMEOUT_MS = 1500;
+
+function withDeadline<T>(work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
   });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-const TOPOLOGY_VARIABLES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
+/**
+ * Through the sentinels, once: node-redis's own Sentinel client with the service's options
+ * (sentinelOptions: AUTH, TLS, timeouts), but `maxCommandRediscovers: 0`, so that a failed
+ * discovery round rejects connect() at once. With the default (16 rounds a second apart, as the
+ * service wants) node-redis console.logs each failed round, a stack trace, before giving up.
+ */
+async function sentinelProblem(connection: SentinelOptions): Promise<string | null> {
+  const sentinel = createSentinel({
+    ...sentinelOptions(connection, PROBE_TIMEOUT_MS),
+    maxCommandRediscovers: 0,
+  });
+  sentinel.on('error', () => {}); // reported by the rejected connect() or PING below
+  try {
+    await withDeadline(sentinel.connect());
+    return (await withDeadline(sentinel.ping())) === 'PONG' ? null : 'it does not answer PING';
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    if (sentinel.isOpen) sentinel.destroy();
+  }
+}
 
 /**
  * Connect once with the real client (same topology handling, AUTH and TLS as the session-service)
  * and PING; for a Cluster every master must answer. Null when it answers, else why not.
  */
 async function redisProblem(connection: RedisConnection): Promise<string | null> {
+  if ('sentinel' in connection) return sentinelProblem(connection);
   const redis = createRedis(
-    { ...connection, reconnect: false, commandTimeoutMs: 1500, connectTimeoutMs: 1500 },
+    {
+      ...connection,
+      reconnect: false,
+      commandTimeoutMs: PROBE_TIMEOUT_MS,
+      connectTimeoutMs: PROBE_TIMEOUT_MS,
+    },
     createLogger({ name: 'doctor', level: 'silent' }),
   );
-  let timer: NodeJS.Timeout | undefined;
-  // node-redis's Sentinel client console.logs every failed discovery round (a stack trace).
-  const log = console.log;
-  console.log = () => {};
   try {
-    await Promise.race([
-      redis.connect(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
-      }),
-    ]);
-    return (await pingRedis(redis, 1500)) ? null : 'it does not answer PING';
+    await withDeadline(redis.connect());
+    return (await pingRedis(redis, PROBE_TIMEOUT_MS)) ? null : 'it does not answer PING';
   } catch (err) {
     return (err as Error).message;
   } finally {
-    clearTimeout(timer);
     try {
       await redis.destroy();
     } catch {
       // never connected
     }
-    console.log = log;
   }
 }
 

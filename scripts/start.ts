@@ -6,8 +6,8 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { accepting, freePortFrom } from './ports.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DATA = resolve(ROOT, 'data');
@@ -17,25 +17,6 @@ let stopping = false;
 
 function say(text: string) {
   process.stdout.write(`${text}\n`);
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const srv = createServer();
-    srv.once('error', () => done(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => done(true)));
-  });
-}
-
-async function freePortFrom(preferred: number): Promise<number> {
-  if (await portFree(preferred)) return preferred;
-  return new Promise((done) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => done(typeof address === 'object' && address ? address.port : preferred));
-    });
-  });
 }
 
 async function waitHealthy(url: string, name: string, child: ChildProcess, timeoutMs = 30_000) {
@@ -144,7 +125,7 @@ async function main() {
     ]);
     env.REDIS_URL = `redis://127.0.0.1:${port}`;
     const deadline = Date.now() + 10_000;
-    while ((await portFree(port)) && Date.now() < deadline) {
+    while (!(await accepting(port)) && Date.now() < deadline) {
       if (redis.exitCode !== null) throw new Error('redis-server exited at start');
       await new Promise((r) => setTimeout(r, 50));
     }
