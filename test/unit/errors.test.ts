@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { bearerToken, secretMatches } from '../../common/src/constant-time.js';
 import {
   AppError,
@@ -261,5 +262,18 @@ describe('README.md "Error codes"', () => {
     ].map((m) => `${m[1]} ${m[2]}`);
     const catalogue = Object.entries(ERRORS).map(([code, spec]) => `${spec.status} ${code}`);
     expect(rows.toSorted()).toEqual(catalogue.toSorted());
+  });
+});
+
+describe('docs/openapi.yaml', () => {
+  it("lists as the Error schema's codes exactly those the session-service answers", () => {
+    const spec = parse(readFileSync(join(ROOT, 'docs', 'openapi.yaml'), 'utf8')) as {
+      components: { schemas: { Error: { properties: { error: { enum: string[] } } } } };
+    };
+    const listed = spec.components.schemas.Error.properties.error.enum;
+    const answered = new Set(
+      sourceUses.filter((u) => u.where.startsWith('session-service/')).map((u) => u.code),
+    );
+    expect(listed.toSorted()).toEqual([...answered].toSorted());
   });
 });
