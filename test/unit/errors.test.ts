@@ -19,7 +19,8 @@ import {
   isErrorCode,
   StoreUnavailableError,
 } from '../../common/src/errors.js';
-import { errorResponseBytes } from '../../common/src/http.js';
+import { errorJson, errorResponseBytes } from '../../common/src/http.js';
+import { checkHeaderLimits } from '../../common/src/limits.js';
 import { ROOT } from '../helpers/processes.js';
 
 function filesUnder(dir: string, ext: string): string[] {
@@ -275,5 +276,29 @@ describe('docs/openapi.yaml', () => {
       sourceUses.filter((u) => u.where.startsWith('session-service/')).map((u) => u.code),
     );
     expect(listed.toSorted()).toEqual([...answered].toSorted());
+  });
+});
+
+describe('bodies written outside sendError', () => {
+  it('the nginx templates answer each code with the catalogue body, byte for byte', () => {
+    const bodies = TEMPLATES.flatMap((file) =>
+      [
+        ...readFileSync(file, 'utf8').matchAll(/return\s+([45]\d\d)\s+'(\{"error":"[^']*)\\n';/g),
+      ].map((m) => ({ where: relative(ROOT, file), body: m[2] ?? '' })),
+    );
+    expect(bodies.length).toBeGreaterThanOrEqual(5);
+    for (const { where, body } of bodies) {
+      const { error } = JSON.parse(body) as { error: ErrorCode };
+      expect(body, where).toBe(errorJson(error, ERRORS[error].message));
+    }
+  });
+
+  it('the header limits (common/src/limits.ts) refuse with the catalogue messages', () => {
+    const many = checkHeaderLimits(Array.from({ length: 2 * 101 }, (_, i) => `x-${i >> 1}`));
+    const cookies = checkHeaderLimits(['Cookie', 'a='.padEnd(9000, 'x')]);
+    for (const check of [many, cookies]) {
+      expect(check.ok).toBe(false);
+      if (!check.ok) expect(check.message).toBe(ERRORS[check.code as ErrorCode].message);
+    }
   });
 });
