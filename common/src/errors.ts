@@ -173,11 +173,3 @@ export class StoreUnavailableError extends GatehouseError {
     super('SESSION_STORE_UNAVAILABLE', { cause });
   }
 }
-
-/**
- * Default messages by code.
- * @deprecated read `ERRORS[code].message`.
- */
-export const MESSAGES: Readonly<Record<string, string>> = Object.fromEntries(
-  Object.entries(ERRORS).map(([code, { message }]) => [code, message]),
-);
