@@ -142,9 +142,10 @@ function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
 /**
  * A login, in express-session's terms: a new id (the pre-login id, or one planted by an attacker,
  * never becomes authenticated: OWASP Session Management, renew the ID on privilege change), then
- * the repository's login transaction, then express-session told the session is saved (an
- * update-only write of the same record) so it sets the cookie and writes nothing more. On any
- * failure the request keeps no session, so no cookie goes out for something never stored.
+ * the repository's login transaction, so the session is stored before we answer and the cookie
+ * never points at nothing. express-session then saves it once as the answer ends, an update-only
+ * write of the same record (after regenerate it cannot know the record is there; saving here too
+ * would only write it twice). On failure the request keeps no session, so no cookie goes out.
  */
 export async function startSession(
   req: Request,
@@ -152,18 +153,13 @@ export async function startSession(
   auth: SessionAuth,
   maxAgeMs?: number,
 ): Promise<void> {
-  let created: string | undefined;
   try {
     await promisify((cb) => req.session.regenerate(cb));
     req.session.auth = auth;
     if (maxAgeMs !== undefined) req.session.cookie.maxAge = maxAgeMs;
     await repository.createSession(req.sessionID, auth);
-    created = req.sessionID;
-    await promisify((cb) => req.session.save(cb));
   } catch (err) {
     Reflect.deleteProperty(req, 'session');
-    // Created but not saved (the store failed just then): the cookie never goes out, so end it.
-    if (created) await repository.deleteSession(created, auth.userId).catch(() => {});
     throw err;
   }
 }

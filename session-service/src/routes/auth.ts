@@ -199,8 +199,8 @@ export function createAuthHandlers(deps: AuthDeps) {
         ua: String(req.headers['user-agent'] ?? '').slice(0, 256),
       };
       try {
-        // The login transaction (SessionRepository.createSession) inside express-session's
-        // regenerate and save: saved before we answer, so the cookie never points at nothing.
+        // A new id, then the login transaction (SessionRepository.createSession): stored
+        // before we answer, so the cookie never points at nothing.
         await startSession(req, deps.sessions, auth, remember ? deps.rememberMaxAgeMs : undefined);
       } catch (err) {
         deps.onLogin?.('unavailable');
