@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { createParser } from 'eventsource-parser';
 import type { Logger } from '../../common/src/logger.js';
 
 export interface StreamHello {
@@ -123,24 +124,18 @@ export function createRevocationStream(options: RevocationStreamOptions) {
         return;
       }
       res.setEncoding('utf8');
-      let buffer = '';
+      // The text/event-stream format is eventsource-parser's business; the connection (token,
+      // TLS, heartbeat watchdog, capped jittered backoff) stays ours.
+      const parser = createParser({
+        maxBufferSize: MAX_EVENT_BYTES,
+        onEvent: (event) => handle(event.event ?? 'message', event.data),
+        onError: (err) => {
+          if (err.type === 'max-buffer-size-exceeded') req.destroy(new Error('event too large'));
+        },
+      });
       res.on('data', (chunk: string) => {
         if (up) watch();
-        buffer += chunk;
-        let end = buffer.indexOf('\n\n');
-        while (end !== -1) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          let event = 'message';
-          let data = '';
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event:')) event = line.slice(6).trim();
-            else if (line.startsWith('data:')) data += line.slice(5).trim();
-          }
-          handle(event, data);
-          end = buffer.indexOf('\n\n');
-        }
-        if (buffer.length > MAX_EVENT_BYTES) req.destroy(new Error('event too large'));
+        parser.feed(chunk);
       });
       res.on('error', (err) => fail(err.message));
       res.on('close', () => fail('revocation stream ended'));
