@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import cookieParser from 'cookie-parser';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -14,6 +14,7 @@ import {
 } from '../../common/src/observability.js';
 import { createRedisSubscriber, pingRedis, type RedisClient } from '../../common/src/redis.js';
 import { securityHeaders } from '../../common/src/security-headers.js';
+import { createTrust } from '../../common/src/trust-proxy.js';
 import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import { createAssertionSigner } from './domain/assertions.js';
@@ -30,7 +31,6 @@ import { revocationsHandler } from './routes/events.js';
 import { createSessionsHandlers } from './routes/sessions.js';
 import {
   internalValidateHandler,
-  type TrustProxy,
   type ValidateOutcome,
   validateHandler,
 } from './routes/validate.js';
@@ -158,9 +158,12 @@ export function createApp(deps: SessionServiceDeps) {
     current: currentSessions,
   });
 
+  // TRUST_PROXY compiled once (common/src/trust-proxy.ts): Express's req.ip and req.protocol and
+  // the validate handlers read the same function.
+  const trust = createTrust(env.TRUST_PROXY);
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', env.TRUST_PROXY);
+  app.set('trust proxy', trust.fn);
   app.set('etag', false);
   app.use(createRequestObserver(logger, metrics, (req) => (req as Request).route?.path ?? 'other'));
 
@@ -172,7 +175,7 @@ export function createApp(deps: SessionServiceDeps) {
     authenticate,
     cookieName: config.cookieName,
     secrets: config.secrets,
-    trustProxy: (addr: string, i: number) => (app.get('trust proxy fn') as TrustProxy)(addr, i),
+    trustProxy: trust.fn,
     logger,
     onOutcome: (outcome: ValidateOutcome) => validateOutcomes.inc({ outcome }),
   };
@@ -265,33 +268,31 @@ export function createApp(deps: SessionServiceDeps) {
 
   app.use((req: Request, res: Response) => sendError(req, res, 'NOT_FOUND'));
   app.use(errorHandler(logger));
-  // The validate fast path: GET or HEAD of exactly `/auth/validate` or `/internal/validate` (the
-  // gateway's; with or without a query) goes from the HTTP server to the handler with only the
+  // The server entry: GET or HEAD of exactly `/auth/validate` or `/internal/validate` (the
+  // gateway's; with or without a query) goes from the HTTP server to its handler with only the
   // request observer in front: no Express request/response prototypes, no router walk
-  // (docs/performance.md). Everything else is Express.
-  type Handle = (req: IncomingMessage, res: ServerResponse, next?: unknown) => void;
-  // `handle` is what the app function calls for every request (express/lib/express.js).
-  const expressApp = app as unknown as { handle: Handle };
-  const handle = expressApp.handle.bind(app);
+  // (docs/performance.md). Everything else is the Express app.
   const validateRoute = () => VALIDATE_PATH;
   const internalValidateRoute = () => INTERNAL_VALIDATE_PATH;
-  Object.assign(expressApp, {
-    handle(req: IncomingMessage, res: ServerResponse, next?: unknown) {
-      if (isFastPath(req, VALIDATE_PATH)) {
-        res.setHeader('X-Request-Id', observeRequest(logger, metrics, req, res, validateRoute));
-        void serveValidate(req, res);
-        return;
-      }
-      if (isFastPath(req, INTERNAL_VALIDATE_PATH)) {
-        const id = observeRequest(logger, metrics, req, res, internalValidateRoute);
-        res.setHeader('X-Request-Id', id);
-        void serveInternalValidate(req, res);
-        return;
-      }
-      handle(req, res, next);
+  function entry(req: IncomingMessage, res: ServerResponse): void {
+    if (isFastPath(req, VALIDATE_PATH)) {
+      res.setHeader('X-Request-Id', observeRequest(logger, metrics, req, res, validateRoute));
+      void serveValidate(req, res);
+      return;
+    }
+    if (isFastPath(req, INTERNAL_VALIDATE_PATH)) {
+      const id = observeRequest(logger, metrics, req, res, internalValidateRoute);
+      res.setHeader('X-Request-Id', id);
+      void serveInternalValidate(req, res);
+      return;
+    }
+    app(req as Request, res as Response);
+  }
+  return Object.assign(entry, {
+    /** An http.Server serving this entry (as Express's app.listen would serve the app alone). */
+    listen(port: number, host: string, callback?: () => void): http.Server {
+      return http.createServer(entry).listen(port, host, callback);
     },
-  });
-  return Object.assign(app, {
     /** End the gateways' revocation streams (shutdown: the server cannot drain them). */
     closeRevocationStreams: () => revocations.close(),
   });

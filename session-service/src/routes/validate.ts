@@ -5,6 +5,7 @@ import { escapeHtml, NO_STORE, sendError, wantsHtml } from '../../../common/src/
 import { identityHeaders } from '../../../common/src/identity.js';
 import { MAX_COOKIE_BYTES } from '../../../common/src/limits.js';
 import type { Logger } from '../../../common/src/logger.js';
+import type { TrustFn } from '../../../common/src/trust-proxy.js';
 import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
 import type { Authenticator } from '../domain/authenticate.js';
@@ -48,8 +49,8 @@ export function validationBody(session: ValidSession) {
   };
 }
 
-/** Express's compiled `trust proxy` setting: is the peer at `addr` (hop `i`) trusted? */
-export type TrustProxy = (addr: string, i: number) => boolean;
+/** TRUST_PROXY compiled (common/src/trust-proxy.ts): is the peer at `addr` (hop `i`) trusted? */
+export type TrustProxy = TrustFn;
 
 /**
  * The original request URI under the Traefik ForwardAuth convention (X-Forwarded-Uri, beside
