@@ -2,7 +2,7 @@ import type { ErrorCode } from '../../common/src/errors.js';
 import type { ParsedHost } from './host.js';
 import { checkUpgradeOrigin } from './origin.js';
 import type { RequestTarget } from './request-target.js';
-import { isAllowed, type Route, type RouteTable } from './routes.js';
+import { isAllowed, type Route, type RouteTable } from './route-table.js';
 import type { Validation } from './session-client.js';
 
 /**

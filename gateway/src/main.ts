@@ -6,7 +6,7 @@ import { createLogger } from '../../common/src/logger.js';
 import { onShutdown } from '../../common/src/shutdown.js';
 import { createApp } from './app.js';
 import { loadGatewayConfig } from './config.js';
-import { createRouteStore } from './routes.js';
+import { createRouteStore } from './route-table.js';
 import { createSessionClient } from './session-client.js';
 
 /** How often the routes file is looked at (fs.watchFile polls: works on every filesystem). */

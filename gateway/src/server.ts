@@ -26,7 +26,7 @@ import type { GatewayMetrics } from './metrics.js';
 import type { createProxy, ProxyTarget } from './proxy.js';
 import { forwardedFor, upstreamHeaders } from './request-headers.js';
 import { type RequestTarget, stripSegments } from './request-target.js';
-import type { Route, RouteStore } from './routes.js';
+import type { Route, RouteStore } from './route-table.js';
 import type { SessionClient, Validation } from './session-client.js';
 import { createSessionServicePassthrough } from './session-service-passthrough.js';
 import type { Admission, Admit } from './websocket.js';

@@ -15,7 +15,7 @@ import {
   isAllowed,
   parseRoutes,
   type Route,
-} from '../../gateway/src/routes.js';
+} from '../../gateway/src/route-table.js';
 import { ROOT } from '../helpers/processes.js';
 
 function problemsOf(text: string): string[] {
