@@ -27,7 +27,7 @@ import { createRedisSessionRepository } from './domain/session-repository-redis.
 import { createLoginThrottle, type ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
 import { createAuthHandlers } from './routes/auth.js';
-import { revocationsHandler } from './routes/events.js';
+import { revocationsHandler } from './routes/revocation-feed.js';
 import { createSessionsHandlers } from './routes/sessions.js';
 import {
   internalValidateHandler,
