@@ -6,7 +6,7 @@ import type { RedisCommands, RedisSubscriber } from '../../../common/src/redis.j
  * Revocation events: every session ended before its time (logout, revocation by id, "end all
  * sessions", admin revoke, the users CLI, a user disabled, a session found expired) is published
  * on one Redis channel, and each session-service relays what it hears to the gateways connected
- * to it (routes/events.ts). A gateway's validation cache drops the session at once; when this
+ * to it (routes/revocation-feed.ts). A gateway's validation cache drops the session at once; when this
  * feed cannot vouch that it missed nothing, it closes the streams and the gateways turn their
  * caches off until they are connected again (docs/performance.md).
  *
