@@ -1,11 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Request } from 'express';
 import session, { type SessionData } from 'express-session';
-import type { Logger } from '../../common/src/logger.js';
-import type { RedisClient } from '../../common/src/redis.js';
-import type { Sealer } from './domain/sealing.js';
-import type { Lifetimes, SessionAuth, SessionRepository } from './domain/session-repository.js';
-import { createRedisSessionRepository } from './domain/session-repository-redis.js';
+import type { SessionAuth, SessionRepository } from './domain/session-repository.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -69,23 +65,6 @@ export class SessionRepositoryStore extends session.Store {
       () => cb?.(),
       (err: unknown) => cb?.(err),
     );
-  }
-}
-
-/**
- * The store over a Redis repository of its own, as the express-session store was built before
- * the repository existed (test/integration/session-lifecycle.test.ts, owned elsewhere, still
- * builds it so). New code builds a repository and a SessionRepositoryStore over it.
- * @deprecated use new SessionRepositoryStore(createRedisSessionRepository(...))
- */
-export class GatehouseRedisStore extends SessionRepositoryStore {
-  constructor(
-    redis: RedisClient,
-    prefix: string,
-    lifetimes: Lifetimes,
-    options: { records: Sealer; logger?: Pick<Logger, 'warn'> },
-  ) {
-    super(createRedisSessionRepository({ redis, prefix, lifetimes, ...options }));
   }
 }
 

@@ -2,7 +2,7 @@
 import { createLogger } from '../../../common/src/logger.js';
 import { createRedis, describeRedis } from '../../../common/src/redis.js';
 import type { RedisConnection } from '../config.js';
-import { createSessionStore } from '../domain/sessions.js';
+import { createRedisSessionRepository } from '../domain/session-repository-redis.js';
 import { type StoredUser, withId } from '../domain/users.js';
 import type { Settings } from './args.js';
 import { describeError, EXIT_OK, EXIT_SESSIONS_NOT_ENDED } from './errors.js';
@@ -36,7 +36,7 @@ async function revokeSessions(
     // Errors are reported through the rejected promises below.
     createLogger({ name: 'users', level: 'silent' }),
   );
-  const store = createSessionStore({
+  const sessions = createRedisSessionRepository({
     redis,
     lifetimes: settings.lifetimes,
     prefix: settings.redisPrefix,
@@ -44,7 +44,7 @@ async function revokeSessions(
   try {
     return await withDeadline(
       REDIS_DEADLINE_MS,
-      redis.connect().then(() => store.revokeAll(userId)),
+      redis.connect().then(() => sessions.deleteUserSessions(userId)),
     );
   } finally {
     if (redis.isOpen) await redis.destroy();
