@@ -8,7 +8,7 @@ import { createCookiePolicy } from './cookies.js';
 import { createGatewayMetrics } from './metrics.js';
 import { createAgentPool, createProxy } from './proxy.js';
 import { hasBody } from './request-headers.js';
-import { createRouteStore, type RouteStore } from './route-table.js';
+import { createRouteStore, type RouteStore } from './routes-file.js';
 import { createServerEntry } from './server.js';
 import type { SessionClient } from './session-client.js';
 import { createWebSocketProxy } from './websocket.js';

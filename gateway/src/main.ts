@@ -6,7 +6,7 @@ import { createLogger } from '../../common/src/logger.js';
 import { onShutdown } from '../../common/src/shutdown.js';
 import { createApp } from './app.js';
 import { loadGatewayConfig } from './config.js';
-import { createRouteStore } from './route-table.js';
+import { createRouteStore } from './routes-file.js';
 import { createSessionClient } from './session-client.js';
 
 /** How often the routes file is looked at (fs.watchFile polls: works on every filesystem). */
@@ -52,10 +52,14 @@ const app = createApp({ config, logger, sessionClient, routes });
 const server = app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.GATEWAY_PORT;
-  logger.info(
-    { port, routes: routes.current().routes.map((r) => `${r.id} ${r.host ?? '*'}${r.path}`) },
-    `gateway listening on http://${config.GATEWAY_HOST}:${port}`,
-  );
+  // The listening line is written whatever LOG_LEVEL says (a logger of its own at info): it is
+  // how an operator, and a process started on port 0, learns where the service listens.
+  logger
+    .child({}, { level: 'info' })
+    .info(
+      { port, routes: routes.current().routes.map((r) => `${r.id} ${r.host ?? '*'}${r.path}`) },
+      `gateway listening on http://${config.GATEWAY_HOST}:${port}`,
+    );
 });
 server.keepAliveTimeout = 65_000;
 // Metrics on a listener of their own, never the public port (metrics.ts).

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../common/src/config.js';
-import { createRouteStore } from '../../gateway/src/route-table.js';
+import { createRouteStore } from '../../gateway/src/routes-file.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { type GatewayApp, type InProcessGateway, startGateway } from '../helpers/gateway.js';
 import { jsonLogin } from '../helpers/login.js';

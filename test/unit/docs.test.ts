@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { demoAppSchema } from '../../demo-app/src/config.js';
 import { gatewaySchema } from '../../gateway/src/config.js';
-import * as gatewayRoutes from '../../gateway/src/route-table.js';
+import * as gatewayRoutes from '../../gateway/src/routes-file.js';
 import { sessionServiceSchema } from '../../session-service/src/config.js';
 import { templatePath, templatePlaceholders } from '../helpers/nginx.js';
 import { ROOT } from '../helpers/processes.js';
@@ -75,10 +75,10 @@ function schemaKeys(schema: z.ZodType): string[] {
 function routeSchemaKeys(): string[] {
   const exported = (gatewayRoutes as Record<string, unknown>).routeSchema;
   if (exported instanceof z.ZodType) return schemaKeys(exported);
-  const source = readFileSync(join(ROOT, 'gateway', 'src', 'route-table.ts'), 'utf8');
+  const source = readFileSync(join(ROOT, 'gateway', 'src', 'routes-file.ts'), 'utf8');
   const body = /const routeSchema = z\.strictObject\(\{\n([\s\S]*?)\n\}\);/.exec(source)?.[1];
   if (!body)
-    throw new Error('no `const routeSchema = z.strictObject({…});` in gateway/src/route-table.ts');
+    throw new Error('no `const routeSchema = z.strictObject({…});` in gateway/src/routes-file.ts');
   return [...body.matchAll(/^ {2}(\w+):/gm)].map((m) => m[1] ?? '');
 }
 

@@ -9,13 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../common/src/config.js';
 import type { Identity } from '../../common/src/identity.js';
 import { checkRequestTarget } from '../../gateway/src/request-target.js';
-import {
-  buildRouteTable,
-  defaultRouteTable,
-  isAllowed,
-  parseRoutes,
-  type Route,
-} from '../../gateway/src/route-table.js';
+import { buildRouteTable, isAllowed, type Route } from '../../gateway/src/route-table.js';
+import { defaultRouteTable, parseRoutes } from '../../gateway/src/routes-file.js';
 import { ROOT } from '../helpers/processes.js';
 
 function problemsOf(text: string): string[] {
