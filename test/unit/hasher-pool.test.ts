@@ -1,10 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  createHasherPool,
-  HASHER_NICE,
-  HasherBusyError,
-} from '../../session-service/src/domain/hasher-pool.js';
+import { isGatehouseError } from '../../common/src/errors.js';
+import { createHasherPool, HASHER_NICE } from '../../session-service/src/domain/hasher-pool.js';
 import { hashPassword } from '../../session-service/src/domain/passwords.js';
 
 /** The nice value of every thread of this process (Linux: field 19 of /proc/self/task/<tid>/stat). */
@@ -30,12 +27,17 @@ describe('password hasher pool', () => {
     expect(results).toEqual([true, false, false, true]);
   });
 
-  it('queues at most maxQueued checks beyond its workers, and refuses more with HasherBusyError', async () => {
+  it('queues at most maxQueued checks beyond its workers, and refuses more with BUSY (Retry-After: 1)', async () => {
     const pool = createHasherPool(1, 1);
     const hash = await hashPassword('correct horse battery');
     const running = pool.verify(hash, 'correct horse battery');
     const queued = pool.verify(hash, 'wrong');
-    await expect(pool.verify(hash, 'one too many')).rejects.toBeInstanceOf(HasherBusyError);
+    const refused = await pool.verify(hash, 'one too many').then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(isGatehouseError(refused, 'BUSY')).toBe(true);
+    expect(refused).toMatchObject({ status: 503, headers: { 'Retry-After': '1' } });
     expect(await running).toBe(true);
     expect(await queued).toBe(false);
     // Room again once the queue has drained.

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import { GatehouseError } from '../../../common/src/errors.js';
 import type { VerifyTask } from './hasher-worker.js';
 
 /**
@@ -14,7 +15,17 @@ import type { VerifyTask } from './hasher-worker.js';
  * idle machine logins run exactly as fast as before.
  */
 
-/** Thrown when too many checks are already queued: a login flood must not starve the service. */
+/**
+ * Too many checks already queued: a login flood must not starve the service. Answered 503 BUSY
+ * with `Retry-After: 1`, like any catalogue error.
+ */
+const hasherBusy = (cause: unknown) =>
+  new GatehouseError('BUSY', { cause, headers: { 'Retry-After': '1' } });
+
+/**
+ * @deprecated never thrown any more (the pool throws GatehouseError('BUSY')). Kept only because
+ * session-service/src/app.ts still imports it (through passwords.ts); delete it with that import.
+ */
 export class HasherBusyError extends Error {
   readonly code = 'HASHER_BUSY';
 }
@@ -40,7 +51,8 @@ export interface HasherPool {
   readonly size: number;
   /**
    * argon2 verify of `password` against the PHC string `hash`; false for any malformed input.
-   * Rejects with HasherBusyError when every worker is busy and `maxQueued` checks already wait.
+   * Rejects with GatehouseError('BUSY') (Retry-After: 1) when every worker is busy and
+   * `maxQueued` checks already wait.
    */
   verify(hash: string, password: string): Promise<boolean>;
 }
@@ -71,8 +83,7 @@ export function createHasherPool(
         return (await pool.run({ hash, password })) === true;
       } catch (err) {
         // piscina's only signal for a full queue is this message (its Errors.TaskQueueAtLimit).
-        if (err instanceof Error && err.message === 'Task queue is at limit')
-          throw new HasherBusyError('password hasher is busy');
+        if (err instanceof Error && err.message === 'Task queue is at limit') throw hasherBusy(err);
         throw err;
       }
     },

@@ -1,4 +1,4 @@
-import { StoreUnavailableError } from '../../../common/src/errors.js';
+import { GatehouseError } from '../../../common/src/errors.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
 import {
   createSlideMemory,
@@ -80,7 +80,10 @@ export function createMemorySessionRepository(
       const created = live(id) === null;
       try {
         // Refused as the Redis repository refuses it: the login is not made (503).
-        if (!created) throw new StoreUnavailableError(new Error('session id already exists'));
+        if (!created)
+          throw new GatehouseError('SESSION_STORE_UNAVAILABLE', {
+            cause: new Error('session id already exists'),
+          });
         records.set(id, {
           auth: copy(auth),
           expiresAt: now() + Math.max(1, remainingMs(auth, lifetimes, now())),

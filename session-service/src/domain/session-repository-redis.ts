@@ -1,11 +1,10 @@
-import { StoreUnavailableError } from '../../../common/src/errors.js';
+import { GatehouseError, isGatehouseError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/logger.js';
 import { escapeGlob, type RedisClient } from '../../../common/src/redis.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
 import { publishRevocations } from './revocations.js';
 import type { Sealer } from './sealing.js';
 import {
-  answered,
   createSlideMemory,
   LOGIN_GRACE_MS,
   loginInterrupted,
@@ -74,12 +73,14 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
     raw ? parseRecord(openRecord(sealer(), id, raw, onUnreadable)) : null;
   const seal = (id: string, auth: SessionAuth) => sealer().seal(recordJson(auth), id);
 
-  /** Redis failures become StoreUnavailableError (503): never "no session". */
+  /** Redis failures become SESSION_STORE_UNAVAILABLE (503): never "no session". */
   async function guard<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      throw answered(err) ? err : new StoreUnavailableError(err);
+      throw isGatehouseError(err)
+        ? err
+        : new GatehouseError('SESSION_STORE_UNAVAILABLE', { cause: err });
     }
   }
 
@@ -123,7 +124,9 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
       await Promise.all([created ? redis.del(sessionKey(id)) : 0, redis.zRem(index, id)]).catch(
         () => {},
       );
-      throw answered(err) ? err : new StoreUnavailableError(err);
+      throw isGatehouseError(err)
+        ? err
+        : new GatehouseError('SESSION_STORE_UNAVAILABLE', { cause: err });
     }
   }
 

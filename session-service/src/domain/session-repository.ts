@@ -1,4 +1,4 @@
-import { AppError, StoreUnavailableError } from '../../../common/src/errors.js';
+import { GatehouseError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/logger.js';
 import { type Sealer, UnreadableSealError } from './sealing.js';
 
@@ -19,7 +19,7 @@ export interface SessionRepository {
    * created (never over an existing one), then confirmed live. A concurrent deleteUserSessions
    * either sees the pending entry (this call then undoes itself and throws LOGIN_INTERRUPTED,
    * 409) or runs after it and ends the session: no session ever outlives its index entry.
-   * Nothing is left behind when it throws (StoreUnavailableError when the store is down).
+   * Nothing is left behind when it throws (SESSION_STORE_UNAVAILABLE when the store is down).
    */
   createSession(sid: string, auth: SessionAuth): Promise<void>;
   /**
@@ -107,16 +107,7 @@ export interface SessionRepositoryOptions {
 export const LOGIN_GRACE_MS = 10_000;
 
 /** A login undone because "end all sessions" ran meanwhile (the user signs in again). */
-export const loginInterrupted = () =>
-  new AppError(
-    'LOGIN_INTERRUPTED',
-    409,
-    'Your sessions were ended while you signed in. Please sign in again.',
-  );
-
-/** An error that already says what to answer (LOGIN_INTERRUPTED, SESSION_STORE_UNAVAILABLE). */
-export const answered = (err: unknown) =>
-  err instanceof AppError || err instanceof StoreUnavailableError;
+export const loginInterrupted = () => new GatehouseError('LOGIN_INTERRUPTED');
 
 /**
  * Milliseconds this session may still live: the idle allowance, capped by what is left of the

@@ -1,16 +1,17 @@
 import type { NextFunction, Request, Response } from 'express';
-import { AppError, StoreUnavailableError } from '../../../common/src/errors.js';
-import { NO_STORE, wantsHtml } from '../../../common/src/http.js';
+import {
+  ERRORS,
+  type ErrorCode,
+  GatehouseError,
+  isGatehouseError,
+} from '../../../common/src/errors.js';
+import { NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { Csrf } from '../csrf.js';
 import { provenSameOrigin } from '../csrf.js';
 import { PASSWORD_MAX, type PasswordVerifier } from '../domain/passwords.js';
 import { safeRedirect } from '../domain/redirects.js';
-import {
-  answered,
-  type SessionAuth,
-  type SessionRepository,
-} from '../domain/session-repository.js';
+import type { SessionAuth, SessionRepository } from '../domain/session-repository.js';
 import type { LoginThrottle } from '../domain/throttle.js';
 import type { UsersRepository } from '../domain/users.js';
 import type { CookieSettings } from '../session-middleware.js';
@@ -39,13 +40,24 @@ const GENERIC_FAILURE = 'Invalid username or password.';
 export const isForm = (req: Request) =>
   req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded';
 
-/** Redis failures of the throttle become StoreUnavailableError (503). */
+/** Redis failures become SESSION_STORE_UNAVAILABLE (503); catalogue errors stay as they are. */
+const storeUnavailable = (err: unknown) =>
+  isGatehouseError(err) ? err : new GatehouseError('SESSION_STORE_UNAVAILABLE', { cause: err });
+
+/** Redis failures of the throttle become SESSION_STORE_UNAVAILABLE (503). */
 async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw err instanceof AppError ? err : new StoreUnavailableError(err);
+    throw storeUnavailable(err);
   }
+}
+
+/** A refused sign-in: its code, the message shown, answer headers (such as Retry-After). */
+interface Failure {
+  code: ErrorCode;
+  message: string;
+  headers?: Record<string, string>;
 }
 
 /** Drop the request's session so express-session sets no cookie for something never saved. */
@@ -89,18 +101,21 @@ export function createAuthHandlers(deps: AuthDeps) {
       );
   }
 
+  /**
+   * A form gets the login page again, with the message, under the code's status (a page, not an
+   * error body); a JSON caller gets the error answer, JSON whatever it accepts.
+   */
   function fail(
     req: Request,
     res: Response,
-    status: number,
-    code: string,
-    message: string,
+    { code, message, headers = {} }: Failure,
     view: { rd: string; username?: string },
-    headers: Record<string, string> = {},
   ) {
-    res.set(headers);
-    if (isForm(req)) return renderLogin(req, res, status, { ...view, error: message });
-    res.status(status).set('Cache-Control', NO_STORE).json({ error: code, message });
+    if (isForm(req)) {
+      res.set(headers);
+      return renderLogin(req, res, ERRORS[code].status, { ...view, error: message });
+    }
+    sendError(req, res, code, { message, headers, json: true });
   }
 
   const audit = (event: string, req: Request, extra: Record<string, unknown> = {}) =>
@@ -114,11 +129,7 @@ export function createAuthHandlers(deps: AuthDeps) {
     async login(req: Request, res: Response) {
       const form = isForm(req);
       if (!form && req.is('application/json') !== 'application/json') {
-        throw new AppError(
-          'UNSUPPORTED_MEDIA_TYPE',
-          415,
-          'Send application/json or application/x-www-form-urlencoded.',
-        );
+        throw new GatehouseError('UNSUPPORTED_MEDIA_TYPE');
       }
       const fields = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<
         string,
@@ -139,25 +150,24 @@ export function createAuthHandlers(deps: AuthDeps) {
         return fail(
           req,
           res,
-          429,
-          'TOO_MANY_ATTEMPTS',
-          `Too many sign-in attempts. Try again in ${retry} seconds.`,
+          {
+            code: 'TOO_MANY_ATTEMPTS',
+            message: `Too many sign-in attempts. Try again in ${retry} seconds.`,
+            headers: { 'Retry-After': retry },
+          },
           { rd },
-          { 'Retry-After': retry },
         );
       }
-      const refuse = async (status: number, code: string, message: string, reason: string) => {
+      const refuse = async (failure: Failure, reason: string) => {
         await storeCall(() => deps.throttle.recordFailure(account, ip));
         audit('login.failure', req, { username: account, reason });
         deps.onLogin?.('failure');
-        return fail(req, res, status, code, message, { rd, username: account });
+        return fail(req, res, failure, { rd, username: account });
       };
 
       if (form && !deps.csrf.valid(req)) {
         return refuse(
-          403,
-          'CSRF_TOKEN_INVALID',
-          'Your sign-in form expired. Please try again.',
+          { code: 'CSRF_TOKEN_INVALID', message: 'Your sign-in form expired. Please try again.' },
           'csrf',
         );
       }
@@ -167,7 +177,10 @@ export function createAuthHandlers(deps: AuthDeps) {
         username.length === 0 ||
         password.length === 0
       ) {
-        return refuse(400, 'BAD_REQUEST', 'Enter a username and a password.', 'malformed');
+        return refuse(
+          { code: 'BAD_REQUEST', message: 'Enter a username and a password.' },
+          'malformed',
+        );
       }
       // Refuse over-long input before hashing it (ASVS 2.1.2: up to 1024 accepted, never truncated).
       if (
@@ -175,14 +188,17 @@ export function createAuthHandlers(deps: AuthDeps) {
         [...password].length > PASSWORD_MAX ||
         username.length > 256
       ) {
-        return refuse(400, 'BAD_REQUEST', 'Username or password is too long.', 'too_long');
+        return refuse(
+          { code: 'BAD_REQUEST', message: 'Username or password is too long.' },
+          'too_long',
+        );
       }
 
       const user = await deps.users.findByUsername(username);
       // Always one argon2id verification: unknown, disabled and wrong-password cost the same.
       const passwordOk = await deps.verifier.verify(user?.passwordHash ?? null, password);
       if (!user || user.disabled || !passwordOk) {
-        return refuse(401, 'INVALID_CREDENTIALS', GENERIC_FAILURE, 'credentials');
+        return refuse({ code: 'INVALID_CREDENTIALS', message: GENERIC_FAILURE }, 'credentials');
       }
 
       const remember =
@@ -204,7 +220,7 @@ export function createAuthHandlers(deps: AuthDeps) {
         await startSession(req, deps.sessions, auth, remember ? deps.rememberMaxAgeMs : undefined);
       } catch (err) {
         deps.onLogin?.('unavailable');
-        throw answered(err) ? err : new StoreUnavailableError(err);
+        throw storeUnavailable(err);
       }
       await deps.throttle.recordSuccess(account, ip).catch(() => {});
       audit('login.success', req, { username: user.username, userId: user.id, remember });

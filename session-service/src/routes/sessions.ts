@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { AppError } from '../../../common/src/errors.js';
+import { bearerToken, secretMatches } from '../../../common/src/constant-time.js';
+import { GatehouseError } from '../../../common/src/errors.js';
 import { NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { Csrf } from '../csrf.js';
@@ -64,7 +64,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
     if (!session) {
       if (wantsHtml(req) && req.method === 'GET')
         return res.redirect(302, `/auth/login?rd=${encodeURIComponent(req.originalUrl)}`);
-      return sendError(req, res, 401, 'UNAUTHENTICATED');
+      return sendError(req, res, 'UNAUTHENTICATED');
     }
     deps.current.set(req, session);
     next();
@@ -72,20 +72,13 @@ export function createSessionsHandlers(deps: SessionsDeps) {
 
   /** HTML forms carry our token (bound to this session); JSON callers are covered by Fetch Metadata. */
   function requireToken(req: Request, _res: Response, next: NextFunction) {
-    if (isForm(req) && !deps.csrf.valid(req))
-      return next(
-        new AppError(
-          'CSRF_TOKEN_INVALID',
-          403,
-          'This form expired. Reload the page and try again.',
-        ),
-      );
+    if (isForm(req) && !deps.csrf.valid(req)) return next(new GatehouseError('CSRF_TOKEN_INVALID'));
     next();
   }
 
   const me = (req: Request) => {
     const session = deps.current.get(req);
-    if (!session) throw new AppError('UNAUTHENTICATED', 401, 'You need to log in.');
+    if (!session) throw new GatehouseError('UNAUTHENTICATED');
     return session;
   };
 
@@ -93,7 +86,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
     const session = me(req);
     const handle = String(req.params.id ?? '');
     const target = (await listFor(session.auth.userId, session.id)).find((s) => s.id === handle);
-    if (!target) return sendError(req, res, 404, 'SESSION_NOT_FOUND', 'No such session.');
+    if (!target) return sendError(req, res, 'SESSION_NOT_FOUND');
     await deps.sessions.deleteSessionById(target.storedId, session.auth.userId);
     audit('session.revoke', req, {
       username: session.auth.username,
@@ -163,15 +156,12 @@ export function createSessionsHandlers(deps: SessionsDeps) {
     /** Admin API: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. */
     requireAdmin(req: Request, res: Response, next: NextFunction) {
       res.set('Cache-Control', NO_STORE);
-      if (!deps.adminToken) return sendError(req, res, 404, 'NOT_FOUND');
-      const header = req.get('authorization') ?? '';
-      const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-      const a = createHash('sha256').update(given).digest();
-      const b = createHash('sha256').update(deps.adminToken).digest();
-      if (!given || !timingSafeEqual(a, b)) {
+      if (!deps.adminToken) return sendError(req, res, 'NOT_FOUND');
+      if (!secretMatches(bearerToken(req.get('authorization')), deps.adminToken)) {
         deps.audit.warn({ event: 'admin.denied', ip: req.ip, requestId: req.id }, 'admin.denied');
-        return sendError(req, res, 401, 'UNAUTHENTICATED', 'A valid admin token is required.', {
-          'WWW-Authenticate': 'Bearer',
+        return sendError(req, res, 'UNAUTHENTICATED', {
+          message: 'A valid admin token is required.',
+          headers: { 'WWW-Authenticate': 'Bearer' },
         });
       }
       next();
@@ -179,7 +169,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
 
     async adminList(req: Request, res: Response) {
       const user = await deps.users.findByUsername(String(req.params.username));
-      if (!user) return sendError(req, res, 404, 'USER_NOT_FOUND', 'No such user.');
+      if (!user) return sendError(req, res, 'USER_NOT_FOUND');
       res.json({
         user: { id: user.id, username: user.username, disabled: user.disabled },
         sessions: (await listFor(user.id)).map(publicView),
@@ -188,7 +178,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
 
     async adminRevokeAll(req: Request, res: Response) {
       const user = await deps.users.findByUsername(String(req.params.username));
-      if (!user) return sendError(req, res, 404, 'USER_NOT_FOUND', 'No such user.');
+      if (!user) return sendError(req, res, 'USER_NOT_FOUND');
       const revoked = await deps.sessions.deleteUserSessions(user.id);
       audit('admin.revoke_all', req, { username: user.username, userId: user.id, revoked });
       res.json({ revoked });
@@ -196,9 +186,9 @@ export function createSessionsHandlers(deps: SessionsDeps) {
 
     async adminRevokeOne(req: Request, res: Response) {
       const user = await deps.users.findByUsername(String(req.params.username));
-      if (!user) return sendError(req, res, 404, 'USER_NOT_FOUND', 'No such user.');
+      if (!user) return sendError(req, res, 'USER_NOT_FOUND');
       const target = (await listFor(user.id)).find((s) => s.id === req.params.id);
-      if (!target) return sendError(req, res, 404, 'SESSION_NOT_FOUND', 'No such session.');
+      if (!target) return sendError(req, res, 'SESSION_NOT_FOUND');
       await deps.sessions.deleteSessionById(target.storedId, user.id);
       audit('admin.revoke', req, { username: user.username, userId: user.id, session: target.id });
       res.status(204).end();
