@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { FrameBoundary } from '../../gateway/src/websocket.js';
+import { FrameBoundary } from '../../gateway/src/websocket-frames.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { type GatewayApp, startGateway } from '../helpers/gateway.js';
 import { jsonLogin } from '../helpers/login.js';
