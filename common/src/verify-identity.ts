@@ -1,17 +1,20 @@
 /**
- * Verify Gatehouse's signed identity assertion in a Node backend.
+ * Verify Gatehouse's signed identity assertion in a Node backend. Copy this one file into your
+ * app as it is: it depends only on `jose` and Node's http types.
  *
  *   import { createIdentityVerifier } from './verify-identity.js';
  *   app.use(createIdentityVerifier({
  *     jwksUrl: 'http://session-service:4000/auth/.well-known/jwks.json',
  *     audience: 'my-route-id',
+ *     issuer: 'gatehouse',
  *   }));
- *   app.get('/', (req, res) => res.send(`Hello ${req.identity.name}`));
+ *   app.get('/', (req, res) => res.send(`Hello ${req.identity?.name}`));
  *
  * The gateway sends `X-Auth-Request-Jwt`: an EdDSA JWT (sub, name, groups, email, aud = the route
- * id, exp <= 30 s) signed by the session-service. Requests without a valid one get 401 and never
- * reach your handlers, so a request that bypassed the gateway (or forged the plain
- * X-Auth-Request-* headers) is refused. Depends only on `jose` and Node's http types.
+ * id, exp <= 30 s) signed by the session-service. Requests without exactly one valid one get 401
+ * and never reach your handlers, so a request that bypassed the gateway (or forged the plain
+ * X-Auth-Request-* headers) is refused. The demo-app uses this file (demo-app/src/app.ts); it is
+ * tested in test/unit/verify-identity.test.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from 'jose';
@@ -42,8 +45,9 @@ export interface IdentityVerifierOptions {
   audience: string | string[];
   /** Expected `iss` (the session-service's PUBLIC_URL, or 'gatehouse'); unchecked when absent. */
   issuer?: string;
-  /** Header carrying the assertion. */
+  /** Header carrying the assertion (the middleware's; default `x-auth-request-jwt`). */
   header?: string;
+  /** Seconds of clock difference allowed on `exp` and `nbf` (default 5). */
   clockToleranceSeconds?: number;
 }
 
@@ -60,7 +64,9 @@ const VERIFIED_CACHE_SIZE = 1000;
  * issuer cannot change): the gateway forwards the same token for a session for up to 20 s, and
  * an EdDSA verification costs far more than the rest of a small request. Refusals are not kept.
  */
-export function createAssertionVerifier(options: IdentityVerifierOptions & { now?: () => number }) {
+export function createAssertionVerifier(
+  options: IdentityVerifierOptions & { now?: () => number },
+): AssertionVerifier {
   const keys =
     options.keys ??
     (options.jwksUrl
@@ -115,28 +121,76 @@ export function createAssertionVerifier(options: IdentityVerifierOptions & { now
   };
 }
 
-/** Express/Connect-style middleware: sets `req.identity`, or answers 401 JSON. */
-export function createIdentityVerifier(options: IdentityVerifierOptions) {
-  const verify = createAssertionVerifier(options);
+/** What createAssertionVerifier returns: token in, identity out, IdentityError when refused. */
+export type AssertionVerifier = (token: string | undefined) => Promise<VerifiedIdentity>;
+
+export interface IdentityMiddlewareOptions {
+  /** Header carrying the assertion (default `x-auth-request-jwt`). */
+  header?: string;
+  /**
+   * Answer a refused request (the assertion missing, sent twice, or not valid). By default a
+   * `401 {"error":"UNAUTHENTICATED","message":…}` JSON answer with `Cache-Control: no-store`;
+   * an app with its own error writer passes it here.
+   */
+  onRefused?: (req: IncomingMessage, res: ServerResponse, error: IdentityError) => void;
+}
+
+/** The header's value when the request carries it exactly once; otherwise undefined. */
+function singleHeader(req: IncomingMessage, name: string): string | undefined {
+  const raw = req.rawHeaders;
+  let value: string | undefined;
+  let count = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]?.toLowerCase() !== name) continue;
+    count++;
+    value = raw[i + 1];
+  }
+  return count === 1 ? value : undefined;
+}
+
+function refuseWith401(_req: IncomingMessage, res: ServerResponse): void {
+  const body = JSON.stringify({
+    error: 'UNAUTHENTICATED',
+    message: 'A valid identity assertion from the Gatehouse gateway is required.',
+  });
+  res.statusCode = 401;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(body);
+}
+
+/**
+ * Express/Connect-style middleware around an assertion verifier: sets `req.identity` and calls
+ * next(), or answers the refusal (onRefused) without calling next(). A header sent more than
+ * once is refused, whatever the copies hold.
+ */
+export function identityMiddleware(
+  verify: AssertionVerifier,
+  options: IdentityMiddlewareOptions = {},
+) {
   const header = (options.header ?? 'x-auth-request-jwt').toLowerCase();
-  return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => {
-    const raw = req.headers[header];
-    verify(typeof raw === 'string' ? raw : undefined).then(
+  const onRefused = options.onRefused ?? refuseWith401;
+  return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
+    verify(singleHeader(req, header)).then(
       (identity) => {
         req.identity = identity;
         next();
       },
-      () => {
-        res.statusCode = 401;
-        res.setHeader('Content-Type', 'application/json; charset=utf-8');
-        res.setHeader('Cache-Control', 'no-store');
-        res.end(
-          JSON.stringify({
-            error: 'UNAUTHENTICATED',
-            message: 'A valid identity assertion from the Gatehouse gateway is required.',
-          }),
+      (err: unknown) => {
+        onRefused(
+          req,
+          res,
+          err instanceof IdentityError ? err : new IdentityError(String(err), { cause: err }),
         );
       },
     );
   };
+}
+
+/** The middleware for a key set: `app.use(createIdentityVerifier({ jwksUrl, audience, issuer }))`. */
+export function createIdentityVerifier(
+  options: IdentityVerifierOptions & IdentityMiddlewareOptions,
+) {
+  return identityMiddleware(createAssertionVerifier(options), options);
 }

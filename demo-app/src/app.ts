@@ -3,13 +3,13 @@ import { NO_STORE, sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
 import { createMetrics, createRequestObserver } from '../../common/src/observability.js';
 import { securityHeaders } from '../../common/src/security-headers.js';
-import type { VerifiedIdentity } from '../../common/src/verify-identity.js';
+import { type AssertionVerifier, identityMiddleware } from '../../common/src/verify-identity.js';
 import { homePage, type Viewer } from './views.js';
 
 export interface DemoAppDeps {
   logger: Logger;
   /** Verifies X-Auth-Request-Jwt; without it the plain headers are trusted (development only). */
-  verifyIdentity?: (token: string | undefined) => Promise<VerifiedIdentity>;
+  verifyIdentity?: AssertionVerifier;
 }
 
 const decode = (value: string) => {
@@ -65,20 +65,13 @@ export function createApp(deps: DemoAppDeps) {
   });
 
   // Every page needs an identity; with verification on, only a signed one counts.
-  const verify = deps.verifyIdentity;
-  const requireIdentity = verify
-    ? (req: Request, res: Response, next: NextFunction) => {
-        verify(req.get('x-auth-request-jwt')).then(
-          (identity) => {
-            req.identity = identity;
-            next();
-          },
-          () =>
-            sendError(req, res, 'UNAUTHENTICATED', {
-              message: 'This app only trusts identities signed by the Gatehouse session-service.',
-            }),
-        );
-      }
+  const requireIdentity = deps.verifyIdentity
+    ? identityMiddleware(deps.verifyIdentity, {
+        onRefused: (req, res) =>
+          sendError(req, res, 'UNAUTHENTICATED', {
+            message: 'This app only trusts identities signed by the Gatehouse session-service.',
+          }),
+      })
     : (_req: Request, _res: Response, next: NextFunction) => next();
 
   // The pages first: the router tries routes in order, and these are what users ask for.
