@@ -19,7 +19,11 @@ const app = createApp({ logger, ...(verifyIdentity ? { verifyIdentity } : {}) })
 const server = app.listen(config.DEMO_APP_PORT, config.DEMO_APP_HOST, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.DEMO_APP_PORT;
-  logger.info({ port }, `demo-app listening on http://${config.DEMO_APP_HOST}:${port}`);
+  // The listening line is written whatever LOG_LEVEL says (a logger of its own at info): it is
+  // how an operator, and a process started on port 0, learns where the service listens.
+  logger
+    .child({}, { level: 'info' })
+    .info({ port }, `demo-app listening on http://${config.DEMO_APP_HOST}:${port}`);
 });
 server.keepAliveTimeout = 65_000;
 onShutdown(server, logger, []);

@@ -74,10 +74,14 @@ const server = app.listen(config.env.SESSION_SERVICE_PORT, config.env.SESSION_SE
   const address = server.address();
   const port =
     typeof address === 'object' && address ? address.port : config.env.SESSION_SERVICE_PORT;
-  logger.info(
-    { port },
-    `session-service listening on http://${config.env.SESSION_SERVICE_HOST}:${port}`,
-  );
+  // The listening line is written whatever LOG_LEVEL says (a logger of its own at info): it is
+  // how an operator, and a process started on port 0, learns where the service listens.
+  logger
+    .child({}, { level: 'info' })
+    .info(
+      { port },
+      `session-service listening on http://${config.env.SESSION_SERVICE_HOST}:${port}`,
+    );
 });
 server.keepAliveTimeout = 65_000;
 // Revocation streams never go idle, so the server could not drain them: end them at once.

@@ -65,26 +65,16 @@ export interface StartServiceOptions {
   waitHealthy?: boolean;
 }
 
-/** The log line main.ts writes once it listens: `gateway listening on http://127.0.0.1:40123`. */
+/**
+ * The line main.ts writes once it listens, whatever LOG_LEVEL says:
+ * `gateway listening on http://127.0.0.1:40123`.
+ */
 const LISTENING = / listening on https?:\/\/[^\s"]+:(\d+)/;
-/** LOG_LEVELs that hide that line (it is logged at info). */
-const QUIET_LEVELS = new Set(['warn', 'error', 'fatal', 'silent']);
 
-export async function startService(options: StartServiceOptions): Promise<ServiceProcess> {
+export function startService(options: StartServiceOptions): Promise<ServiceProcess> {
   // Port 0 unless the caller names one: the service binds whatever port the system gives and
-  // says which in its listening line. A service told to log above info does not say it: it gets
-  // a port from freePort(), which closes its probe before the service binds, so a test running
-  // in parallel can take the port meanwhile; then choose again.
-  const level = options.env.LOG_LEVEL ?? 'info';
-  const readBack = options.port === undefined && !QUIET_LEVELS.has(level);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startServiceOnce(options, readBack ? 0 : (options.port ?? (await freePort())));
-    } catch (err) {
-      const lost = err instanceof Error && err.message.includes('EADDRINUSE');
-      if (!lost || readBack || options.port !== undefined || attempt >= 4) throw err;
-    }
-  }
+  // says which in its listening line, so no port is chosen here that another test could take.
+  return startServiceOnce(options, options.port ?? 0);
 }
 
 async function startServiceOnce(options: StartServiceOptions, askedPort: number) {
