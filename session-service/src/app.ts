@@ -19,7 +19,7 @@ import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import { createAssertionSigner } from './domain/assertions.js';
 import { createAuthenticator } from './domain/authenticate.js';
-import { HasherBusyError, type PasswordVerifier } from './domain/passwords.js';
+import type { PasswordVerifier } from './domain/passwords.js';
 import { createRevocationFeed, type RevocationFeed } from './domain/revocations.js';
 import { createSealer } from './domain/sealing.js';
 import type { Lifetimes, ValidSession } from './domain/session-repository.js';
@@ -313,13 +313,11 @@ function isFastPath(req: IncomingMessage, path: string): boolean {
 }
 
 /**
- * A thrown error as a catalogue error: ours as they are, the password hashers' load shedding and
- * the body parsers' refusals (express/body-parser `type`s) by what they mean; null for a bug.
+ * A thrown error as a catalogue error: ours as they are (the password hashers' load shedding is
+ * BUSY), the body parsers' refusals (express/body-parser `type`s) by what they mean; null for a bug.
  */
 function asGatehouseError(err: unknown): GatehouseError | null {
   if (err instanceof GatehouseError) return err;
-  if (err instanceof HasherBusyError)
-    return new GatehouseError('BUSY', { cause: err, headers: { 'Retry-After': '1' } });
   switch ((err as { type?: unknown } | null)?.type) {
     case 'entity.parse.failed':
       return new GatehouseError('INVALID_JSON', { cause: err });

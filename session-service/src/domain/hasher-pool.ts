@@ -22,14 +22,6 @@ import type { VerifyTask } from './hasher-worker.js';
 const hasherBusy = (cause: unknown) =>
   new GatehouseError('BUSY', { cause, headers: { 'Retry-After': '1' } });
 
-/**
- * @deprecated never thrown any more (the pool throws GatehouseError('BUSY')). Kept only because
- * session-service/src/app.ts still imports it (through passwords.ts); delete it with that import.
- */
-export class HasherBusyError extends Error {
-  readonly code = 'HASHER_BUSY';
-}
-
 /** How much the hashing threads are reniced (0 is the default; 19 the lowest priority). */
 export const HASHER_NICE = 10;
 

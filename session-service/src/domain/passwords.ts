@@ -24,8 +24,6 @@ export function hashPassword(password: string): Promise<string> {
   return hash(password, ARGON2_PARAMS);
 }
 
-export { HasherBusyError } from './hasher-pool.js';
-
 export interface PasswordVerifier {
   /** Verifies against `passwordHash`, or spends the same time on a dummy hash when it is null. */
   verify(passwordHash: string | null, password: string): Promise<boolean>;
@@ -33,7 +31,7 @@ export interface PasswordVerifier {
 
 /**
  * Checks passwords on the process's hasher pool (worker threads at a lower CPU priority than the
- * event loop, one check per CPU at a time, a bounded queue: past it, HasherBusyError, a 503,
+ * event loop, one check per CPU at a time, a bounded queue: past it, GatehouseError('BUSY'), a 503,
  * instead of an ever-growing queue; hasher-pool.ts).
  */
 export async function createPasswordVerifier(): Promise<PasswordVerifier> {
