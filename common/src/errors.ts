@@ -145,31 +145,3 @@ export class GatehouseError extends Error {
 /** Whether `err` is a GatehouseError (with this code, when one is given). */
 export const isGatehouseError = (err: unknown, code?: ErrorCode): err is GatehouseError =>
   err instanceof GatehouseError && (code === undefined || err.code === code);
-
-/**
- * The former form, `new AppError(code, status, message, headers)`, kept for the call sites not
- * migrated yet (session-service routes/auth.ts, routes/sessions.ts). The status answered is the
- * catalogue's: test/unit/errors.test.ts checks that every such call in the sources names a
- * catalogue code with the same status. New code throws GatehouseError.
- * @deprecated throw `new GatehouseError(code, { message, headers })`.
- */
-export class AppError extends GatehouseError {
-  constructor(
-    code: string,
-    _status: number,
-    message: string,
-    headers: Record<string, string> = {},
-  ) {
-    super(code as ErrorCode, { message, headers });
-  }
-}
-
-/**
- * The session store (Redis) could not answer: callers must fail closed (503).
- * Kept as a named shorthand: `new GatehouseError('SESSION_STORE_UNAVAILABLE', { cause })`.
- */
-export class StoreUnavailableError extends GatehouseError {
-  constructor(cause?: unknown) {
-    super('SESSION_STORE_UNAVAILABLE', { cause });
-  }
-}

@@ -104,35 +104,9 @@ export function sendError(
   req: IncomingMessage,
   res: ServerResponse,
   code: ErrorCode,
-  options?: SendErrorOptions,
-): void;
-/** @deprecated the status is the catalogue's: `sendError(req, res, code, { message, headers })`. */
-export function sendError(
-  req: IncomingMessage,
-  res: ServerResponse,
-  status: number,
-  code: string,
-  message?: string,
-  headers?: Record<string, string>,
-): void;
-export function sendError(
-  req: IncomingMessage,
-  res: ServerResponse,
-  first: ErrorCode | number,
-  second?: SendErrorOptions | string,
-  message?: string,
-  headers?: Record<string, string>,
+  options: SendErrorOptions = {},
 ): void {
-  const options: SendErrorOptions & { code: string } =
-    typeof first === 'number'
-      ? {
-          code: String(second),
-          status: first,
-          ...(message !== undefined ? { message } : {}),
-          ...(headers ? { headers } : {}),
-        }
-      : { code: first, ...(second as SendErrorOptions | undefined) };
-  writeError(req, res, options);
+  writeError(req, res, { code, ...options });
 }
 
 function writeError(

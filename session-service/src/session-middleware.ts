@@ -27,7 +27,7 @@ const LOADED_COOKIE = { originalMaxAge: null, expires: null, path: '/' };
  * authenticated ones (saveUninitialized is off), so a session without `auth` is never written.
  *
  * `touch` is a validate: sliding the idle timeout is what validate does, under the same
- * at-most-once-a-second rule. Failures reach express-session as StoreUnavailableError (503).
+ * at-most-once-a-second rule. Failures reach express-session as GatehouseError('SESSION_STORE_UNAVAILABLE') (503).
  */
 export class SessionRepositoryStore extends session.Store {
   constructor(private readonly repository: SessionRepository) {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SessionData } from 'express-session';
 import { describe, expect, it } from 'vitest';
-import type { AppError } from '../../common/src/errors.js';
+import type { GatehouseError } from '../../common/src/errors.js';
 import { storedSessionId } from '../../common/src/session-id.js';
 import type {
   Lifetimes,
@@ -228,8 +228,8 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
           repository.deleteUserSessions(userId),
         ]);
         if (login.status === 'rejected') {
-          expect((login.reason as AppError).code).toBe('LOGIN_INTERRUPTED');
-          expect((login.reason as AppError).status).toBe(409);
+          expect((login.reason as GatehouseError).code).toBe('LOGIN_INTERRUPTED');
+          expect((login.reason as GatehouseError).status).toBe(409);
         }
         const alive = (await repository.getSession(sid)) !== null;
         const listed = (await repository.listUserSessions(userId)).some(
