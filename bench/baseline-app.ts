@@ -54,4 +54,9 @@ app.get('/', (req, res) => {
 app.get('/healthz', (_req, res) => {
   res.json({ status: 'ok' });
 });
-app.listen(port, '127.0.0.1');
+// The line test/helpers/processes.ts reads the port from (PORT may be 0: any free port).
+const server = app.listen(port, '127.0.0.1', () => {
+  const address = server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  console.log(`baseline listening on http://127.0.0.1:${bound}`);
+});
