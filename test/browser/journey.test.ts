@@ -186,16 +186,22 @@ describe('signing out', () => {
     const { page } = laptop;
     await page.goto(`${gw}/auth/sessions`);
     await page.goto(`${gw}/`);
+    const logout = page.waitForResponse(
+      (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/auth/logout',
+    );
     await page.getByRole('button', { name: 'Sign out' }).click();
+    // The logout's answer told the browser to drop its cache, and the session cookie is gone.
+    expect((await (await logout).allHeaders())['clear-site-data']).toBe('"cache"');
     await page.waitForURL(`${gw}/auth/login`);
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Sign in');
-    // Chromium confirms it honoured the logout's Clear-Site-Data header (its console message can
-    // come after the login page has loaded, on a busy machine).
-    expect(
-      await laptop.takeWhenNoted(
-        (n) => n.type === 'info' && n.text.startsWith('Clear-Site-Data header'),
-      ),
-    ).toHaveLength(1);
+    expect((await laptop.context.cookies()).map((c) => c.name)).not.toContain('gatehouse');
+    // Chromium says on the console that it honoured Clear-Site-Data, but the message belongs to
+    // the page being left and does not always reach the test (with the back/forward cache on, it
+    // is often lost): taken when it comes, not required. What matters is asserted below.
+    await laptop.takeWhenNoted(
+      (n) => n.type === 'info' && n.text.startsWith('Clear-Site-Data header'),
+      1000,
+    );
 
     // Back to the home page, then to the sessions page: both were private, neither shows.
     await page.goBack();
