@@ -6,6 +6,10 @@ import { createApp } from './app.js';
 import { loadDemoAppConfig } from './config.js';
 
 const config = loadOrExit(() => loadDemoAppConfig(process.env));
+if (process.argv.includes('--check-config')) {
+  process.stdout.write('configuration is valid\n');
+  process.exit(0);
+}
 const logger = createLogger({ name: 'demo-app', level: config.LOG_LEVEL });
 const verifyIdentity = config.REQUIRE_SIGNED_IDENTITY
   ? createAssertionVerifier({
