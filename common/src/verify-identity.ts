@@ -55,7 +55,11 @@ export class IdentityError extends Error {
   readonly code = 'INVALID_IDENTITY_ASSERTION';
 }
 
-/** Verified tokens kept (the gateway sends the same token for many requests of a session). */
+/**
+ * Verified tokens kept (the gateway sends the same token for many requests of a session). The
+ * cap is written out below rather than taken from lru-cache, as the rest of Gatehouse does:
+ * this file is copied into users' apps and promises to need nothing but `jose`.
+ */
 const VERIFIED_CACHE_SIZE = 1000;
 
 /**

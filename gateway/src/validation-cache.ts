@@ -1,5 +1,6 @@
 import { parse as parseCookie } from 'cookie';
 import { decodeJwt } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { MAX_COOKIE_BYTES } from '../../common/src/limits.js';
 import { storedSessionId } from '../../common/src/session-id.js';
 import type { Validation } from './session-client.js';
@@ -23,7 +24,7 @@ import type { Validation } from './session-client.js';
 export interface CacheOptions {
   /** Longest life of an entry; 0 disables the cache. */
   ttlMs: number;
-  /** Most entries kept; the oldest go first. */
+  /** Most entries kept; the least recently used go first. */
   maxEntries: number;
   /** An entry ends this long before the session's expiresAt (clock differences). */
   expiryMarginMs?: number;
@@ -33,7 +34,6 @@ export interface CacheOptions {
 }
 
 interface Entry {
-  key: string;
   /** The session's stored id (storedSessionId). */
   sid: string;
   validation: Validation;
@@ -83,9 +83,21 @@ export function createValidationCache(options: CacheOptions) {
   const now = options.now ?? Date.now;
   const expiryMarginMs = options.expiryMarginMs ?? 1000;
   const jwtMarginMs = options.jwtMarginMs ?? 10_000;
-  const entries = new Map<string, Entry>();
-  /** sid -> keys of its entries (one per audience the session used). */
+  /** sid -> keys of its entries (one per audience the session used), for `revoke`. */
   const bySid = new Map<string, Set<string>>();
+  /**
+   * key -> entry, capped by lru-cache. Expiry stays ours (`until`, from the session's and the
+   * JWT's end, on the injectable clock); `dispose` runs on every way out (evicted, replaced,
+   * deleted, cleared), so the index above never names a key that is gone.
+   */
+  const entries = new LRUCache<string, Entry>({
+    max: Math.max(1, options.maxEntries),
+    dispose: (entry, key) => {
+      const keys = bySid.get(entry.sid);
+      keys?.delete(key);
+      if (keys?.size === 0) bySid.delete(entry.sid);
+    },
+  });
   /** sid -> epoch of its revocation, for answers in flight (see `store`). */
   const recent = new Map<string, { epoch: number; at: number }>();
   /** Moves on at every revocation and flush: a ticket older than a revocation cannot store. */
@@ -95,15 +107,6 @@ export function createValidationCache(options: CacheOptions) {
   /** The cookie validate reads (from the stream's hello); null while the stream is down. */
   let cookieName: string | null = null;
   const stats = { hits: 0, misses: 0, bypasses: 0 };
-
-  function remove(key: string) {
-    const entry = entries.get(key);
-    if (!entry) return;
-    entries.delete(key);
-    const keys = bySid.get(entry.sid);
-    keys?.delete(key);
-    if (keys?.size === 0) bySid.delete(entry.sid);
-  }
 
   function flush() {
     entries.clear();
@@ -158,7 +161,7 @@ export function createValidationCache(options: CacheOptions) {
           stats.hits += 1;
           return { outcome: 'hit', validation: entry.validation };
         }
-        remove(key);
+        entries.delete(key);
       }
       stats.misses += 1;
       return { outcome: 'miss', ticket: { key, sid: storedSessionId(rawSid), epoch, at: now() } };
@@ -182,13 +185,7 @@ export function createValidationCache(options: CacheOptions) {
         until = Math.min(until, exp * 1000 - jwtMarginMs);
       }
       if (until <= t) return false;
-      remove(ticket.key);
-      while (entries.size >= options.maxEntries) {
-        const oldest = entries.keys().next();
-        if (oldest.done) break;
-        remove(oldest.value);
-      }
-      entries.set(ticket.key, { key: ticket.key, sid: ticket.sid, validation, until });
+      entries.set(ticket.key, { sid: ticket.sid, validation, until });
       let keys = bySid.get(ticket.sid);
       if (!keys) {
         keys = new Set();
@@ -203,8 +200,7 @@ export function createValidationCache(options: CacheOptions) {
       epoch += 1;
       const t = now();
       for (const sid of sids) {
-        for (const key of bySid.get(sid) ?? []) entries.delete(key);
-        bySid.delete(sid);
+        for (const key of [...(bySid.get(sid) ?? [])]) entries.delete(key);
         recent.delete(sid);
         recent.set(sid, { epoch, at: t });
       }

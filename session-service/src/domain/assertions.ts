@@ -6,12 +6,15 @@ import {
   type JWK,
   SignJWT,
 } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from '../../../common/src/logger.js';
 import type { RedisClient } from '../../../common/src/redis.js';
 import { type Opened, type Sealer, UnreadableSealError } from './sealing.js';
 import type { SessionAuth } from './sessions.js';
 
 export const ASSERTION_TTL_SECONDS = 30;
+/** Tokens kept for reuse (per session and audience); the least recently used go first. */
+const SIGNED_CACHE_MAX = 10_000;
 const AUDIENCE = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const isAudience = (value: unknown): value is string =>
@@ -70,6 +73,8 @@ export function createAssertionSigner(options: {
   logger?: Pick<Logger, 'warn' | 'info'>;
   now?: () => number;
   keyCheckMs?: number;
+  /** Most signed tokens kept for reuse (default 10,000). */
+  cacheMax?: number;
 }): AssertionSigner {
   const { redis, issuer } = options;
   const now = options.now ?? Date.now;
@@ -79,7 +84,10 @@ export function createAssertionSigner(options: {
   let checkedAt = 0;
   /** Public keys signed with before a switch, published until their tokens have expired. */
   let retired: Array<{ jwk: JWK; until: number }> = [];
-  const cache = new Map<string, { token: string; until: number }>();
+  // Reuse is ours to time (`until`, on the injectable clock); lru-cache only caps the count.
+  const cache = new LRUCache<string, { token: string; until: number }>({
+    max: options.cacheMax ?? SIGNED_CACHE_MAX,
+  });
 
   const { keys, logger } = options;
 
@@ -225,7 +233,6 @@ export function createAssertionSigner(options: {
         .setIssuedAt(iat)
         .setExpirationTime(iat + ASSERTION_TTL_SECONDS)
         .sign(privateKey);
-      if (cache.size > 10_000) cache.clear();
       cache.set(cacheKey, { token, until: t + (ASSERTION_TTL_SECONDS * 1000) / 3 });
       return token;
     },

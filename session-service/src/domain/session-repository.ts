@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { GatehouseError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/logger.js';
 import { type Sealer, UnreadableSealError } from './sealing.js';
@@ -143,19 +144,19 @@ export function summaryOf(
   };
 }
 
-/** Sessions whose last slide a process remembers; past it, the memory starts over. */
+/** Sessions whose last slide a process remembers; past it, the least recently slid are forgotten. */
 const SLIDE_MEMORY = 100_000;
 
 /**
  * "Slide at most once per interval", shared by both implementations: when this process last
  * slid each session (a hint: forgetting one costs one write, never correctness).
  */
-export function createSlideMemory(options: SessionRepositoryOptions) {
+export function createSlideMemory(options: SessionRepositoryOptions, max = SLIDE_MEMORY) {
   const { lifetimes } = options;
   const intervalMs =
     options.slideIntervalMs ??
     Math.min(1000, (Math.min(lifetimes.idleSeconds, lifetimes.rememberIdleSeconds) * 1000) / 20);
-  const slidAt = new Map<string, number>();
+  const slidAt = new LRUCache<string, number>({ max });
   return {
     /** The time of the last slide of `id` when it is recent enough to skip this one. */
     recent(id: string, t: number): number | undefined {
@@ -163,7 +164,6 @@ export function createSlideMemory(options: SessionRepositoryOptions) {
       return last !== undefined && t - last < intervalMs && t >= last ? last : undefined;
     },
     slid(id: string, t: number) {
-      if (slidAt.size >= SLIDE_MEMORY) slidAt.clear();
       slidAt.set(id, t);
     },
     forget(id: string) {
