@@ -18,7 +18,6 @@ import { createTrust } from '../../common/src/trust-proxy.js';
 import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import { createAssertionSigner } from './domain/assertions.js';
-import { createAuthenticator } from './domain/authenticate.js';
 import type { PasswordVerifier } from './domain/passwords.js';
 import { createRevocationFeed, type RevocationFeed } from './domain/revocations.js';
 import { createSealer } from './domain/sealing.js';
@@ -26,6 +25,7 @@ import type { Lifetimes, ValidSession } from './domain/session-repository.js';
 import { createRedisSessionRepository } from './domain/session-repository-redis.js';
 import { createLoginThrottle, type ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
+import { createSessionValidator } from './domain/validate-session.js';
 import { createAuthHandlers } from './routes/auth.js';
 import { revocationsHandler } from './routes/revocation-feed.js';
 import { createSessionsHandlers } from './routes/sessions.js';
@@ -75,7 +75,7 @@ export function createApp(deps: SessionServiceDeps) {
     records,
     logger,
   });
-  const authenticate = createAuthenticator({ sessions, users: deps.users });
+  const validateSession = createSessionValidator({ sessions, users: deps.users });
   const revocations =
     deps.revocations ??
     createRevocationFeed({
@@ -147,7 +147,7 @@ export function createApp(deps: SessionServiceDeps) {
     onLogin: (outcome) => loginOutcomes.inc({ outcome }),
   });
   const mine = createSessionsHandlers({
-    authenticate,
+    validateSession,
     sessions,
     users: deps.users,
     csrf,
@@ -172,7 +172,7 @@ export function createApp(deps: SessionServiceDeps) {
   // the Express router even starts (see the end of this function); the route below takes the
   // spellings only Express would match (`/auth/validate/`, other letter case).
   const validateDeps = {
-    authenticate,
+    validateSession,
     cookieName: config.cookieName,
     secrets: config.secrets,
     trustProxy: trust.fn,

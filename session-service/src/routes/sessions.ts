@@ -4,16 +4,16 @@ import { GatehouseError } from '../../../common/src/errors.js';
 import { NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { Csrf } from '../csrf.js';
-import { type Authenticator, sessionHandle } from '../domain/authenticate.js';
 import type { SessionRepository, ValidSession } from '../domain/session-repository.js';
 import type { UsersRepository } from '../domain/users.js';
+import { type SessionValidator, sessionHandle } from '../domain/validate-session.js';
 import type { CookieSettings } from '../session-middleware.js';
 import { sessionsPage } from '../views.js';
 import { clearSessionCookie, isForm } from './auth.js';
 import { readSessionId } from './validate.js';
 
 export interface SessionsDeps {
-  authenticate: Authenticator;
+  validateSession: SessionValidator;
   sessions: SessionRepository;
   users: UsersRepository;
   csrf: Csrf;
@@ -60,7 +60,7 @@ export function createSessionsHandlers(deps: SessionsDeps) {
   async function requireSession(req: Request, res: Response, next: NextFunction) {
     res.set('Cache-Control', NO_STORE);
     const sid = readSessionId(req.headers.cookie, deps.cookie.name, deps.secrets);
-    const session = sid ? await deps.authenticate(sid) : null;
+    const session = sid ? await deps.validateSession(sid) : null;
     if (!session) {
       if (wantsHtml(req) && req.method === 'GET')
         return res.redirect(302, `/auth/login?rd=${encodeURIComponent(req.originalUrl)}`);

@@ -8,8 +8,8 @@ import type { Logger } from '../../../common/src/logger.js';
 import type { TrustFn } from '../../../common/src/trust-proxy.js';
 import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
-import type { Authenticator } from '../domain/authenticate.js';
 import type { ValidSession } from '../domain/sessions.js';
+import type { SessionValidator } from '../domain/validate-session.js';
 import { hasInternalToken } from './internal-token.js';
 
 /**
@@ -87,7 +87,7 @@ function answer(
 export type ValidateOutcome = 'ok' | 'unauthenticated' | 'unavailable';
 
 interface ValidateDeps {
-  authenticate: Authenticator;
+  validateSession: SessionValidator;
   cookieName: string;
   secrets: readonly string[];
   trustProxy: TrustProxy;
@@ -154,7 +154,7 @@ function serveValidation(deps: ValidateDeps, signer?: AssertionSigner) {
     let session: ValidSession | null = null;
     let jwt: string | undefined;
     try {
-      if (sid) session = await deps.authenticate(sid);
+      if (sid) session = await deps.validateSession(sid);
       if (session && signer && aud !== undefined)
         jwt = await signer.sign(session.sid, session.auth, aud);
     } catch (err) {

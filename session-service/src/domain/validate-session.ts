@@ -2,7 +2,8 @@ import { createHmac } from 'node:crypto';
 import type { SessionRepository, ValidSession } from './session-repository.js';
 import type { UsersRepository } from './users.js';
 
-export type Authenticator = (sid: string) => Promise<ValidSession | null>;
+/** A session's id in, the session with its user's live identity out; null when it is not valid. */
+export type SessionValidator = (sid: string) => Promise<ValidSession | null>;
 
 /**
  * A session is valid only while its user still is: a user removed or disabled, or whose sessions
@@ -10,10 +11,10 @@ export type Authenticator = (sid: string) => Promise<ValidSession | null>;
  * if ending the sessions in Redis failed at the time. Identity comes from the live user record,
  * so a group removed from a user takes effect at once.
  */
-export function createAuthenticator(deps: {
+export function createSessionValidator(deps: {
   sessions: SessionRepository;
   users: UsersRepository;
-}): Authenticator {
+}): SessionValidator {
   return async (sid) => {
     const session = await deps.sessions.validateSession(sid);
     if (!session) return null;
