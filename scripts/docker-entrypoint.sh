@@ -2,7 +2,10 @@
 # Entrypoint of the Gatehouse image: the first argument names what to run.
 #   session-service | gateway | demo-app   run that service (node dist/<service>/src/main.js)
 #   users <command> [options]              the users CLI, e.g.
-#                                          docker compose run --rm session-service users add alice
+#                                          docker-compose run --rm session-service users add alice
+#   dev-cert <dir>                         a self-signed development certificate in <dir>
+#                                          (docker-compose's one-shot certs service)
+#   healthcheck                            the image's HEALTHCHECK: is this container's service ready?
 # Anything else runs as given (sh, node ...), for debugging.
 set -eu
 cd /app
@@ -17,8 +20,13 @@ case "${1:-}" in
     shift
     exec node dist/session-service/src/cli/users.js "$@"
     ;;
+  dev-cert | healthcheck)
+    script="$1"
+    shift
+    exec node "dist/scripts/$script.js" "$@"
+    ;;
   '' | help | -h | --help)
-    echo "usage: session-service | gateway | demo-app | users <command> [options]" >&2
+    echo "usage: session-service | gateway | demo-app | users <command> [options] | dev-cert <dir> | healthcheck" >&2
     exit 64
     ;;
   *)

@@ -1,11 +1,20 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { demoAppSchema } from '../../demo-app/src/config.js';
 import { gatewaySchema, loadGatewayConfig } from '../../gateway/src/config.js';
+import { healthUrl } from '../../scripts/healthcheck.js';
 import {
   loadSessionServiceConfig,
   sessionServiceSchema,
@@ -26,7 +35,13 @@ const serviceSchema = z.looseObject({
   volumes: z.array(z.string()).optional(),
   networks: z.array(z.string()).optional(),
   read_only: z.boolean().optional(),
-  healthcheck: z.looseObject({ test: z.union([z.string(), z.array(z.string())]) }).optional(),
+  restart: z.string().optional(),
+  healthcheck: z
+    .looseObject({
+      test: z.union([z.string(), z.array(z.string())]).optional(),
+      disable: z.boolean().optional(),
+    })
+    .optional(),
   depends_on: z.record(z.string(), z.looseObject({ condition: z.string() })).optional(),
 });
 type Service = z.infer<typeof serviceSchema>;
@@ -61,27 +76,46 @@ function service(name: string): Service {
   return found;
 }
 
-function envOf(svc: Service): Record<string, string> {
+/** A service's environment as written (a secret as its `${NAME:?message}` substitution). */
+function rawEnvOf(svc: Service): Record<string, string> {
   return Object.fromEntries(
     Object.entries(svc.environment ?? {}).map(([k, v]) => [k, v === null ? '' : String(v)]),
   );
 }
 
-/** Services built from our Dockerfile, by the command they run. */
-const ourServices = Object.entries(compose.services).filter(([, svc]) => svc.build !== undefined);
+/** `${NAME:?message}`: compose takes NAME from .env and refuses to start when it is empty. */
+const REQUIRED_FROM_ENV = /^\$\{([A-Z][A-Z0-9_]*):\?[^}]+\}$/;
+
+/** A service's environment, each value compose takes from .env given a test value. */
+function envOf(svc: Service): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(rawEnvOf(svc)).map(([k, v]) => [
+      k,
+      REQUIRED_FROM_ENV.test(v) ? `${k.toLowerCase()}-${SECRET}` : v,
+    ]),
+  );
+}
+
+/** One-shot jobs (restart "no"): they run to completion before what depends on them. */
+const oneShot = (svc: Service) => svc.restart === 'no';
+
+/** Services built from our Dockerfile that stay up, by the command they run. */
+const ourServices = Object.entries(compose.services).filter(
+  ([, svc]) => svc.build !== undefined && !oneShot(svc),
+);
 const byCommand = (command: string): [string, Service] => {
   const found = ourServices.find(([, svc]) => svc.command?.[0] === command);
   if (!found) throw new Error(`no service runs "${command}"`);
   return found;
 };
 
+const SECRET = 'x'.repeat(16) + Math.random().toString(36).repeat(4);
+
 /** Names set (or shown commented out) in .env.example. */
 function envExampleNames(): string[] {
   const text = readFileSync(join(ROOT, '.env.example'), 'utf8');
   return [...text.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1] ?? '');
 }
-
-const SECRET = 'x'.repeat(16) + Math.random().toString(36).repeat(4);
 
 describe('docker-compose.yml', () => {
   it('uses the compose spec (no version key) and runs each of our services once', () => {
@@ -130,11 +164,22 @@ describe('docker-compose.yml', () => {
     );
     const [, session] = byCommand('session-service');
     expect(session.env_file).toEqual(['.env']);
+    // The example holds no secret at all: each is empty until scripts/compose-env.sh (or the
+    // user) fills it, and compose refuses to start while one is empty.
+    const example = readFileSync(join(ROOT, '.env.example'), 'utf8');
+    for (const name of ['SESSION_SECRET', 'INTERNAL_TOKEN', 'SESSION_ENCRYPTION_KEY']) {
+      expect(example, name).toMatch(new RegExp(`^${name}=$`, 'm'));
+      expect(rawEnvOf(session)[name], name).toMatch(new RegExp(`^\\$\\{${name}:\\?[^}]+\\}$`));
+    }
     for (const [name, svc] of Object.entries(compose.services)) {
-      const env = envOf(svc);
-      expect(env.SESSION_SECRET, name).toBeUndefined();
-      expect(env.ADMIN_TOKEN, name).toBeUndefined();
-      expect(env.SESSION_ENCRYPTION_KEY, name).toBeUndefined();
+      for (const [variable, value] of Object.entries(rawEnvOf(svc))) {
+        if (/SECRET|TOKEN|ENCRYPTION_KEY/.test(variable)) {
+          expect(value, `${name}: ${variable} is written into docker-compose.yml`).toMatch(
+            REQUIRED_FROM_ENV,
+          );
+        }
+      }
+      expect(rawEnvOf(svc).ADMIN_TOKEN, name).toBeUndefined();
     }
     expect(readFileSync(join(ROOT, '.gitignore'), 'utf8')).toMatch(/^\.env$/m);
   });
@@ -143,11 +188,11 @@ describe('docker-compose.yml', () => {
     const [, gateway] = byCommand('gateway');
     expect(gateway.env_file).toBeUndefined();
     // docker compose substitutes it from .env, and refuses to start when it is missing.
-    expect(envOf(gateway).INTERNAL_TOKEN).toMatch(/^\$\{INTERNAL_TOKEN:\?[^}]+\}$/);
+    expect(rawEnvOf(gateway).INTERNAL_TOKEN).toMatch(/^\$\{INTERNAL_TOKEN:\?[^}]+\}$/);
     // Both run with NODE_ENV=production, where a missing token is a configuration error.
     const [, session] = byCommand('session-service');
     for (const svc of [session, gateway]) expect(envOf(svc).NODE_ENV).toBe('production');
-    expect(() => loadSessionServiceConfig({ ...envOf(session), SESSION_SECRET: SECRET })).toThrow(
+    expect(() => loadSessionServiceConfig({ ...envOf(session), INTERNAL_TOKEN: '' })).toThrow(
       /INTERNAL_TOKEN: is required when NODE_ENV=production/,
     );
     expect(() => loadGatewayConfig({ ...envOf(gateway), INTERNAL_TOKEN: '' })).toThrow(
@@ -187,15 +232,21 @@ describe('docker-compose.yml', () => {
     expect(envOf(service('nginx')).GATEWAY_UPSTREAM).toBe(`${gatewayName}:${g.GATEWAY_PORT}`);
     expect(s.REDIS_URL).toBe('redis://redis:6379');
 
-    // Health checks probe the port the service listens on.
-    const probes: [Service, number][] = [
-      [session, s.SESSION_SERVICE_PORT],
-      [gateway, g.GATEWAY_PORT],
-      [demo, d.DEMO_APP_PORT],
+    // Health checks (the image's own, scripts/healthcheck.ts) probe the port each listens on.
+    const probes: ['session-service' | 'gateway' | 'demo-app', Service, number][] = [
+      ['session-service', session, s.SESSION_SERVICE_PORT],
+      ['gateway', gateway, g.GATEWAY_PORT],
+      ['demo-app', demo, d.DEMO_APP_PORT],
     ];
-    for (const [svc, port] of probes) {
-      expect([svc.healthcheck?.test].flat().join(' ')).toContain(`http://127.0.0.1:${port}/`);
+    for (const [command, svc, port] of probes) {
+      expect(svc.healthcheck, `${command} has a health check of its own`).toBeUndefined();
+      expect(healthUrl(command, envOf(svc))).toMatch(
+        new RegExp(`^http://127\\.0\\.0\\.1:${port}/`),
+      );
     }
+    expect(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).toMatch(
+      /^HEALTHCHECK .*\\\n\s+CMD \["gatehouse-entrypoint", "healthcheck"\]$/m,
+    );
 
     // The gateway strips the cookie the session-service really sets; the app checks its issuer.
     const config = loadSessionServiceConfig({
@@ -233,22 +284,34 @@ describe('docker-compose.yml', () => {
       expect(env[name], `nginx environment: ${name}`).toBeTruthy();
     }
     expect(nginx.depends_on?.certs?.condition).toBe('service_completed_successfully');
+    // Made by the Gatehouse image itself: nothing to install (or download) at the first start.
     const certs = service('certs');
-    expect(certs.volumes).toContain('./scripts/dev-cert.sh:/scripts/dev-cert.sh:ro');
-    expect(existsSync(join(ROOT, 'scripts', 'dev-cert.sh'))).toBe(true);
+    expect(certs.build).toBe('.');
+    expect(certs.command).toEqual(['dev-cert', '/certs']);
+    expect(certs.volumes).toEqual(['certs:/certs']);
+    expect(nginx.volumes).toContain('certs:/etc/nginx/certs:ro');
+    expect(existsSync(join(ROOT, 'scripts', 'dev-cert.ts'))).toBe(true);
   });
 
   it('starts a service only after what it depends on is healthy', () => {
     for (const [name, svc] of Object.entries(compose.services)) {
       for (const [dependency, { condition }] of Object.entries(svc.depends_on ?? {})) {
         const target = service(dependency);
-        const expected = target.healthcheck ? 'service_healthy' : 'service_completed_successfully';
+        const expected = oneShot(target) ? 'service_completed_successfully' : 'service_healthy';
         expect(condition, `${name} -> ${dependency}`).toBe(expected);
       }
     }
-    for (const name of ['redis', 'session-service', 'gateway', 'demo-app', 'nginx']) {
-      expect(service(name).healthcheck, name).toBeDefined();
+    // Health: redis and nginx from the compose file, ours from the image's HEALTHCHECK.
+    for (const name of ['redis', 'nginx']) {
+      expect(service(name).healthcheck?.test, name).toBeDefined();
     }
+    // The session-service starts only once its configuration has been checked.
+    const [, session] = byCommand('session-service');
+    const check = service('check-config');
+    expect(session.depends_on?.['check-config']?.condition).toBe('service_completed_successfully');
+    expect(check.command).toEqual(['session-service', '--check-config']);
+    expect(check.environment).toEqual(session.environment);
+    expect(check.env_file).toEqual(session.env_file);
   });
 
   it('runs only commands the image entrypoint knows', () => {
@@ -257,9 +320,17 @@ describe('docker-compose.yml', () => {
       (m[1] ?? '').split('|').map((s) => s.trim()),
     );
     expect(known).toEqual(
-      expect.arrayContaining(['session-service', 'gateway', 'demo-app', 'users']),
+      expect.arrayContaining([
+        'session-service',
+        'gateway',
+        'demo-app',
+        'users',
+        'dev-cert',
+        'healthcheck',
+      ]),
     );
-    for (const [name, svc] of ourServices) {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      if (svc.build === undefined) continue;
       expect(known, `${name}: ${svc.command?.[0]}`).toContain(svc.command?.[0]);
     }
     // What the entrypoint runs is built from sources that exist.
@@ -273,22 +344,40 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/^USER node$/m);
   });
 
-  const compose_bin = spawnSync('docker-compose', ['version'], { stdio: 'ignore' });
-  it.skipIf(compose_bin.error !== undefined || compose_bin.status !== 0)(
-    'is valid for docker-compose config',
+  const composeBin = spawnSync('docker-compose', ['version'], { stdio: 'ignore' });
+  /** `docker-compose config` with this env file; the answer and what it printed. */
+  function composeConfig(envText: string) {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-compose-env-'));
+    try {
+      // A copy of the compose file next to the .env, as in a checkout (env_file: .env is read
+      // from the compose file's directory).
+      writeFileSync(join(dir, '.env'), envText);
+      copyFileSync(COMPOSE_FILE, join(dir, 'docker-compose.yml'));
+      const result = spawnSync('docker-compose', ['config', '-q'], { cwd: dir, encoding: 'utf8' });
+      return { status: result.status, output: `${result.stdout}${result.stderr}` };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const example = () => readFileSync(join(ROOT, '.env.example'), 'utf8');
+
+  it.skipIf(composeBin.error !== undefined || composeBin.status !== 0)(
+    'is valid for docker-compose config once .env has its secrets',
     () => {
-      const env = join(ROOT, '.env');
-      const temporary = !existsSync(env);
-      if (temporary) copyFileSync(join(ROOT, '.env.example'), env);
-      try {
-        const result = spawnSync('docker-compose', ['-f', COMPOSE_FILE, 'config', '-q'], {
-          cwd: ROOT,
-          encoding: 'utf8',
-        });
-        expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
-      } finally {
-        if (temporary) rmSync(env, { force: true });
-      }
+      const filled = example().replace(/^([A-Z_]+)=$/gm, (_, name) => `${name}=${name}-${SECRET}`);
+      const result = composeConfig(filled);
+      expect(result.status, result.output).toBe(0);
+    },
+  );
+
+  it.skipIf(composeBin.error !== undefined || composeBin.status !== 0)(
+    'refuses to start with .env.example copied as it is, naming the empty secret and the fix',
+    () => {
+      const result = composeConfig(example());
+      expect(result.status).not.toBe(0);
+      expect(result.output).toMatch(/SESSION_SECRET|INTERNAL_TOKEN|SESSION_ENCRYPTION_KEY/);
+      expect(result.output).toContain('is empty or missing in .env');
+      expect(result.output).toContain('sh scripts/compose-env.sh');
     },
   );
 });
