@@ -68,10 +68,24 @@ function projectFiles(): string[] {
   return listed.split('\0').filter((f) => f !== '');
 }
 
-/** A copy of the repository in a new directory, under a project name of its own. */
+/**
+ * A copy of the repository in a new directory, under a project name of its own: the working tree
+ * as it is, or the commit GATEHOUSE_COMPOSE_FROM names (e.g. HEAD, while the tree is mid-edit).
+ */
 export function copyProject(name: string): ComposeProject {
   const dir = join(mkdtempSync(join(tmpdir(), 'gatehouse-compose-')), name);
-  for (const file of projectFiles()) {
+  const commit = process.env.GATEHOUSE_COMPOSE_FROM;
+  if (commit) {
+    mkdirSync(dir);
+    execFileSync('sh', [
+      '-c',
+      `git -C "$0" archive --format=tar "$1" | tar -x -C "$2"`,
+      ROOT,
+      commit,
+      dir,
+    ]);
+  }
+  for (const file of commit ? [] : projectFiles()) {
     mkdirSync(join(dir, dirname(file)), { recursive: true });
     try {
       cpSync(join(ROOT, file), join(dir, file));
