@@ -1,4 +1,5 @@
 import signature from 'cookie-signature';
+import request from 'supertest';
 import type { Logger } from '../../common/src/logger.js';
 import { createRedis, type RedisClient } from '../../common/src/redis.js';
 import { createApp } from '../../session-service/src/app.js';
@@ -76,4 +77,13 @@ export function sidOf(setCookie: string[] | string | undefined, name = 'gatehous
 /** A cookie value for `sid` signed like express-session signs it (with TEST_SECRET by default). */
 export function signedSessionCookie(sid: string, secret = TEST_SECRET): string {
   return encodeURIComponent(`s:${signature.sign(sid, secret)}`);
+}
+
+/** POST /auth/logout with JSON and the cookie pair `cookie`, through supertest (204 when it ends a session). */
+export function jsonLogout(app: Parameters<typeof request>[0], cookie: string) {
+  return request(app)
+    .post('/auth/logout')
+    .set('cookie', cookie)
+    .set('content-type', 'application/json')
+    .send('{}');
 }

@@ -16,6 +16,7 @@ import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
   buildSessionService,
   cookiePairOf,
+  jsonLogout,
   NO_THROTTLE,
   sidOf,
   signedSessionCookie,
@@ -164,11 +165,7 @@ describe('rotating SESSION_ENCRYPTION_KEY', () => {
       expect((await redis.client.get(sessionKeyOf(after.sid)))?.split('.')[1]).toBe(newKeyId);
       expect((await validate(rotated, after.cookie)).status).toBe(200);
       // Logout through the rotated service reads the old record too (express-session store).
-      const out = await request(rotated.app)
-        .post('/auth/logout')
-        .set('cookie', before.cookie)
-        .set('content-type', 'application/json')
-        .send('{}');
+      const out = await jsonLogout(rotated.app, before.cookie);
       expect(out.status).toBe(204);
       expect(await redis.client.exists(sessionKeyOf(before.sid))).toBe(0);
 

@@ -5,13 +5,11 @@
  * pub/sub and the second service's revocation stream. Gateway C holds a wrong INTERNAL_TOKEN:
  * its stream never connects, so its cache must stay off.
  */
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLogin } from '../helpers/login.js';
 import { waitFor } from '../helpers/ports.js';
 import {
   gatewayMetricsListener,
-  ROOT,
   SERVICES,
   type ServiceProcess,
   startService,
@@ -19,6 +17,7 @@ import {
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { sealedRecordAt, sessionKeyOf, storedRecordAt } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
+import { runUsersCli } from '../helpers/users-cli.js';
 
 const PASSWORD = 'correct horse battery';
 const SECRET = 'test-secret-test-secret-test-secret-0123';
@@ -166,20 +165,9 @@ async function expectRefusedEverywhere(cookie: string, revoke: () => Promise<voi
   }
 }
 
-function usersCli(...args: string[]): Promise<number | null> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'session-service/src/cli/users.ts', ...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, USERS_FILE: usersFile, REDIS_URL: redis.url, REDIS_PREFIX: 'gh:' },
-        stdio: 'ignore',
-      },
-    );
-    child.once('error', reject);
-    child.once('exit', resolve);
-  });
+async function usersCli(...args: string[]): Promise<number | null> {
+  const env = { USERS_FILE: usersFile, REDIS_URL: redis.url, REDIS_PREFIX: 'gh:' };
+  return (await runUsersCli(args, { env })).code;
 }
 
 beforeAll(async () => {

@@ -20,6 +20,7 @@ import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
   buildSessionService,
   cookiePairOf,
+  jsonLogout,
   NO_THROTTLE,
   setCookieLine,
   sidOf,
@@ -578,11 +579,7 @@ describe('no resurrection of a logged-out session (connect-redis race)', () => {
       .set('cookie', pair)
       .then((r) => r);
     expect(await loaded).toBe('alice');
-    const out = await request(plain.app)
-      .post('/auth/logout')
-      .set('content-type', 'application/json')
-      .set('cookie', pair)
-      .send('{}');
+    const out = await jsonLogout(plain.app, pair);
     expect(out.status).toBe(204);
     expect(await redis.client.exists(sessionKey(sid))).toBe(0);
     release();

@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { buildSessionService } from '../helpers/session-service.js';
+import { buildSessionService, jsonLogout } from '../helpers/session-service.js';
 import { sessionKeyOf, storedAuthOf } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -283,11 +283,7 @@ describe('POST /auth/logout', () => {
     const pair = cookiePair(loggedIn.headers['set-cookie']);
     const sid = sidOf(loggedIn.headers['set-cookie']);
     expect(await redis.client.exists(sessionKeyOf(sid))).toBe(1);
-    const res = await request(service.app)
-      .post('/auth/logout')
-      .set('cookie', pair)
-      .set('content-type', 'application/json')
-      .send('{}');
+    const res = await jsonLogout(service.app, pair);
     expect(res.status).toBe(204);
     const cleared = ([] as string[]).concat(res.headers['set-cookie'] ?? []).join();
     expect(cleared).toMatch(/gatehouse=;/);

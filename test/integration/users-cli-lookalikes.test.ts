@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,9 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../session-service/src/domain/passwords.js';
 import { newUser, type StoredUser } from '../../session-service/src/domain/users.js';
 import { reservedDeadPort } from '../helpers/ports.js';
+import { type CliResult, runUsersCli } from '../helpers/users-cli.js';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = 'session-service/src/cli/users.ts';
 const PASSWORD = 'correct horse battery';
 
 let dir: string;
@@ -28,30 +26,8 @@ afterAll(() => {
 });
 
 /** The CLI as a real process; stdin holds `input`. */
-function run(
-  usersFile: string,
-  args: string[],
-  input = `${PASSWORD}\n`,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, USERS_FILE: usersFile, REDIS_URL: deadRedis },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: 15_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+function run(usersFile: string, args: string[], input = `${PASSWORD}\n`): Promise<CliResult> {
+  return runUsersCli(args, { env: { USERS_FILE: usersFile, REDIS_URL: deadRedis }, input });
 }
 
 function fileWith(usernames: string[]): string {

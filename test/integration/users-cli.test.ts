@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,18 +9,11 @@ import { newUser, type StoredUser } from '../../session-service/src/domain/users
 import { reservedDeadPort } from '../helpers/ports.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { sessionKeyOf, storedSessionId } from '../helpers/stored-sessions.js';
+import { type CliResult, runUsersCli } from '../helpers/users-cli.js';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-const CLI = 'session-service/src/cli/users.ts';
 const COMMAND_TIMEOUT_MS = 15_000;
 const TEST_TIMEOUT_MS = 30_000;
 const PASSWORD = 'correct horse battery';
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let redis: RedisServer;
 let dir: string;
@@ -43,30 +35,11 @@ function run(
   usersFile: string,
   args: string[],
   options: { input?: string; redisUrl?: string } = {},
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        USERS_FILE: usersFile,
-        REDIS_URL: options.redisUrl ?? redis.url,
-        REDIS_PREFIX: 'gh:',
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: COMMAND_TIMEOUT_MS,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
+): Promise<CliResult> {
+  return runUsersCli(args, {
+    env: { USERS_FILE: usersFile, REDIS_URL: options.redisUrl ?? redis.url, REDIS_PREFIX: 'gh:' },
+    ...(options.input === undefined ? {} : { input: options.input }),
+    timeoutMs: COMMAND_TIMEOUT_MS,
   });
 }
 
