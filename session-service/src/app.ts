@@ -15,11 +15,11 @@ import {
 import { createRedisSubscriber, pingRedis, type RedisClient } from '../../common/src/redis.js';
 import { securityHeaders } from '../../common/src/security-headers.js';
 import { createTrust } from '../../common/src/trust-proxy.js';
+import { createRevocationFeed, type RevocationFeed } from './adapters/revocation-subscription.js';
 import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import { createAssertionSigner } from './domain/assertions.js';
 import type { PasswordVerifier } from './domain/passwords.js';
-import { createRevocationFeed, type RevocationFeed } from './domain/revocations.js';
 import { createSealer } from './domain/sealing.js';
 import type { Lifetimes, ValidSession } from './domain/session-repository.js';
 import { createRedisSessionRepository } from './domain/session-repository-redis.js';

@@ -3,10 +3,10 @@ import { DEV_INTERNAL_TOKEN_FILE, loadOrCreateDevSecret } from '../../common/src
 import { createLogger } from '../../common/src/logger.js';
 import { connectInBackground, createRedis, describeRedis } from '../../common/src/redis.js';
 import { onShutdown } from '../../common/src/shutdown.js';
+import { createPasswordVerifier } from './adapters/hasher-pool.js';
+import { createUsersRepository } from './adapters/users-file.js';
 import { createApp } from './app.js';
 import { loadSessionServiceConfig } from './config.js';
-import { createPasswordVerifier } from './domain/passwords.js';
-import { createUsersRepository } from './domain/users.js';
 
 const env = process.env;
 const devSecret =

@@ -8,12 +8,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Algorithm, hash } from '@node-rs/argon2';
+import { writeUsersFile } from '../../session-service/src/adapters/users-file.js';
 import { ARGON2_PARAMS, hashPassword } from '../../session-service/src/domain/passwords.js';
-import {
-  newUser,
-  type StoredUser,
-  writeUsersFile,
-} from '../../session-service/src/domain/users.js';
+import { newUser, type StoredUser } from '../../session-service/src/domain/users.js';
 import { resolveNginx, runNginx } from './nginx.js';
 import { freePort, waitFor } from './ports.js';
 

@@ -1,12 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeUsersFile } from '../../session-service/src/adapters/users-file.js';
 import { hashPassword } from '../../session-service/src/domain/passwords.js';
-import {
-  newUser,
-  type StoredUser,
-  writeUsersFile,
-} from '../../session-service/src/domain/users.js';
+import { newUser, type StoredUser } from '../../session-service/src/domain/users.js';
 
 export interface TestUser {
   username: string;

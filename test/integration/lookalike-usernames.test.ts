@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newUser, writeUsersFile } from '../../session-service/src/domain/users.js';
+import { writeUsersFile } from '../../session-service/src/adapters/users-file.js';
+import { newUser } from '../../session-service/src/domain/users.js';
 import { waitFor } from '../helpers/ports.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';

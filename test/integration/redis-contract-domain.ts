@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { storedSessionId } from '../../common/src/session-id.js';
+import { writeUsersFile } from '../../session-service/src/adapters/users-file.js';
 import { createAssertionSigner } from '../../session-service/src/domain/assertions.js';
 import { createRedisSessionRepository } from '../../session-service/src/domain/session-repository-redis.js';
 import { createLoginThrottle } from '../../session-service/src/domain/throttle.js';
-import { newUser, withId, writeUsersFile } from '../../session-service/src/domain/users.js';
+import { newUser, withId } from '../../session-service/src/domain/users.js';
 import { testRecords, testSigningKeys } from '../helpers/stored-sessions.js';
 import { runUsersCli } from '../helpers/users-cli.js';
 import {

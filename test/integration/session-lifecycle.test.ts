@@ -6,10 +6,10 @@ import session, { type SessionData } from 'express-session';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisClient, type RedisClient } from '../../common/src/redis.js';
+import { readUsersFile, writeUsersFile } from '../../session-service/src/adapters/users-file.js';
 import type { SessionServiceConfig } from '../../session-service/src/config.js';
 import { createRedisSessionRepository } from '../../session-service/src/domain/session-repository-redis.js';
 import type { Lifetimes } from '../../session-service/src/domain/sessions.js';
-import { readUsersFile, writeUsersFile } from '../../session-service/src/domain/users.js';
 import {
   createSessionMiddleware,
   SessionRepositoryStore,

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isGatehouseError } from '../../common/src/errors.js';
-import { createHasherPool, HASHER_NICE } from '../../session-service/src/domain/hasher-pool.js';
+import { createHasherPool, HASHER_NICE } from '../../session-service/src/adapters/hasher-pool.js';
 import { hashPassword } from '../../session-service/src/domain/passwords.js';
 
 /** The nice value of every thread of this process (Linux: field 19 of /proc/self/task/<tid>/stat). */

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createUsersRepository } from '../../session-service/src/adapters/users-file.js';
 import {
-  createUsersRepository,
   emailSchema,
   fieldProblem,
   groupNameSchema,

@@ -1,6 +1,8 @@
 /** The users file as the commands change it: read, find one user, write back. */
+
+import { readUsersFile, writeUsersFile } from '../adapters/users-file.js';
 import { usernameKey, visibleUsername } from '../domain/usernames.js';
-import { readUsersFile, type StoredUser, writeUsersFile } from '../domain/users.js';
+import type { StoredUser } from '../domain/users.js';
 import type { Settings } from './args.js';
 import { CliError, describeError } from './errors.js';
 import { quote } from './print.js';

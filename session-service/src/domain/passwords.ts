@@ -1,5 +1,4 @@
 import { type Algorithm, hash } from '@node-rs/argon2';
-import { sharedHasherPool } from './hasher-pool.js';
 
 /** OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. */
 export const ARGON2_PARAMS = {
@@ -24,25 +23,8 @@ export function hashPassword(password: string): Promise<string> {
   return hash(password, ARGON2_PARAMS);
 }
 
+/** Checks passwords (session-service/src/adapters/hasher-pool.ts: createPasswordVerifier). */
 export interface PasswordVerifier {
   /** Verifies against `passwordHash`, or spends the same time on a dummy hash when it is null. */
   verify(passwordHash: string | null, password: string): Promise<boolean>;
-}
-
-/**
- * Checks passwords on the process's hasher pool (worker threads at a lower CPU priority than the
- * event loop, one check per CPU at a time, a bounded queue: past it, GatehouseError('BUSY'), a 503,
- * instead of an ever-growing queue; hasher-pool.ts).
- */
-export async function createPasswordVerifier(): Promise<PasswordVerifier> {
-  const pool = sharedHasherPool();
-  // A real argon2id hash with our parameters, so an unknown user costs exactly what a known one does.
-  const dummyHash = await hashPassword(`dummy-${Math.random()}`);
-
-  return {
-    async verify(passwordHash, password) {
-      const ok = await pool.verify(passwordHash ?? dummyHash, password);
-      return ok && passwordHash !== null;
-    },
-  };
 }

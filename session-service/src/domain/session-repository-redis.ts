@@ -2,7 +2,7 @@ import { GatehouseError, isGatehouseError } from '../../../common/src/errors.js'
 import type { Logger } from '../../../common/src/logger.js';
 import { escapeGlob, type RedisClient } from '../../../common/src/redis.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
-import { publishRevocations } from './revocations.js';
+import { publishRevocations } from './revocation-channel.js';
 import type { Sealer } from './sealing.js';
 import {
   createSlideMemory,

@@ -92,7 +92,7 @@ export interface SessionRepositoryOptions {
   /**
    * Told about sessions ended before their time (deleted, found expired), after they are gone,
    * by stored id, so gateways drop them from their caches at once. The Redis repository
-   * publishes them on the revocation channel by default (domain/revocations.ts).
+   * publishes them on the revocation channel by default (domain/revocation-channel.ts).
    */
   onRevoked?: (ids: readonly string[]) => Promise<void>;
   /**

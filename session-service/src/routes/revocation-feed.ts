@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { NO_STORE, sendError } from '../../../common/src/http.js';
-import type { RevocationEvent, RevocationFeed } from '../domain/revocations.js';
+import type { RevocationEvent, RevocationFeed } from '../adapters/revocation-subscription.js';
 import { hasInternalToken } from './internal-token.js';
 
 /** How long a new stream waits for the feed to be ready before answering 503. */

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { GatehouseError } from '../../../common/src/errors.js';
+import { hashPassword, type PasswordVerifier } from '../domain/passwords.js';
 import type { VerifyTask } from './hasher-worker.js';
 
 /**
@@ -88,4 +89,22 @@ let shared: HasherPool | null = null;
 export function sharedHasherPool(): HasherPool {
   shared ??= createHasherPool();
   return shared;
+}
+
+/**
+ * Checks passwords on the process's hasher pool (worker threads at a lower CPU priority than the
+ * event loop, one check per CPU at a time, a bounded queue: past it, GatehouseError('BUSY'), a 503,
+ * instead of an ever-growing queue).
+ */
+export async function createPasswordVerifier(): Promise<PasswordVerifier> {
+  const pool = sharedHasherPool();
+  // A real argon2id hash with our parameters, so an unknown user costs exactly what a known one does.
+  const dummyHash = await hashPassword(`dummy-${Math.random()}`);
+
+  return {
+    async verify(passwordHash, password) {
+      const ok = await pool.verify(passwordHash ?? dummyHash, password);
+      return ok && passwordHash !== null;
+    },
+  };
 }
