@@ -2,11 +2,12 @@ import signature from 'cookie-signature';
 import request from 'supertest';
 import type { Logger } from '../../common/src/logger.js';
 import { createRedis, type RedisClient } from '../../common/src/redis.js';
-import { createPasswordVerifier } from '../../session-service/src/adapters/hasher-pool.js';
-import { createUsersRepository } from '../../session-service/src/adapters/users-file.js';
 import { createApp } from '../../session-service/src/app.js';
 import { loadSessionServiceConfig } from '../../session-service/src/config.js';
+import type { PasswordVerifier } from '../../session-service/src/domain/passwords.js';
+import { createPasswordVerifier } from '../../session-service/src/domain/passwords.js';
 import type { ThrottleLimits } from '../../session-service/src/domain/throttle.js';
+import { createUsersRepository } from '../../session-service/src/domain/users.js';
 import { silentLogger } from './logger.js';
 import { TEST_ENCRYPTION_KEY, TEST_INTERNAL_TOKEN } from './processes.js';
 
@@ -23,6 +24,8 @@ export async function buildSessionService(options: {
   /** Overrides of the real login throttle's limits (keeps tests that log in often fast). */
   throttleLimits?: Partial<ThrottleLimits>;
   logger?: Logger;
+  /** The password verifier to use (default: the real one, createPasswordVerifier). */
+  verifier?: PasswordVerifier;
 }) {
   const config = loadSessionServiceConfig({
     NODE_ENV: 'test',
@@ -41,10 +44,28 @@ export async function buildSessionService(options: {
     logger,
     redis,
     users: createUsersRepository(options.usersFile),
-    verifier: await createPasswordVerifier(),
+    verifier: options.verifier ?? (await createPasswordVerifier()),
     ...(options.throttleLimits ? { throttleLimits: options.throttleLimits } : {}),
   });
   return { app, config, redis, close: () => (options.redis ? Promise.resolve() : redis.close()) };
+}
+
+/**
+ * The real password verifier (argon2id on the hasher pool), counting the checks it is asked for:
+ * what a test reads to prove a request was answered without any hash, or with exactly one.
+ */
+export async function countingVerifier(): Promise<PasswordVerifier & { readonly checks: number }> {
+  const real = await createPasswordVerifier();
+  let checks = 0;
+  return {
+    get checks() {
+      return checks;
+    },
+    verify(passwordHash, password) {
+      checks++;
+      return real.verify(passwordHash, password);
+    },
+  };
 }
 
 /** Throttle limits high enough that a test logging in many times from 127.0.0.1 is never throttled. */
