@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsClient, httpsFetch, type NginxServer, startNginx } from '../helpers/nginx.js';
 import { type System, startSystem, TEST_INTERNAL_TOKEN, untilReady } from '../helpers/processes.js';
+import { describeRecipePolicy } from '../helpers/recipe-policy.js';
 import { killAndWait, type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -287,3 +288,28 @@ describe('nginx auth_request in front of the demo-app (no gateway)', () => {
     expect(anonymous.headers.get('content-type')).toMatch(/text\/html/);
   });
 });
+
+// The same policy as the Caddy and HAProxy recipes, over HTTP/1.1 and HTTP/2, with an upstream
+// that records what it received in the demo-app's place.
+describeRecipePolicy(
+  'nginx auth_request (nginx/templates/auth-request.conf.template)',
+  async (deps) => {
+    const nginx = await startNginx({
+      template: 'auth-request',
+      vars: {
+        PROTECTED_UPSTREAM: deps.upstream.address,
+        SESSION_SERVICE_UPSTREAM: `127.0.0.1:${deps.sessionService.port}`,
+        IDENTITY_AUDIENCE: 'default',
+        INTERNAL_TOKEN: deps.internalToken,
+        SESSION_COOKIE_NAME: 'gatehouse',
+      },
+    });
+    return {
+      url: nginx.httpsUrl,
+      ca: nginx.ca,
+      audience: 'default',
+      output: nginx.output,
+      stop: nginx.stop,
+    };
+  },
+);

@@ -4,7 +4,8 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { httpsClient, httpsFetch, type NginxServer, startNginx } from '../helpers/nginx.js';
-import { type System, startSystem } from '../helpers/processes.js';
+import { SERVICES, type System, startService, startSystem } from '../helpers/processes.js';
+import { describeRecipePolicy } from '../helpers/recipe-policy.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -291,4 +292,37 @@ describe('nginx edge: what passes through to the upstream', () => {
     expect(reply).toBe('echo:hello');
     expect(seen.at(-1)?.['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
   });
+});
+
+// nginx (TLS, HTTP/2) in front of the gateway is held to the same policy as the proxy recipes,
+// over HTTP/1.1 and HTTP/2, with an upstream that records what it received behind the gateway.
+describeRecipePolicy('nginx edge in front of the gateway', async (deps) => {
+  const gateway = await startService({
+    name: 'gateway',
+    ...SERVICES.gateway,
+    env: {
+      REDIS_URL: deps.redis.url,
+      SESSION_SERVICE_URL: deps.sessionService.url,
+      UPSTREAM_URL: `http://${deps.upstream.address}`,
+      INTERNAL_TOKEN: deps.internalToken,
+    },
+  });
+  const nginx = await startNginx({
+    template: 'edge',
+    vars: { GATEWAY_UPSTREAM: `127.0.0.1:${gateway.port}` },
+  }).catch(async (err: unknown) => {
+    await gateway.stop();
+    throw err;
+  });
+  return {
+    url: nginx.httpsUrl,
+    ca: nginx.ca,
+    // the gateway signs for the route id: the one route UPSTREAM_URL makes is "default"
+    audience: 'default',
+    output: () => `${nginx.output()}\n${gateway.output()}`,
+    async stop() {
+      await nginx.stop();
+      await gateway.stop();
+    },
+  };
 });
