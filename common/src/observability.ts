@@ -4,10 +4,17 @@ import { requestIdFrom } from './http.js';
 import type { Logger } from './logger.js';
 import { countKeys, observeRedis, type RedisClient } from './redis.js';
 
+/** One counter's declaration: name, help, label names. */
+export type CounterSpec = readonly [name: string, help: string, labelNames: readonly string[]];
+
 export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L>;
+  /** Counters declared as a table, `{ key: [name, help, labels] }`, returned by the same keys. */
+  counters<const T extends Record<string, CounterSpec>>(
+    specs: T,
+  ): { [K in keyof T]: Counter<T[K][2][number]> };
   histogram<L extends string>(
     name: string,
     help: string,
@@ -38,11 +45,19 @@ export function createMetrics(
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Counter<L>({ name, help, labelNames, registers: [registry] });
   return {
     registry,
     httpDuration,
-    counter: (name, help, labelNames) =>
-      new Counter({ name, help, labelNames, registers: [registry] }),
+    counter,
+    counters: <const T extends Record<string, CounterSpec>>(specs: T) =>
+      Object.fromEntries(
+        Object.entries(specs).map(([key, [name, help, labels]]) => [
+          key,
+          counter(name, help, labels),
+        ]),
+      ) as { [K in keyof T]: Counter<T[K][2][number]> },
     histogram: (name, help, labelNames, buckets) =>
       new Histogram({
         name,

@@ -11,26 +11,24 @@ import type { SessionClient } from './session-client.js';
  */
 export function createGatewayMetrics(sessionClient: SessionClient) {
   const metrics = createMetrics('gateway');
-  const authOutcomes = metrics.counter(
-    'gatehouse_gateway_auth_total',
-    'Gateway auth decisions by outcome',
-    ['outcome'] as const,
-  );
-  const upstreamErrors = metrics.counter(
-    'gatehouse_upstream_errors_total',
-    'Upstream errors by code',
-    ['code'] as const,
-  );
-  const wsOutcomes = metrics.counter(
-    'gatehouse_gateway_websocket_total',
-    'WebSocket upgrades and closes by outcome',
-    ['outcome'] as const,
-  );
-  const refused = metrics.counter(
-    'gatehouse_gateway_refused_total',
-    'Requests refused before any route decision (bad path, bad host, too many headers …)',
-    ['reason'] as const,
-  );
+  const { authOutcomes, upstreamErrors, wsOutcomes, refused } = metrics.counters({
+    authOutcomes: [
+      'gatehouse_gateway_auth_total',
+      'Gateway auth decisions by outcome',
+      ['outcome'],
+    ],
+    upstreamErrors: ['gatehouse_upstream_errors_total', 'Upstream errors by code', ['code']],
+    wsOutcomes: [
+      'gatehouse_gateway_websocket_total',
+      'WebSocket upgrades and closes by outcome',
+      ['outcome'],
+    ],
+    refused: [
+      'gatehouse_gateway_refused_total',
+      'Requests refused before any route decision (bad path, bad host, too many headers …)',
+      ['reason'],
+    ],
+  });
   if (sessionClient.cacheStats) {
     const stats = sessionClient.cacheStats.bind(sessionClient);
     new Counter({

@@ -1,31 +1,26 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import cookieParser from 'cookie-parser';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { GatehouseError } from '../../common/src/errors.js';
+import express, { type Request, type Response } from 'express';
 import { NO_STORE, sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
-import {
-  activeSessionsGauge,
-  createMetrics,
-  createRequestObserver,
-  instrumentRedis,
-  observeRequest,
-} from '../../common/src/observability.js';
+import { createRequestObserver, observeRequest } from '../../common/src/observability.js';
 import { createRedisSubscriber, pingRedis, type RedisClient } from '../../common/src/redis.js';
 import { securityHeaders } from '../../common/src/security-headers.js';
 import { createTrust } from '../../common/src/trust-proxy.js';
 import { createRevocationFeed, type RevocationFeed } from './adapters/revocation-subscription.js';
-import type { SessionServiceConfig } from './config.js';
+import { createServiceMetrics } from './app-metrics.js';
+import { type SessionServiceConfig, sessionLifetimes } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import { createAssertionSigner } from './domain/assertions.js';
 import type { PasswordVerifier } from './domain/passwords.js';
 import { createSealer } from './domain/sealing.js';
-import type { Lifetimes, ValidSession } from './domain/session-repository.js';
+import type { ValidSession } from './domain/session-repository.js';
 import { createRedisSessionRepository } from './domain/session-repository-redis.js';
 import { createLoginThrottle, type ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
 import { createSessionValidator } from './domain/validate-session.js';
+import { errorHandler } from './error-handler.js';
 import { createAuthHandlers } from './routes/auth.js';
 import { revocationsHandler } from './routes/revocation-feed.js';
 import { createSessionsHandlers } from './routes/sessions.js';
@@ -55,16 +50,7 @@ const STATIC_DIR = fileURLToPath(new URL('../static/', import.meta.url));
 export function createApp(deps: SessionServiceDeps) {
   const { config, logger, redis } = deps;
   const env = config.env;
-  const lifetimes: Lifetimes = {
-    idleSeconds: env.SESSION_IDLE_TIMEOUT,
-    absoluteSeconds: env.SESSION_ABSOLUTE_TIMEOUT,
-    rememberIdleSeconds:
-      env.REMEMBER_ME_TIMEOUT > 0
-        ? Math.min(env.REMEMBER_ME_IDLE_TIMEOUT, env.REMEMBER_ME_TIMEOUT)
-        : env.SESSION_IDLE_TIMEOUT,
-    rememberAbsoluteSeconds:
-      env.REMEMBER_ME_TIMEOUT > 0 ? env.REMEMBER_ME_TIMEOUT : env.SESSION_ABSOLUTE_TIMEOUT,
-  };
+  const lifetimes = sessionLifetimes(env);
   // Session records sealed at rest with SESSION_ENCRYPTION_KEY (domain/sealing.ts).
   const records = createSealer(config.encryptionKeys, 'session-record');
   // The one owner of the session record (domain/session-repository.ts).
@@ -118,19 +104,11 @@ export function createApp(deps: SessionServiceDeps) {
   const allowedOrigins = env.PUBLIC_URL ? [new URL(env.PUBLIC_URL).origin] : [];
   const audit = logger.child({ audit: true });
 
-  const metrics = createMetrics('session-service');
-  instrumentRedis(metrics, redis);
-  activeSessionsGauge(metrics, redis, sessions.sessionKeyPattern, { logger });
-  const validateOutcomes = metrics.counter(
-    'gatehouse_validate_total',
-    'Validate requests by outcome',
-    ['outcome'] as const,
-  );
-  const loginOutcomes = metrics.counter(
-    'gatehouse_login_attempts_total',
-    'Login attempts by outcome',
-    ['outcome'] as const,
-  );
+  const { metrics, validateOutcomes, loginOutcomes } = createServiceMetrics({
+    redis,
+    sessionKeyPattern: sessions.sessionKeyPattern,
+    logger,
+  });
 
   const auth = createAuthHandlers({
     users: deps.users,
@@ -310,50 +288,4 @@ function isFastPath(req: IncomingMessage, path: string): boolean {
     url.startsWith(path) &&
     (url.length === path.length || url.charCodeAt(path.length) === 63) // '?'
   );
-}
-
-/**
- * A thrown error as a catalogue error: ours as they are (the password hashers' load shedding is
- * BUSY), the body parsers' refusals (express/body-parser `type`s) by what they mean; null for a bug.
- */
-function asGatehouseError(err: unknown): GatehouseError | null {
-  if (err instanceof GatehouseError) return err;
-  switch ((err as { type?: unknown } | null)?.type) {
-    case 'entity.parse.failed':
-      return new GatehouseError('INVALID_JSON', { cause: err });
-    case 'entity.too.large':
-      return new GatehouseError('PAYLOAD_TOO_LARGE', { cause: err });
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return new GatehouseError('UNSUPPORTED_MEDIA_TYPE', { cause: err });
-    case 'parameters.too.many':
-      return new GatehouseError('PAYLOAD_TOO_LARGE', {
-        cause: err,
-        message: 'Too many form fields.',
-      });
-  }
-  return null;
-}
-
-/** The one error handler: stable codes, JSON or a short page, never a stack trace. */
-export function errorHandler(logger: Logger) {
-  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const known = asGatehouseError(err);
-    if (known) {
-      logger[known.log](
-        { requestId: req.id, err: { code: known.code, message: known.message } },
-        'request failed',
-      );
-      return sendError(req, res, known.code, { message: known.message, headers: known.headers });
-    }
-    // Another library's 4xx (express.static: 403, 405, 412, 416): its status, as BAD_REQUEST.
-    const status = (err as { status?: unknown } | null)?.status;
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      return status === 404
-        ? sendError(req, res, 'NOT_FOUND')
-        : sendError(req, res, 'BAD_REQUEST', { status });
-    }
-    logger.error({ err, requestId: req.id }, 'unhandled error');
-    sendError(req, res, 'INTERNAL_ERROR');
-  };
 }

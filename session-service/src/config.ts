@@ -14,6 +14,7 @@ import {
   type RedisCredentials,
   type RedisTopology,
 } from '../../common/src/redis.js';
+import type { Lifetimes } from './domain/session-repository.js';
 
 /** Secrets we ship in examples and docs: never accepted in production. */
 export const KNOWN_DEFAULT_SECRETS = new Set([
@@ -195,6 +196,19 @@ export function crossChecks(env: NodeJS.ProcessEnv): string[] {
 }
 
 export type SessionServiceEnv = z.infer<typeof sessionServiceSchema>;
+
+/** The session lifetimes the variables ask for; "remember me" off means the plain ones. */
+export function sessionLifetimes(env: SessionServiceEnv): Lifetimes {
+  const remember = env.REMEMBER_ME_TIMEOUT > 0;
+  return {
+    idleSeconds: env.SESSION_IDLE_TIMEOUT,
+    absoluteSeconds: env.SESSION_ABSOLUTE_TIMEOUT,
+    rememberIdleSeconds: remember
+      ? Math.min(env.REMEMBER_ME_IDLE_TIMEOUT, env.REMEMBER_ME_TIMEOUT)
+      : env.SESSION_IDLE_TIMEOUT,
+    rememberAbsoluteSeconds: remember ? env.REMEMBER_ME_TIMEOUT : env.SESSION_ABSOLUTE_TIMEOUT,
+  };
+}
 
 export interface SessionServiceConfig {
   env: SessionServiceEnv;
