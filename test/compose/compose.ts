@@ -4,7 +4,7 @@
  * `sh scripts/compose-env.sh`, `docker compose up`, `docker compose run ... users add`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from '../helpers/processes.js';
@@ -163,6 +163,8 @@ export function copyProject(name: string): ComposeProject {
       ].filter((line) => line !== '');
     },
     destroy() {
+      // down reads .env too: a scenario that failed without one still ends clean.
+      if (!existsSync(join(dir, '.env'))) spawnSync('sh', ['scripts/compose-env.sh'], { cwd: dir });
       run(['down', '-v', '--remove-orphans', '--timeout', '5'], { timeoutMs: 120_000 });
       rmSync(dirname(dir), { recursive: true, force: true });
     },
