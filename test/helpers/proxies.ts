@@ -14,9 +14,13 @@ export const HAPROXY_CFG = join(ROOT, 'examples', 'haproxy', 'haproxy.cfg');
  * A proxy binary: $<envVar>, then PATH, then the usual sbin and bin directories (haproxy lives in
  * /usr/sbin, often not on PATH). Throws when there is none: these tests never skip.
  */
-export function resolveBinary(name: 'caddy' | 'haproxy', envVar: string): string {
+export function resolveBinary(
+  name: 'caddy' | 'haproxy',
+  envVar: string,
+  fromEnv: string | undefined,
+): string {
   const candidates = [
-    process.env[envVar],
+    fromEnv,
     ...(process.env.PATH ?? '').split(delimiter).map((dir) => (dir ? join(dir, name) : '')),
     `/usr/sbin/${name}`,
     `/usr/bin/${name}`,
@@ -35,8 +39,9 @@ export function resolveBinary(name: 'caddy' | 'haproxy', envVar: string): string
   throw new Error(`${name} not found (apt-get install ${name}, or set ${envVar} to its path)`);
 }
 
-export const resolveCaddy = () => resolveBinary('caddy', 'CADDY_BIN');
-export const resolveHaproxy = () => resolveBinary('haproxy', 'HAPROXY_BIN');
+export const resolveCaddy = () => resolveBinary('caddy', 'CADDY_BIN', process.env.CADDY_BIN);
+export const resolveHaproxy = () =>
+  resolveBinary('haproxy', 'HAPROXY_BIN', process.env.HAPROXY_BIN);
 
 export interface RunningProxy {
   /** https://127.0.0.1:<port> */

@@ -2,12 +2,15 @@
  * The docs cannot drift from the code: docs/configuration.md lists exactly the variables the
  * services' configuration schemas declare (plus the few read outside them) with their defaults,
  * and exactly the routes-file fields the gateway accepts; README.md links every docs page, and
- * every relative link of README.md and docs/*.md leads to a file (and heading) that exists.
+ * every relative link of README.md and docs/*.md leads to a file (and heading) that exists. The
+ * proxy recipes docs/protecting-your-app.md quotes are the files in examples/, line for line.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { IDENTITY_HEADERS } from '../../common/src/identity.js';
 import { demoAppSchema } from '../../demo-app/src/config.js';
 import { gatewaySchema } from '../../gateway/src/config.js';
 import * as gatewayRoutes from '../../gateway/src/routes-file.js';
@@ -16,6 +19,13 @@ import { templatePath, templatePlaceholders } from '../helpers/nginx.js';
 import { ROOT } from '../helpers/processes.js';
 
 const CONFIGURATION = join(ROOT, 'docs', 'configuration.md');
+const readExample = (path: string) => readFileSync(join(ROOT, 'examples', path), 'utf8');
+/** A recipe file without its comment lines (`#`, or `--` in Lua). */
+const exampleCode = (path: string) =>
+  readExample(path)
+    .split('\n')
+    .filter((line) => !/^\s*(#|--)/.test(line))
+    .join('\n');
 
 type Target =
   | 'session-service'
@@ -24,6 +34,7 @@ type Target =
   | 'routes'
   | 'npm start'
   | 'nginx'
+  | 'recipes'
   | 'tests';
 
 /** Which settings the tables under each `##` heading of docs/configuration.md describe. */
@@ -35,6 +46,7 @@ const SECTIONS: Record<string, readonly Target[]> = {
   'demo-app': ['demo-app'],
   '`npm start`': ['npm start'],
   'nginx templates': ['nginx'],
+  'Proxy recipes (`examples/`)': ['recipes'],
   'Test suite': ['tests'],
 };
 
@@ -51,6 +63,8 @@ const OUTSIDE_SCHEMAS: Record<string, { target: Target; file: string }> = {
   REDIS_PORT: { target: 'npm start', file: 'scripts/start.ts' },
   CHROMIUM_BIN: { target: 'tests', file: 'test/browser/browser.ts' },
   NGINX_BIN: { target: 'tests', file: 'test/helpers/nginx.ts' },
+  CADDY_BIN: { target: 'tests', file: 'test/helpers/proxies.ts' },
+  HAPROXY_BIN: { target: 'tests', file: 'test/helpers/proxies.ts' },
 };
 
 /** Entry points and tools whose every `env.NAME` must be documented. */
@@ -194,6 +208,24 @@ describe('docs/configuration.md', () => {
     }
   });
 
+  it('lists exactly the variables of the Caddy and HAProxy recipes, and which recipe reads each', () => {
+    const caddy = [...exampleCode('caddy/Caddyfile').matchAll(/\{\$([A-Z_]+)\}/g)].map((m) => m[1]);
+    const haproxy = [
+      ...[...exampleCode('haproxy/haproxy.cfg').matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]),
+      ...[
+        ...exampleCode('haproxy/gatehouse.lua').matchAll(/(?:required|getenv)\("([A-Z_]+)"\)/g),
+      ].map((m) => m[1]),
+    ];
+    expect(sorted(documented('recipes'))).toEqual(sorted([...caddy, ...haproxy] as string[]));
+    for (const row of rows.filter((r) => r.section === 'Proxy recipes (`examples/`)')) {
+      const name = row.names[0] ?? '';
+      const where = [caddy.includes(name) && 'caddy', haproxy.includes(name) && 'haproxy']
+        .filter(Boolean)
+        .join(' ');
+      expect(row.cells[1], name).toBe(where === 'caddy haproxy' ? 'both' : where);
+    }
+  });
+
   it('lists exactly the fields of a route in the routes file', () => {
     expect(sorted(documented('routes'))).toEqual(sorted(routeSchemaKeys()));
   });
@@ -287,5 +319,103 @@ describe('README.md and docs/', () => {
       }
     }
     expect(broken).toEqual([]);
+  });
+});
+
+describe('docs/protecting-your-app.md: the proxy recipes', () => {
+  const page = readFileSync(join(ROOT, 'docs', 'protecting-your-app.md'), 'utf8');
+  /** Code blocks preceded by `<!-- quoted from examples/… -->`, with the file they quote. */
+  const quotes = [
+    ...page.matchAll(/<!-- quoted from (examples\/[^\s]+) -->\n```[a-z]*\n([\s\S]*?)\n```/g),
+  ].map((m) => ({ file: m[1] ?? '', lines: (m[2] ?? '').split('\n') }));
+
+  it('quotes the Caddy, HAProxy, Traefik and Envoy files line for line', () => {
+    expect(sorted(quotes.map((q) => q.file))).toEqual([
+      'examples/caddy/Caddyfile',
+      'examples/envoy/envoy.yaml',
+      'examples/haproxy/gatehouse.lua',
+      'examples/haproxy/haproxy.cfg',
+      'examples/traefik/gatehouse.yml',
+    ]);
+    const missing: string[] = [];
+    for (const { file, lines } of quotes) {
+      const source = new Set(
+        readFileSync(join(ROOT, file), 'utf8')
+          .split('\n')
+          .map((l) => l.trim()),
+      );
+      for (const line of lines.map((l) => l.trim()).filter(Boolean))
+        if (!source.has(line)) missing.push(`${file}: ${line}`);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('names every recipe file, and the test that runs it or why none does', () => {
+    for (const file of [
+      'nginx/templates/auth-request.conf.template',
+      'examples/caddy/Caddyfile',
+      'examples/haproxy/haproxy.cfg',
+      'examples/haproxy/gatehouse.lua',
+      'examples/traefik/gatehouse.yml',
+      'examples/envoy/envoy.yaml',
+    ]) {
+      expect(page, file).toContain(`\`${file}\``);
+      expect(existsSync(join(ROOT, file)), file).toBe(true);
+    }
+    for (const test of [
+      'nginx-auth-request.test.ts',
+      'caddy-forward-auth.test.ts',
+      'haproxy-forward-auth.test.ts',
+    ]) {
+      expect(page, test).toContain(`test/e2e/${test}`);
+      expect(existsSync(join(ROOT, 'test', 'e2e', test)), test).toBe(true);
+    }
+    expect(page).toMatch(/Traefik and Envoy are not packaged in Debian/);
+  });
+
+  // Traefik and Envoy do not run here: what can be checked of their files without them is.
+  it('the Traefik recipe removes every identity name, dash and underscore spellings, and trusts no client X-Forwarded-*', () => {
+    const config = parseYaml(readExample('traefik/gatehouse.yml')) as {
+      http: {
+        middlewares: Record<
+          string,
+          {
+            headers?: { customRequestHeaders?: Record<string, string> };
+            forwardAuth?: { trustForwardHeader?: boolean; address?: string };
+          }
+        >;
+      };
+    };
+    const removed = Object.entries(
+      config.http.middlewares['gatehouse-no-client-identity']?.headers?.customRequestHeaders ?? {},
+    )
+      .filter(([, value]) => value === '')
+      .map(([name]) => name.toLowerCase());
+    for (const name of IDENTITY_HEADERS) {
+      expect(removed, name).toContain(name);
+      expect(removed, name).toContain(name.replaceAll('-', '_'));
+    }
+    const auth = config.http.middlewares.gatehouse?.forwardAuth;
+    expect(auth?.trustForwardHeader).toBe(false);
+    expect(auth?.address).toMatch(/\/auth\/validate$/);
+  });
+
+  it('the Envoy recipe sends X-Forwarded-Uri and Accept to validate, replaces or removes every identity name, drops underscores, fails closed', () => {
+    const text = readExample('envoy/envoy.yaml');
+    parseYaml(text);
+    const removed = [
+      ...text.matchAll(/^\s+- (x-[a-z-]+|remote-[a-z-]+)$/gm),
+      ...text.matchAll(/\{ exact: (x-auth-request-[a-z]+) \}/g),
+    ].map((m) => m[1]);
+    for (const name of IDENTITY_HEADERS) expect(removed, name).toContain(name);
+    for (const line of [
+      'headers_with_underscores_action: DROP_HEADER',
+      '- { key: x-forwarded-uri, value: "%REQ(:PATH)%" }',
+      '- { exact: cookie }',
+      '- { exact: accept }',
+      'failure_mode_allow: false',
+      'status_on_error: { code: ServiceUnavailable }',
+    ])
+      expect(text, line).toContain(line);
   });
 });
