@@ -1,7 +1,7 @@
 import { GatehouseError } from '../../../common/src/errors.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
 import {
-  createSlideMemory,
+  createExpiry,
   LOGIN_GRACE_MS,
   loginInterrupted,
   remainingMs,
@@ -11,7 +11,6 @@ import {
   type SessionSummary,
   summaryOf,
   type ValidSession,
-  validSession,
 } from './session-repository.js';
 
 interface Entry {
@@ -38,7 +37,8 @@ export function createMemorySessionRepository(
   const records = new Map<string, Entry>();
   /** user id -> stored id -> last seen (negative: a pending login, minus the time). */
   const indexes = new Map<string, Map<string, number>>();
-  const slides = createSlideMemory(options);
+  const expiry = createExpiry(options, deleteById);
+  const { slides } = expiry;
   /** One step per turn of the event loop, as a round trip to Redis would be. */
   const step = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -106,19 +106,12 @@ export function createMemorySessionRepository(
       const entry = live(id);
       if (!entry) return null;
       const auth = copy(entry.auth);
-      const t = now();
-      const left = remainingMs(auth, lifetimes, t);
-      if (left <= 0) {
-        await deleteById(id, auth.userId);
-        return null;
-      }
-      const last = slides.recent(id, t);
-      if (last !== undefined) return validSession(sid, id, auth, last, lifetimes);
-      entry.expiresAt = t + left;
-      const index = indexes.get(auth.userId);
-      if (index?.has(id)) index.set(id, t);
-      slides.slid(id, t);
-      return validSession(sid, id, auth, t, lifetimes);
+      return expiry.validate(sid, id, auth, (left, t) => {
+        entry.expiresAt = t + left;
+        const index = indexes.get(auth.userId);
+        if (index?.has(id)) index.set(id, t);
+        return undefined;
+      });
     },
 
     async getSession(sid: string): Promise<SessionAuth | null> {
@@ -129,11 +122,8 @@ export function createMemorySessionRepository(
 
     async updateSession(sid: string, auth: SessionAuth): Promise<boolean> {
       const id = storedSessionId(sid);
-      const left = remainingMs(auth, lifetimes, now());
-      if (left <= 0) {
-        await deleteById(id, auth.userId);
-        return false;
-      }
+      const left = await expiry.timeLeft(id, auth);
+      if (left === 0) return false;
       await step();
       if (!live(id)) return false;
       records.set(id, { auth: copy(auth), expiresAt: now() + left });

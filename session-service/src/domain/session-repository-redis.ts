@@ -5,7 +5,7 @@ import { storedSessionId } from '../../../common/src/session-id.js';
 import { publishRevocations } from './revocation-channel.js';
 import type { Sealer } from './sealing.js';
 import {
-  createSlideMemory,
+  createExpiry,
   LOGIN_GRACE_MS,
   loginInterrupted,
   logUnreadable,
@@ -19,7 +19,6 @@ import {
   type SessionSummary,
   summaryOf,
   type ValidSession,
-  validSession,
 } from './session-repository.js';
 
 export interface RedisSessionRepositoryOptions extends SessionRepositoryOptions {
@@ -59,7 +58,8 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
   /** The key of the session whose stored id is `id`. */
   const sessionKey = (id: string) => `${prefix}sess:${id}`;
   const userKey = (userId: string) => `${prefix}user:{${userId}}:sessions`;
-  const slides = createSlideMemory(options);
+  const expiry = createExpiry(options, deleteById);
+  const { slides } = expiry;
   const userIndexTtlMs =
     Math.max(lifetimes.absoluteSeconds, lifetimes.rememberAbsoluteSeconds) * 1000;
   const onUnreadable = logUnreadable(options.logger);
@@ -138,21 +138,13 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
       return guard(async () => {
         const auth = authOf(id, await redis.get(sessionKey(id)));
         if (!auth) return null;
-        const t = now();
-        const left = remainingMs(auth, lifetimes, t);
-        if (left <= 0) {
-          await deleteById(id, auth.userId);
-          return null;
-        }
-        const last = slides.recent(id, t);
-        if (last !== undefined) return validSession(sid, id, auth, last, lifetimes);
         // PEXPIRE never creates a key; ZADD XX never re-adds a revoked entry.
-        await Promise.all([
-          redis.pExpire(sessionKey(id), left),
-          redis.zAdd(userKey(auth.userId), { score: t, value: id }, { condition: 'XX' }),
-        ]);
-        slides.slid(id, t);
-        return validSession(sid, id, auth, t, lifetimes);
+        return expiry.validate(sid, id, auth, (left, t) =>
+          Promise.all([
+            redis.pExpire(sessionKey(id), left),
+            redis.zAdd(userKey(auth.userId), { score: t, value: id }, { condition: 'XX' }),
+          ]),
+        );
       });
     },
 
@@ -166,11 +158,8 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
 
     async updateSession(sid: string, auth: SessionAuth): Promise<boolean> {
       const id = storedSessionId(sid);
-      const left = remainingMs(auth, lifetimes, now());
-      if (left <= 0) {
-        await deleteById(id, auth.userId);
-        return false;
-      }
+      const left = await expiry.timeLeft(id, auth);
+      if (left === 0) return false;
       return guard(async () => {
         const reply = await redis.set(sessionKey(id), seal(id, auth), {
           expiration: { type: 'PX', value: left },

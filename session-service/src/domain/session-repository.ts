@@ -172,6 +172,53 @@ export function createSlideMemory(options: SessionRepositoryOptions, max = SLIDE
   };
 }
 
+/**
+ * What validateSession and updateSession do apart from the store, the same in both
+ * implementations: the time a session has left (one past its timeout is deleted, which
+ * publishes it, and has none), and the slide at most once per interval.
+ */
+export function createExpiry(
+  options: SessionRepositoryOptions,
+  deleteById: (id: string, userId: string) => Promise<boolean>,
+) {
+  const { lifetimes } = options;
+  const now = options.now ?? Date.now;
+  const slides = createSlideMemory(options);
+
+  /** What `auth` has left at `t`, in ms; 0 once it ran out, after deleting the session `id`. */
+  async function timeLeft(id: string, auth: SessionAuth, t = now()): Promise<number> {
+    const left = remainingMs(auth, lifetimes, t);
+    if (left > 0) return left;
+    await deleteById(id, auth.userId);
+    return 0;
+  }
+
+  return {
+    slides,
+    timeLeft,
+    /**
+     * validateSession once the record `auth` of `sid` (stored id `id`) is read: null when it ran
+     * out; as last slid when that was recent; otherwise `slide` moves its expiry to `left` ms
+     * from `t` and its "last seen" to `t`, in the store's own way.
+     */
+    async validate(
+      sid: string,
+      id: string,
+      auth: SessionAuth,
+      slide: (left: number, t: number) => Promise<unknown> | undefined,
+    ): Promise<ValidSession | null> {
+      const t = now();
+      const left = await timeLeft(id, auth, t);
+      if (left === 0) return null;
+      const last = slides.recent(id, t);
+      if (last !== undefined) return validSession(sid, id, auth, last, lifetimes);
+      await slide(left, t);
+      slides.slid(id, t);
+      return validSession(sid, id, auth, t, lifetimes);
+    },
+  };
+}
+
 /** The ValidSession of `auth`, slid (or last slid) at `at`. */
 export const validSession = (
   sid: string,
