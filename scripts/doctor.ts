@@ -8,10 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createSentinel } from 'redis';
 import { ConfigError } from '../common/src/config.js';
-import { createLogger } from '../common/src/logger.js';
 import { sentinelOptions } from '../common/src/redis/node-options.js';
 import type { SentinelOptions } from '../common/src/redis/options.js';
-import { createRedis, pingRedis } from '../common/src/redis.js';
+import { createOneShotRedis, pingRedis, withDeadline } from '../common/src/redis.js';
 import { loadDemoAppConfig } from '../demo-app/src/config.js';
 import { loadGatewayConfig } from '../gateway/src/config.js';
 import {
@@ -30,14 +29,8 @@ const warn = (label: string, fix: string) => results.push({ ok: true, warn: true
 const TOPOLOGY_VARIABLES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
 
 const PROBE_TIMEOUT_MS = 1500;
-
-function withDeadline<T>(work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
+/** Overall deadline of one probe step (connect, PING). */
+const PROBE_DEADLINE_MS = 5000;
 
 /**
  * Through the sentinels, once: node-redis's own Sentinel client with the service's options
@@ -52,8 +45,10 @@ async function sentinelProblem(connection: SentinelOptions): Promise<string | nu
   });
   sentinel.on('error', () => {}); // reported by the rejected connect() or PING below
   try {
-    await withDeadline(sentinel.connect());
-    return (await withDeadline(sentinel.ping())) === 'PONG' ? null : 'it does not answer PING';
+    await withDeadline(sentinel.connect(), PROBE_DEADLINE_MS, 'connect');
+    return (await withDeadline(sentinel.ping(), PROBE_DEADLINE_MS, 'PING')) === 'PONG'
+      ? null
+      : 'it does not answer PING';
   } catch (err) {
     return (err as Error).message;
   } finally {
@@ -67,17 +62,9 @@ async function sentinelProblem(connection: SentinelOptions): Promise<string | nu
  */
 async function redisProblem(connection: RedisConnection): Promise<string | null> {
   if ('sentinel' in connection) return sentinelProblem(connection);
-  const redis = createRedis(
-    {
-      ...connection,
-      reconnect: false,
-      commandTimeoutMs: PROBE_TIMEOUT_MS,
-      connectTimeoutMs: PROBE_TIMEOUT_MS,
-    },
-    createLogger({ name: 'doctor', level: 'silent' }),
-  );
+  const redis = createOneShotRedis(connection, PROBE_TIMEOUT_MS);
   try {
-    await withDeadline(redis.connect());
+    await withDeadline(redis.connect(), PROBE_DEADLINE_MS, 'connect');
     return (await pingRedis(redis, PROBE_TIMEOUT_MS)) ? null : 'it does not answer PING';
   } catch (err) {
     return (err as Error).message;

@@ -4,7 +4,8 @@
  */
 export type { GatehouseRedis, RedisClient, RedisCommands } from './redis/commands.js';
 export { isGatehouseRedis } from './redis/commands.js';
-export { createRedis, createRedisClient } from './redis/create.js';
+export { createOneShotRedis, createRedis, createRedisClient } from './redis/create.js';
+export { withDeadline } from './redis/deadline.js';
 export {
   type RedisCommandOutcome,
   RedisTimeoutError,

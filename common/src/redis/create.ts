@@ -1,5 +1,5 @@
 /** Concern: building the connection for the configured topology (standalone, Sentinel, Cluster). */
-import type { Logger } from '../logger.js';
+import { createLogger, type Logger } from '../logger.js';
 import { createGatehouseRedis } from './client.js';
 import { createClusterBackend } from './cluster.js';
 import type { GatehouseRedis } from './commands.js';
@@ -36,6 +36,18 @@ export function createRedis(options: RedisOptions, logger: Logger): GatehouseRed
     }
   });
   return client;
+}
+
+/**
+ * A connection for one short job (the users CLI ending sessions, the doctor's probe): no
+ * reconnects, `timeoutMs` for connecting and for each command, and no log lines: every failure
+ * reaches the caller as a rejection.
+ */
+export function createOneShotRedis(connection: RedisOptions, timeoutMs: number): GatehouseRedis {
+  return createRedis(
+    { ...connection, reconnect: false, commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs },
+    createLogger({ name: 'redis', level: 'silent' }),
+  );
 }
 
 /** The original name of `createRedis`, from when only standalone Redis was supported. */

@@ -1,6 +1,5 @@
 /** Ending a user's sessions in Redis after remove, passwd and disable. */
-import { createLogger } from '../../../common/src/logger.js';
-import { createRedis, describeRedis } from '../../../common/src/redis.js';
+import { createOneShotRedis, describeRedis, withDeadline } from '../../../common/src/redis.js';
 import type { RedisConnection } from '../config.js';
 import { createRedisSessionRepository } from '../domain/session-repository-redis.js';
 import { type StoredUser, withId } from '../domain/users.js';
@@ -12,30 +11,13 @@ const REDIS_CONNECT_TIMEOUT_MS = 2000;
 /** Overall deadline for ending sessions: a frozen Redis must not hang the CLI. */
 const REDIS_DEADLINE_MS = 5000;
 
-function withDeadline<T>(ms: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
-
 /** End every session of the user. Throws when Redis cannot be reached or does not answer. */
 async function revokeSessions(
   settings: Settings,
   connection: RedisConnection,
   userId: string,
 ): Promise<number> {
-  const redis = createRedis(
-    {
-      ...connection,
-      commandTimeoutMs: REDIS_CONNECT_TIMEOUT_MS,
-      connectTimeoutMs: REDIS_CONNECT_TIMEOUT_MS,
-      reconnect: false,
-    },
-    // Errors are reported through the rejected promises below.
-    createLogger({ name: 'users', level: 'silent' }),
-  );
+  const redis = createOneShotRedis(connection, REDIS_CONNECT_TIMEOUT_MS);
   const sessions = createRedisSessionRepository({
     redis,
     lifetimes: settings.lifetimes,
@@ -43,8 +25,9 @@ async function revokeSessions(
   });
   try {
     return await withDeadline(
-      REDIS_DEADLINE_MS,
       redis.connect().then(() => sessions.deleteUserSessions(userId)),
+      REDIS_DEADLINE_MS,
+      'ending the sessions',
     );
   } finally {
     if (redis.isOpen) await redis.destroy();
