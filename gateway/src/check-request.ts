@@ -23,35 +23,32 @@ export type Checked =
   | { ok: true; target: RequestTarget; host: ParsedHost | undefined }
   | { ok: false; status: number; code: ErrorCode; message: string; reason: string };
 
+type Refusal = Extract<Checked, { ok: false }>;
+const refuse = (status: number, code: ErrorCode, message: string, reason: string): Refusal => ({
+  ok: false,
+  status,
+  code,
+  message,
+  reason,
+});
+
 /** Checks made before any route decision: limits, request-target, Host. */
 export function checkRequest(req: IncomingMessage): Checked {
   const limits = checkHeaderLimits(req.rawHeaders);
-  if (!limits.ok)
-    return {
-      ok: false,
-      status: 431,
-      code: isErrorCode(limits.code) ? limits.code : 'TOO_MANY_HEADERS',
-      message: limits.message,
-      reason: limits.code,
-    };
+  if (!limits.ok) {
+    const code = isErrorCode(limits.code) ? limits.code : 'TOO_MANY_HEADERS';
+    return refuse(431, code, limits.message, limits.code);
+  }
   const target = checkRequestTarget(req.url);
-  if (!target.ok)
-    return {
-      ok: false,
-      status: 400,
-      code: 'BAD_PATH',
-      message: BAD_PATH_MESSAGE,
-      reason: target.reason,
-    };
+  if (!target.ok) return refuse(400, 'BAD_PATH', BAD_PATH_MESSAGE, target.reason);
   const host = parseHost(req.rawHeaders);
   if (!host.ok)
-    return {
-      ok: false,
-      status: 400,
-      code: 'BAD_HOST',
-      message: 'The Host header is not a valid host name and port.',
-      reason: host.reason,
-    };
+    return refuse(
+      400,
+      'BAD_HOST',
+      'The Host header is not a valid host name and port.',
+      host.reason,
+    );
   return { ok: true, target: target.target, host: host.host };
 }
 
