@@ -9,6 +9,20 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { accepting, freePortFrom } from './ports.js';
 
+/**
+ * The redis-server npm start runs: this machine only, sessions kept across restarts in an
+ * append-only file (no RDB snapshots), and never evicted to make room.
+ */
+const LOCAL_REDIS = {
+  bind: '127.0.0.1',
+  appendonly: 'yes',
+  save: '',
+  'maxmemory-policy': 'noeviction',
+  loglevel: 'warning',
+};
+const redisServerArgs = (settings: Record<string, string>) =>
+  Object.entries({ ...LOCAL_REDIS, ...settings }).flatMap(([name, value]) => [`--${name}`, value]);
+
 const ROOT = resolve(import.meta.dirname, '..');
 const DATA = resolve(ROOT, 'data');
 const env = { ...process.env };
@@ -107,22 +121,7 @@ async function main() {
     const port = await freePortFrom(Number(env.REDIS_PORT ?? 6379));
     const dir = resolve(DATA, 'redis');
     mkdirSync(dir, { recursive: true });
-    const redis = launch('redis', 'redis-server', [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--appendonly',
-      'yes',
-      '--save',
-      '',
-      '--maxmemory-policy',
-      'noeviction',
-      '--loglevel',
-      'warning',
-    ]);
+    const redis = launch('redis', 'redis-server', redisServerArgs({ port: String(port), dir }));
     env.REDIS_URL = `redis://127.0.0.1:${port}`;
     const deadline = Date.now() + 10_000;
     while (!(await accepting(port)) && Date.now() < deadline) {
