@@ -1,26 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, reservedDeadPort } from '../helpers/ports.js';
-import { ROOT } from '../helpers/processes.js';
+import { runDoctor } from '../helpers/doctor.js';
+import { reservedDeadPort } from '../helpers/ports.js';
 import { type RedisSentinelSetup, startRedisSentinel } from '../helpers/redis-topologies.js';
-
-/** `npm run doctor` with REDIS_SENTINELS: its output is its report and nothing else. */
-async function doctor(env: Record<string, string>) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'scripts/doctor.ts'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      USERS_FILE: '/nonexistent/users.json',
-      GATEWAY_PORT: String(await freePort()),
-      SESSION_SERVICE_PORT: String(await freePort()),
-      DEMO_APP_PORT: String(await freePort()),
-      ...env,
-    },
-    timeout: 20_000,
-  });
-}
 
 /** Every line of the report starts with a mark, a fix, or is blank or the summary. */
 function strayLines(stdout: string): string[] {
@@ -39,7 +20,7 @@ afterAll(async () => {
 
 describe('npm run doctor with REDIS_SENTINELS', { timeout: 30_000 }, () => {
   it('says Redis answers through the sentinels', async () => {
-    const run = await doctor({
+    const run = await runDoctor({
       REDIS_SENTINELS: sentinel.sentinelList,
       REDIS_SENTINEL_NAME: sentinel.name,
     });
@@ -51,7 +32,7 @@ describe('npm run doctor with REDIS_SENTINELS', { timeout: 30_000 }, () => {
   });
 
   it('fails at once when no sentinel answers, printing no stack trace', async () => {
-    const run = await doctor({
+    const run = await runDoctor({
       REDIS_SENTINELS: `127.0.0.1:${await reservedDeadPort()}`,
       REDIS_SENTINEL_NAME: 'gatehouse',
     });

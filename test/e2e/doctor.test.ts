@@ -1,7 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, reservedDeadPort } from '../helpers/ports.js';
-import { ROOT } from '../helpers/processes.js';
+import { runDoctor } from '../helpers/doctor.js';
+import { reservedDeadPort } from '../helpers/ports.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 
 let redis: RedisServer;
@@ -12,29 +11,9 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function doctor(env: Record<string, string>) {
-  const ports = {
-    GATEWAY_PORT: String(await freePort()),
-    SESSION_SERVICE_PORT: String(await freePort()),
-    DEMO_APP_PORT: String(await freePort()),
-  };
-  return spawnSync(process.execPath, ['--import', 'tsx', 'scripts/doctor.ts'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      USERS_FILE: '/nonexistent/users.json',
-      ...ports,
-      ...env,
-    },
-    timeout: 20_000,
-  });
-}
-
 describe('npm run doctor', () => {
   it('says ready when Redis answers and the configuration is valid', async () => {
-    const run = await doctor({ REDIS_URL: redis.url });
+    const run = await runDoctor({ REDIS_URL: redis.url });
     expect(run.stdout).toContain('[ ok ] Redis answers at REDIS_URL');
     expect(run.stdout).toContain('Ready: npm start');
     expect(run.status).toBe(0);
@@ -42,7 +21,7 @@ describe('npm run doctor', () => {
 
   it('lists every problem with its fix and exits 1', async () => {
     const deadPort = await reservedDeadPort();
-    const run = await doctor({
+    const run = await runDoctor({
       REDIS_URL: `redis://127.0.0.1:${deadPort}`,
       SESSION_IDLE_TIMEOUT: 'soon',
       NODE_ENV: 'production',

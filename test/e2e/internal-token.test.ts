@@ -14,6 +14,7 @@ import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.j
 import { freePort } from '../helpers/ports.js';
 import {
   ROOT,
+  SERVICES,
   type ServiceProcess,
   startService,
   startSessionServiceProcess,
@@ -129,9 +130,7 @@ describe('in development, without INTERNAL_TOKEN', () => {
     const [session, gateway] = await Promise.all([
       startService({
         name: 'session-service',
-        entry: 'session-service/src/main.ts',
-        portVariable: 'SESSION_SERVICE_PORT',
-        healthPath: '/healthz',
+        ...SERVICES.sessionService,
         cwd,
         port,
         env: {

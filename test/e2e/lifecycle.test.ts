@@ -9,7 +9,7 @@ import http from 'node:http';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../helpers/ports.js';
-import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
+import { ROOT, SERVICES, type ServiceProcess, startService } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { figure, JSON_HEADERS, jsonLogin, writeSharedUsers } from '../helpers/reliability.js';
 import { storedAuthOf } from '../helpers/stored-sessions.js';
@@ -98,9 +98,7 @@ describe('SIGTERM with requests in flight', () => {
     const upstream = await startSlowServer(() => JSON.stringify({ slow: true }));
     const sessionService = await startService({
       name: 'session-service',
-      entry: 'session-service/src/main.ts',
-      portVariable: 'SESSION_SERVICE_PORT',
-      healthPath: '/healthz',
+      ...SERVICES.sessionService,
       env: { REDIS_URL: redis.url, USERS_FILE: usersFile, SESSION_SECRET: SECRET },
     });
     const gateway = await startService({
@@ -134,9 +132,7 @@ describe('SIGTERM with requests in flight', () => {
   it('session-service: a login verifying its password finishes and saves its session, then Redis is closed, exit 0', async () => {
     const sessionService = await startService({
       name: 'session-service',
-      entry: 'session-service/src/main.ts',
-      portVariable: 'SESSION_SERVICE_PORT',
-      healthPath: '/healthz',
+      ...SERVICES.sessionService,
       env: {
         REDIS_URL: redis.url,
         USERS_FILE: usersFile,
@@ -284,9 +280,7 @@ describe('Redis absent at start', () => {
     await new Promise<void>((resolve) => fake.listen(port, '127.0.0.1', resolve));
     const sessionService = await startService({
       name: 'session-service',
-      entry: 'session-service/src/main.ts',
-      portVariable: 'SESSION_SERVICE_PORT',
-      healthPath: '/healthz',
+      ...SERVICES.sessionService,
       env: {
         REDIS_URL: `redis://127.0.0.1:${port}`,
         USERS_FILE: usersFile,

@@ -7,7 +7,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/ports.js';
-import { gatewayMetricsListener, type ServiceProcess, startService } from '../helpers/processes.js';
+import {
+  gatewayMetricsListener,
+  SERVICES,
+  type ServiceProcess,
+  startService,
+} from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
   figure,
@@ -52,9 +57,7 @@ beforeAll(async () => {
   const session = (name: string) =>
     startService({
       name,
-      entry: 'session-service/src/main.ts',
-      portVariable: 'SESSION_SERVICE_PORT',
-      healthPath: '/healthz',
+      ...SERVICES.sessionService,
       env: sessionEnv,
     });
   [sessionA, sessionB] = await Promise.all([

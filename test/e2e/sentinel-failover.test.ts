@@ -5,11 +5,11 @@
  * logged in once the replica is promoted, logins and logouts work on the new primary, and the
  * stretch of 503s in between is short. The figures go to docs/operations.md.
  */
-import { spawnSync } from 'node:child_process';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, waitFor } from '../helpers/ports.js';
-import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
+import { runDoctor } from '../helpers/doctor.js';
+import { waitFor } from '../helpers/ports.js';
+import { SERVICES, type ServiceProcess, startService } from '../helpers/processes.js';
 import { type RedisSentinelSetup, startRedisSentinel } from '../helpers/redis-topologies.js';
 import {
   figure,
@@ -34,9 +34,7 @@ beforeAll(async () => {
   const users = await writeSharedUsers([...NAMES, 'late', 'leaver'], PASSWORD);
   sessionService = await startService({
     name: 'session-service',
-    entry: 'session-service/src/main.ts',
-    portVariable: 'SESSION_SERVICE_PORT',
-    healthPath: '/healthz',
+    ...SERVICES.sessionService,
     env: {
       REDIS_SENTINELS: sentinel.sentinelList,
       REDIS_SENTINEL_NAME: sentinel.name,
@@ -74,22 +72,8 @@ afterAll(async () => {
 
 describe('npm run doctor', () => {
   it('finds Redis through the sentinels, and says when they do not know the master', async () => {
-    const doctor = async (name: string) =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'scripts/doctor.ts'], {
-        cwd: ROOT,
-        encoding: 'utf8',
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? '/tmp',
-          USERS_FILE: '/nonexistent/users.json',
-          GATEWAY_PORT: String(await freePort()),
-          SESSION_SERVICE_PORT: String(await freePort()),
-          DEMO_APP_PORT: String(await freePort()),
-          REDIS_SENTINELS: sentinel.sentinelList,
-          REDIS_SENTINEL_NAME: name,
-        },
-        timeout: 20_000,
-      });
+    const doctor = (name: string) =>
+      runDoctor({ REDIS_SENTINELS: sentinel.sentinelList, REDIS_SENTINEL_NAME: name });
     const ok = await doctor(sentinel.name);
     expect(ok.stdout).toContain(
       `[ ok ] Redis answers through REDIS_SENTINELS (master "${sentinel.name}")`,
