@@ -5,10 +5,15 @@
  * private page must not come back from memory.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type System, startSystem } from '../helpers/processes.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { writeTestUsers } from '../helpers/users.js';
-import { bodyText, launchBrowser, settleAll, submitLogin, type TestBrowser } from './browser.js';
+import type { System } from '../helpers/processes.js';
+import {
+  type BrowserSystem,
+  bodyText,
+  launchBrowser,
+  startBrowserSystem,
+  submitLogin,
+  type TestBrowser,
+} from './browser.js';
 import { htmlPage, type PageServer, startPages } from './pages.js';
 
 const PASSWORD = 'correct horse battery';
@@ -18,7 +23,7 @@ const RECORD_SHOWS =
 /** No favicon request (it would be a 404 in the console). */
 const NO_ICON = '<link rel="icon" href="data:,">';
 
-let redis: RedisServer;
+let running: BrowserSystem;
 let system: System;
 /** Public pages, and the backend behind the gateway: neither sends any Cache-Control. */
 let site: PageServer;
@@ -43,27 +48,17 @@ beforeAll(async () => {
       }),
     }),
   ]);
-  redis = await startRedis();
-  const users = await writeTestUsers([{ username: 'alice', password: PASSWORD }]);
-  await settleAll([
-    startSystem({
-      redisUrl: redis.url,
-      usersFile: users.path,
-      gatewayEnv: { UPSTREAM_URL: `http://127.0.0.1:${backend.port}` },
-    }).then((s) => {
-      system = s;
-    }),
-    launchBrowser().then((b) => {
-      browser = b;
-    }),
-  ]);
+  running = await startBrowserSystem({
+    users: [{ username: 'alice', password: PASSWORD }],
+    system: { gatewayEnv: { UPSTREAM_URL: `http://127.0.0.1:${backend.port}` } },
+  });
+  system = running.system;
+  [browser] = running.browsers as [TestBrowser];
   gw = system.gateway.url;
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await system?.stop();
-  await redis?.stop();
+  await running?.stop();
   await Promise.all([site?.close(), backend?.close()]);
 });
 

@@ -4,17 +4,18 @@
  * they were.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type System, startSystem } from '../helpers/processes.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { writeTestUsers } from '../helpers/users.js';
-import { launchBrowser, settleAll, submitLogin, type TestBrowser } from './browser.js';
+import {
+  type BrowserSystem,
+  startBrowserSystem,
+  submitLogin,
+  type TestBrowser,
+} from './browser.js';
 
 const PASSWORD = 'correct horse battery';
 const IDLE_MS = 2_000;
 const ABSOLUTE_MS = 4_000;
 
-let redis: RedisServer;
-let system: System;
+let running: BrowserSystem;
 let browser: TestBrowser;
 let gw: string;
 
@@ -22,13 +23,9 @@ const loginUrl = (rd: string) => `${gw}/auth/login?rd=${encodeURIComponent(rd)}`
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  redis = await startRedis();
-  const users = await writeTestUsers([{ username: 'alice', password: PASSWORD }]);
-  // Each is kept as soon as it is up, so that afterAll stops it even if the other failed to start.
-  await settleAll([
-    startSystem({
-      redisUrl: redis.url,
-      usersFile: users.path,
+  running = await startBrowserSystem({
+    users: [{ username: 'alice', password: PASSWORD }],
+    system: {
       sessionEnv: {
         SESSION_IDLE_TIMEOUT: String(IDLE_MS / 1000),
         SESSION_ABSOLUTE_TIMEOUT: String(ABSOLUTE_MS / 1000),
@@ -36,20 +33,14 @@ beforeAll(async () => {
       // The gateway may reuse a validate answer briefly; keep that well under the 2 s idle
       // timeout, as it is in production (2 s against 30 min), or reuse would hide activity.
       gatewayEnv: { VALIDATE_CACHE_TTL_MS: '200' },
-    }).then((s) => {
-      system = s;
-    }),
-    launchBrowser().then((b) => {
-      browser = b;
-    }),
-  ]);
-  gw = system.gateway.url;
+    },
+  });
+  [browser] = running.browsers as [TestBrowser];
+  gw = running.system.gateway.url;
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await system?.stop();
-  await redis?.stop();
+  await running?.stop();
 });
 
 afterEach(() => {

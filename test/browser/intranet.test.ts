@@ -9,15 +9,15 @@
 import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NginxServer, startNginx } from '../helpers/nginx.js';
-import { type System, startSystem } from '../helpers/processes.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { writeTestUsers } from '../helpers/users.js';
+import type { System } from '../helpers/processes.js';
+import type { RedisServer } from '../helpers/redis.js';
 import {
+  type BrowserSystem,
   bodyText,
   httpStatusMessage,
   launchBrowser,
   type Noted,
-  settleAll,
+  startBrowserSystem,
   submitLogin,
   type TestBrowser,
 } from './browser.js';
@@ -28,6 +28,7 @@ const MALLORY_PASSWORD = 'mallory horse battery';
 /** Made-up names, resolved by Chromium itself to 127.0.0.1 (no DNS). */
 const HOSTS = '--host-resolver-rules=MAP intranet.test 127.0.0.1, MAP evil.test 127.0.0.1';
 
+let running: BrowserSystem;
 let redis: RedisServer;
 let system: System;
 /** Another origin's pages: forms that submit themselves to Gatehouse. */
@@ -39,11 +40,6 @@ let second: TestBrowser;
 let lan: string;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  const users = await writeTestUsers([
-    { username: 'alice', password: PASSWORD },
-    { username: 'mallory', password: MALLORY_PASSWORD },
-  ]);
   attacker = await startPages({
     // ?to=<url>&user=<name>&pass=<password>&noreferrer=1: a form posting itself to `to`.
     '/forge': (req) => {
@@ -67,24 +63,20 @@ beforeAll(async () => {
       };
     },
   });
-  await settleAll([
-    startSystem({ redisUrl: redis.url, usersFile: users.path }).then((s) => {
-      system = s;
-    }),
-    launchBrowser({ args: [HOSTS] }).then((b) => {
-      laptop = b;
-    }),
-    launchBrowser({ args: [HOSTS] }).then((b) => {
-      second = b;
-    }),
-  ]);
+  running = await startBrowserSystem({
+    users: [
+      { username: 'alice', password: PASSWORD },
+      { username: 'mallory', password: MALLORY_PASSWORD },
+    ],
+    browsers: [{ args: [HOSTS] }, { args: [HOSTS] }],
+  });
+  ({ redis, system } = running);
+  [laptop, second] = running.browsers as [TestBrowser, TestBrowser];
   lan = `http://intranet.test:${system.gateway.port}`;
 });
 
 afterAll(async () => {
-  await Promise.all([laptop?.close(), second?.close()]);
-  await system?.stop();
-  await redis?.stop();
+  await running?.stop();
   await attacker?.close();
 });
 

@@ -69,6 +69,15 @@ async function loggedIn() {
 const validate = (cookie: string) =>
   request(service.app).get('/auth/validate').set('cookie', cookie);
 
+/** A logout form (no token) posted with the cookie pair(s) `cookie` and `headers`. */
+const formLogout = (cookie: string, headers: Record<string, string> = {}) =>
+  request(service.app)
+    .post('/auth/logout')
+    .type('form')
+    .set(headers)
+    .set('cookie', cookie)
+    .send({});
+
 /** One browser's login page: its CSRF cookie and the token of its form. */
 async function loginPage() {
   const page = await request(service.app).get('/auth/login').set('accept', 'text/html');
@@ -150,19 +159,8 @@ describe('Cache-Control: no-store on every answer that sets, reads or clears a s
       'logout-all 200',
       await request(service.app).post('/auth/logout-all').set('cookie', cookie).send({}),
     );
-    note(
-      'logout confirmation 200',
-      await request(service.app).post('/auth/logout').type('form').set('cookie', cookie).send({}),
-    );
-    note(
-      'form logout 303',
-      await request(service.app)
-        .post('/auth/logout')
-        .type('form')
-        .set('sec-fetch-site', 'same-origin')
-        .set('cookie', other.cookie)
-        .send({}),
-    );
+    note('logout confirmation 200', await formLogout(cookie));
+    note('form logout 303', await formLogout(other.cookie, { 'sec-fetch-site': 'same-origin' }));
     note(
       'JSON logout 204',
       await request(service.app).post('/auth/logout').set('cookie', cookie).send({}),
@@ -255,12 +253,7 @@ describe('CSRF on logout and state changes', () => {
       { origin: 'https://evil.example' },
     ];
     for (const headers of crossSite) {
-      const res = await request(service.app)
-        .post('/auth/logout')
-        .type('form')
-        .set(headers)
-        .set('cookie', cookie)
-        .send({});
+      const res = await formLogout(cookie, headers);
       expect(res.status).toBe(403);
     }
     expect((await validate(cookie)).status).toBe(200);
@@ -271,12 +264,7 @@ describe('CSRF on logout and state changes', () => {
     const { cookie } = await loggedIn();
     const unproven: Record<string, string>[] = [{}, { 'sec-fetch-site': 'none' }];
     for (const headers of unproven) {
-      const res = await request(service.app)
-        .post('/auth/logout')
-        .type('form')
-        .set(headers)
-        .set('cookie', cookie)
-        .send({});
+      const res = await formLogout(cookie, headers);
       expect(res.status).toBe(200);
       expect(res.headers['content-type']).toMatch(/^text\/html/);
       expect(res.text).toContain('<form method="post" action="/auth/logout">');
@@ -287,11 +275,7 @@ describe('CSRF on logout and state changes', () => {
     expect((await validate(cookie)).status).toBe(200);
 
     // Confirming (the page's token and CSRF cookie) signs out.
-    const confirm = await request(service.app)
-      .post('/auth/logout')
-      .type('form')
-      .set('cookie', cookie)
-      .send({});
+    const confirm = await formLogout(cookie);
     const token = TOKEN.exec(confirm.text)?.[1] ?? '';
     const csrfCookie = cookiePairOf(confirm.headers['set-cookie'], 'gatehouse-csrf');
     const done = await request(service.app)
@@ -306,12 +290,7 @@ describe('CSRF on logout and state changes', () => {
 
   it('a same-origin logout form (a backend sign-out button) signs out without a token', async () => {
     const { cookie } = await loggedIn();
-    const res = await request(service.app)
-      .post('/auth/logout')
-      .type('form')
-      .set('sec-fetch-site', 'same-origin')
-      .set('cookie', cookie)
-      .send({});
+    const res = await formLogout(cookie, { 'sec-fetch-site': 'same-origin' });
     expect(res.status).toBe(303);
     expect((await validate(cookie)).status).toBe(401);
   });

@@ -437,6 +437,17 @@ describe('identity headers', () => {
     'X_Forwarded_For: 6.6.6.6',
     'X_Request_Id: spoofed',
   ];
+  /** GET `path` from the trusted address with every spoofed line (and `lines` before them). */
+  const spoofedGet = (path: string, lines: string[] = []) =>
+    rawRequest(
+      trusting,
+      [`GET ${path} HTTP/1.1`, 'Host: gateway.test', ...lines, ...spoofLines, 'Connection: close']
+        .concat('', '')
+        .join('\r\n'),
+    );
+  /** The header names as sent, lower-cased (rawHeaders alternates name and value). */
+  const rawNamesOf = (rawHeaders: string[]) =>
+    rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
   const managed = [
     'x-auth-request-user',
     'x-auth-request-groups',
@@ -446,18 +457,7 @@ describe('identity headers', () => {
   ];
 
   it('replaces every client copy, in any casing and number, with the session’s identity', async () => {
-    const { status } = await rawRequest(
-      trusting,
-      [
-        'GET /who HTTP/1.1',
-        'Host: gateway.test',
-        `Cookie: ${session}`,
-        ...spoofLines,
-        'Connection: close',
-        '',
-        '',
-      ].join('\r\n'),
-    );
+    const { status } = await spoofedGet('/who', [`Cookie: ${session}`]);
     expect(status).toBe(200);
     const seen = echo.last();
     expect(seen.header('x-auth-request-user')).toEqual(['alice']);
@@ -466,7 +466,7 @@ describe('identity headers', () => {
     expect(seen.header('x-auth-request-expires')).toHaveLength(1);
     expect(seen.header('x-auth-request-expires')[0]).not.toContain('2999');
     expect(seen.header('x-auth-request-jwt').join()).not.toContain('eyJhbGciOiJub25lIn0');
-    const names = seen.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    const names = rawNamesOf(seen.rawHeaders);
     for (const name of ['x_auth_request_user', 'x_auth_request_groups', 'x_forwarded_for'])
       expect(names).not.toContain(name);
     for (const name of ['x-forwarded-user', 'x-forwarded-groups', 'remote-user'])
@@ -476,33 +476,18 @@ describe('identity headers', () => {
   });
 
   it('strips them all on a public route and adds none', async () => {
-    const { status } = await rawRequest(
-      trusting,
-      [
-        'GET /public/page HTTP/1.1',
-        'Host: gateway.test',
-        ...spoofLines,
-        'Connection: close',
-        '',
-        '',
-      ].join('\r\n'),
-    );
+    const { status } = await spoofedGet('/public/page');
     expect(status).toBe(200);
     const seen = echo.last();
     expect(seen.url).toBe('/public/page');
     for (const name of [...managed, 'x-forwarded-user', 'remote-user'])
       expect(seen.header(name), name).toEqual([]);
-    const names = seen.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    const names = rawNamesOf(seen.rawHeaders);
     expect(names).not.toContain('x_auth_request_user');
   });
 
   it('answers 401 to a spoofed identity without a session', async () => {
-    const { status } = await rawRequest(
-      trusting,
-      ['GET /who HTTP/1.1', 'Host: gateway.test', ...spoofLines, 'Connection: close', '', ''].join(
-        '\r\n',
-      ),
-    );
+    const { status } = await spoofedGet('/who');
     expect(status).toBe(401);
   });
 });
