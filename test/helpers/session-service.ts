@@ -2,12 +2,12 @@ import signature from 'cookie-signature';
 import request from 'supertest';
 import type { Logger } from '../../common/src/logger.js';
 import { createRedis, type RedisClient } from '../../common/src/redis.js';
+import { createPasswordVerifier } from '../../session-service/src/adapters/hasher-pool.js';
+import { createUsersRepository } from '../../session-service/src/adapters/users-file.js';
 import { createApp } from '../../session-service/src/app.js';
 import { loadSessionServiceConfig } from '../../session-service/src/config.js';
 import type { PasswordVerifier } from '../../session-service/src/domain/passwords.js';
-import { createPasswordVerifier } from '../../session-service/src/domain/passwords.js';
 import type { ThrottleLimits } from '../../session-service/src/domain/throttle.js';
-import { createUsersRepository } from '../../session-service/src/domain/users.js';
 import { silentLogger } from './logger.js';
 import { TEST_ENCRYPTION_KEY, TEST_INTERNAL_TOKEN } from './processes.js';
 
