@@ -2,38 +2,22 @@
  * The benchmark never rots: `npm run bench -- --smoke` (about 10 s of load) starts everything,
  * runs every scenario, prints the table and writes its JSON. Its figures are not judged here.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers/processes.js';
+import { runToExit } from '../helpers/run-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npm', ['run', '--silent', 'bench', '--', ...args], {
-      cwd: ROOT,
-      env: process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGINT'), 110_000);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
+/** `npm run bench -- <args>`; stopped with SIGINT (it stops what it started) after 110 s. */
+const runBench = (args: string[]) =>
+  runToExit('npm', ['run', '--silent', 'bench', '--', ...args], {
+    env: process.env,
+    timeoutMs: 110_000,
+    killSignal: 'SIGINT',
   });
-}
 
 describe('npm run bench -- --smoke', () => {
   it('runs every scenario without errors, prints the table and writes the JSON', async () => {

@@ -4,13 +4,17 @@
  * under ./data/ and shared by the session-service and the gateway, even when they start at the
  * same moment (as `npm start` starts them).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
+import {
+  type EchoUpstream,
+  expectFailsClosed,
+  startEchoUpstream,
+} from '../helpers/echo-upstream.js';
+import { jsonLogin } from '../helpers/login.js';
 import { freePort } from '../helpers/ports.js';
 import {
   ROOT,
@@ -20,6 +24,7 @@ import {
   startSessionServiceProcess,
 } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
+import { runToExit, runTsx } from '../helpers/run-process.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 const PASSWORD = 'correct horse battery';
@@ -39,28 +44,11 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** Runs `node --import tsx <entry>` in ROOT until it exits; its code and what it printed. */
-function run(entry: string, env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    cwd: ROOT,
+/** Runs `node --import tsx <entry>` in ROOT until it exits, with a bare environment plus `env`. */
+const run = (entry: string, env: Record<string, string>) =>
+  runTsx(entry, [], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  return new Promise<{ code: number | null; output: string }>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
 
 describe('in production, without INTERNAL_TOKEN', () => {
   it('neither the session-service nor the gateway starts: exit 1 and one clear line', async () => {
@@ -100,23 +88,9 @@ describe('a gateway whose INTERNAL_TOKEN the session-service refuses', () => {
       },
     });
     started.push(gateway);
-    const login = await fetch(`${gateway.url}/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({ username: 'alice', password: PASSWORD }),
-    });
-    expect(login.status).toBe(200);
-    const cookie = login.headers.getSetCookie()[0]?.split(';')[0] ?? '';
-    const before = echo.received.length;
+    const cookie = await jsonLogin(gateway.url, 'alice', PASSWORD);
     // Not "logged out" (401, a login loop): the session is valid, the gateway is misconfigured.
-    for (const accept of ['application/json', 'text/html']) {
-      const res = await fetch(`${gateway.url}/page`, {
-        headers: { cookie, accept },
-        redirect: 'manual',
-      });
-      expect(res.status, accept).toBe(503);
-    }
-    expect(echo.received.length).toBe(before);
+    await expectFailsClosed(`${gateway.url}/page`, cookie, echo);
     expect(gateway.output()).toContain('INTERNAL_TOKEN differs');
   });
 });
@@ -166,13 +140,7 @@ describe('in development, without INTERNAL_TOKEN', () => {
       expect(service.output()).toContain('INTERNAL_TOKEN not set: using the development token');
 
     // The gateway holds the session-service's token: it gets the signed identity for its route.
-    const login = await fetch(`${gateway.url}/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({ username: 'alice', password: PASSWORD }),
-    });
-    expect(login.status).toBe(200);
-    const cookie = login.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+    const cookie = await jsonLogin(gateway.url, 'alice', PASSWORD);
     const res = await fetch(`${gateway.url}/page`, {
       headers: { cookie, accept: 'application/json' },
     });
@@ -185,29 +153,16 @@ describe('in development, without INTERNAL_TOKEN', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'gatehouse-devtoken-race-')), 'data', 'token');
     const code = `import { loadOrCreateDevSecret } from ${JSON.stringify(join(ROOT, 'common/src/dev-secret.ts'))};
 process.stdout.write(loadOrCreateDevSecret(process.env.TOKEN_FILE));`;
-    const tokens = await Promise.all(
-      Array.from(
-        { length: 8 },
-        () =>
-          new Promise<string>((resolve, reject) => {
-            const child = spawn(
-              process.execPath,
-              ['--import', 'tsx', '--input-type=module', '-e', code],
-              {
-                cwd: ROOT,
-                env: { PATH: process.env.PATH ?? '', TOKEN_FILE: path },
-                stdio: ['ignore', 'pipe', 'inherit'],
-              },
-            );
-            let out = '';
-            child.stdout.on('data', (d: Buffer) => {
-              out += d.toString();
-            });
-            child.once('error', reject);
-            child.once('exit', (c) => (c === 0 ? resolve(out) : reject(new Error(`exit ${c}`))));
-          }),
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        runToExit(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+          env: { PATH: process.env.PATH ?? '', TOKEN_FILE: path },
+          timeoutMs: 20_000,
+        }),
       ),
     );
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    const tokens = runs.map((r) => r.stdout);
     expect(new Set(tokens).size).toBe(1);
     expect(tokens[0]?.length).toBeGreaterThanOrEqual(32);
     expect(readFileSync(path, 'utf8').trim()).toBe(tokens[0]);

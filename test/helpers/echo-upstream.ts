@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { expect } from 'vitest';
 
 /** One request exactly as the upstream received it. */
 export interface Received {
@@ -189,4 +190,19 @@ export async function startEchoUpstream(): Promise<EchoUpstream> {
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * A gateway that must fail closed: `page` (a protected URL on it) asked for with the valid session
+ * `cookie`, as JSON and as HTML, is answered 503 without the user's name, and `echo` (its
+ * upstream) receives nothing meanwhile.
+ */
+export async function expectFailsClosed(page: string, cookie: string, echo: EchoUpstream) {
+  const before = echo.received.length;
+  for (const accept of ['application/json', 'text/html']) {
+    const res = await fetch(page, { headers: { cookie, accept }, redirect: 'manual' });
+    expect(res.status, accept).toBe(503);
+    expect(await res.text(), accept).not.toContain('alice');
+  }
+  expect(echo.received.length, 'requests that reached the upstream').toBe(before);
 }
