@@ -1,37 +1,31 @@
+/**
+ * A session's life from login to its end: lifetimes, remember me, identity, users disabled or
+ * with a changed password, and how often validate writes. Over 300 lines on purpose: every part
+ * reads one fixture (four session-service apps with different lifetimes over one Redis, and the
+ * users they log in), which split files would each repeat. The logout race is in
+ * session-resurrection.test.ts.
+ */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RedisStore } from 'connect-redis';
-import express, { type Express } from 'express';
-import session, { type SessionData } from 'express-session';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisClient, type RedisClient } from '../../common/src/redis.js';
 import { readUsersFile, writeUsersFile } from '../../session-service/src/adapters/users-file.js';
-import type { SessionServiceConfig } from '../../session-service/src/config.js';
 import { createRedisSessionRepository } from '../../session-service/src/domain/session-repository-redis.js';
 import type { Lifetimes } from '../../session-service/src/domain/sessions.js';
-import {
-  createSessionMiddleware,
-  SessionRepositoryStore,
-} from '../../session-service/src/session-middleware.js';
-import { silentLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/ports.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
   buildSessionService,
   cookiePairOf,
-  jsonLogout,
   NO_THROTTLE,
   setCookieLine,
   sidOf,
   signedSessionCookie,
-  TEST_SECRET,
 } from '../helpers/session-service.js';
 import {
   sealedRecordOf,
   sessionKeyOf,
   storedAuthOf,
-  storedRecordAt,
   storedSessionId,
   testRecords,
 } from '../helpers/stored-sessions.js';
@@ -496,142 +490,6 @@ describe('users disabled or with a changed password', () => {
     const res = await validate(revocable, fresh.pair);
     expect(res.status).toBe(200);
     expect(res.body.user.username).toBe('dave');
-  });
-});
-
-function deferred<T = void>() {
-  let resolve: (value: T) => void = () => {};
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-function lifetimesOf(config: SessionServiceConfig): Lifetimes {
-  const env = config.env;
-  return {
-    idleSeconds: env.SESSION_IDLE_TIMEOUT,
-    absoluteSeconds: env.SESSION_ABSOLUTE_TIMEOUT,
-    rememberIdleSeconds: env.SESSION_IDLE_TIMEOUT,
-    rememberAbsoluteSeconds: env.SESSION_ABSOLUTE_TIMEOUT,
-  };
-}
-
-/**
- * Another instance of the session-service's HTTP layer on the same Redis and secret: a slow
- * route loads the session, waits until the test releases it, changes the session and ends,
- * after which express-session saves it.
- */
-function slowApp(sessionMiddleware: express.RequestHandler) {
-  const loaded = deferred<string>();
-  const release = deferred();
-  const app: Express = express();
-  app.get('/slow', sessionMiddleware, async (req, res) => {
-    loaded.resolve(req.session.auth?.username ?? '');
-    await release.promise;
-    const auth = req.session.auth;
-    if (auth) req.session.auth = { ...auth, groups: [...auth.groups, 'written-by-slow-request'] };
-    res.json({ saved: true });
-  });
-  return { app, loaded: loaded.promise, release: release.resolve };
-}
-
-/**
- * connect-redis as it is (a plain SET), keyed and sealed as the Redis session repository does, so
- * that only the conditional writes differ.
- */
-class PlainStore extends RedisStore {
-  override async get(sid: string, cb?: (err: unknown, data?: SessionData | null) => void) {
-    const record = await storedRecordAt(this.client, sessionKeyOf(sid));
-    const data = record === null ? null : (JSON.parse(record) as SessionData);
-    cb?.(null, data);
-    return data;
-  }
-  override async set(sid: string, sess: SessionData, cb?: (err?: unknown) => void) {
-    await this.client.set(sessionKeyOf(sid), sealedRecordOf(sid, sess), {
-      expiration: { type: 'EX', value: 60 },
-    });
-    cb?.();
-  }
-  override touch(sid: string, sess: SessionData, cb?: () => void) {
-    return super.touch(storedSessionId(sid), sess, cb);
-  }
-  override destroy(sid: string, cb?: (err?: unknown) => void) {
-    return super.destroy(storedSessionId(sid), cb);
-  }
-}
-
-describe('no resurrection of a logged-out session (connect-redis race)', () => {
-  let client: RedisClient;
-  beforeAll(async () => {
-    client = createRedisClient({ url: redis.url }, silentLogger);
-    await client.connect();
-  });
-  afterAll(async () => {
-    await client?.close();
-  });
-
-  /** Start the slow request, log out through the real service meanwhile, then release it. */
-  async function raceLogout(app: Express, loaded: Promise<string>, release: () => void) {
-    const { pair, sid } = await loggedIn(plain);
-    const slow = request(app)
-      .get('/slow')
-      .set('cookie', pair)
-      .then((r) => r);
-    expect(await loaded).toBe('alice');
-    const out = await jsonLogout(plain.app, pair);
-    expect(out.status).toBe(204);
-    expect(await redis.client.exists(sessionKey(sid))).toBe(0);
-    release();
-    expect((await slow).status).toBe(200);
-    return { pair, sid };
-  }
-
-  it('a request that loaded the session before a logout cannot write it back', async () => {
-    const store = new SessionRepositoryStore(
-      createRedisSessionRepository({
-        redis: client,
-        prefix: 'gh:',
-        lifetimes: lifetimesOf(plain.config),
-        records: testRecords,
-      }),
-    );
-    const middleware = createSessionMiddleware({
-      store,
-      secrets: [TEST_SECRET],
-      cookie: { name: 'gatehouse', secure: 'auto' },
-    });
-    const { app, loaded, release } = slowApp(middleware);
-    const { pair, sid } = await raceLogout(app, loaded, release);
-    expect(await redis.client.exists(sessionKey(sid))).toBe(0);
-    expect((await validate(plain, pair)).status).toBe(401);
-    expect(await redis.client.zScore(userIndex('alice'), storedSessionId(sid))).toBeNull();
-
-    // The create path (SET NX) still works: a fresh login makes its key.
-    const again = await loggedIn(plain);
-    expect(await redis.client.exists(sessionKey(again.sid))).toBe(1);
-    expect(await redis.client.pTTL(sessionKey(again.sid))).toBeGreaterThan(0);
-    expect((await validate(plain, again.pair)).status).toBe(200);
-  });
-
-  it('the harness reproduces the race: with a plain connect-redis store the session comes back', async () => {
-    // Why SessionRepositoryStore only ever updates: connect-redis writes with a plain SET.
-    const plainStore = new PlainStore({ client, prefix: 'gh:sess:' });
-    const middleware = session({
-      name: 'gatehouse',
-      secret: [TEST_SECRET],
-      store: plainStore,
-      resave: false,
-      saveUninitialized: false,
-    });
-    const { app, loaded, release } = slowApp(middleware);
-    const { pair, sid } = await raceLogout(app, loaded, release);
-    try {
-      expect(await redis.client.exists(sessionKey(sid))).toBe(1);
-      expect((await validate(plain, pair)).status).toBe(200);
-    } finally {
-      await redis.client.del(sessionKey(sid));
-    }
   });
 });
 
