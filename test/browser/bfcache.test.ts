@@ -6,14 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { System } from '../helpers/processes.js';
-import {
-  type BrowserSystem,
-  bodyText,
-  launchBrowser,
-  startBrowserSystem,
-  submitLogin,
-  type TestBrowser,
-} from './browser.js';
+import { bodyText, launchBrowser, submitLogin, type TestBrowser } from './browser.js';
+import { type BrowserSystem, startBrowserSystem } from './browser-system.js';
 import { htmlPage, type PageServer, startPages } from './pages.js';
 
 const PASSWORD = 'correct horse battery';

@@ -4,12 +4,8 @@
  * they were.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type BrowserSystem,
-  startBrowserSystem,
-  submitLogin,
-  type TestBrowser,
-} from './browser.js';
+import { submitLogin, type TestBrowser } from './browser.js';
+import { type BrowserSystem, startBrowserSystem } from './browser-system.js';
 
 const PASSWORD = 'correct horse battery';
 const IDLE_MS = 2_000;

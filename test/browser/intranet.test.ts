@@ -12,15 +12,14 @@ import { type NginxServer, startNginx } from '../helpers/nginx.js';
 import type { System } from '../helpers/processes.js';
 import type { RedisServer } from '../helpers/redis.js';
 import {
-  type BrowserSystem,
   bodyText,
   httpStatusMessage,
   launchBrowser,
   type Noted,
-  startBrowserSystem,
   submitLogin,
   type TestBrowser,
 } from './browser.js';
+import { type BrowserSystem, startBrowserSystem } from './browser-system.js';
 import { htmlPage, type PageServer, startPages } from './pages.js';
 
 const PASSWORD = 'correct horse battery';
