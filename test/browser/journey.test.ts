@@ -4,6 +4,9 @@
  * were going, a second browser, "Your sessions", revoking, signing out and the Back button.
  * Every page of every browser must print nothing to the console and throw nothing (a CSP
  * violation is a console error). The docs' screenshots are taken here.
+ *
+ * Over 300 lines: one journey in order (each describe goes on with the browsers where the last
+ * left them).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type System, startSystem } from '../helpers/processes.js';

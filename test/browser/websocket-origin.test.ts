@@ -5,6 +5,9 @@
  * origin check (gateway/src/origin.ts) such a page would talk to Alice's backend as Alice. Every
  * page below really runs `new WebSocket(...)` in Chromium; a refused one must fail (403
  * ORIGIN_NOT_ALLOWED) before the session-service or the upstream hears of it.
+ *
+ * Over 300 lines: the pages, origins and log readers at the top serve every case, over one
+ * browser and one system.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

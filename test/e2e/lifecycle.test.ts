@@ -3,6 +3,9 @@
  * (they finish, new connections are refused, Redis is closed, exit code 0), bad configuration
  * (exit 1 at once, every problem listed), and Redis absent at start (the service stays up and
  * retries with backoff: no crash loop, no connection storm).
+ *
+ * Over 300 lines: each part starts its own processes and watches them end; they share the Redis,
+ * the users file and the helpers for slow servers, refused ports and exits.
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';

@@ -6,6 +6,9 @@
  * directly on the session-service: requests fail closed with 503 within 2 s and never hang,
  * nothing crashes, memory stays flat, and everything recovers by itself once Redis is back.
  * Measured detection and recovery times are printed as `[figure]` lines (docs/operations.md).
+ *
+ * Over 300 lines: the faults run in order against one system and one load harness (each test
+ * leaves Redis up for the next); splitting would start the system once per fault.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';

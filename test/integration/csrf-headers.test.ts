@@ -1,3 +1,8 @@
+/**
+ * What the session-service's answers tell a browser: no-store on session answers, CSRF on login,
+ * logout and state changes, security headers, the origin policy. Over 300 lines: one service
+ * fixture and its login and page helpers serve every part, each a table of cases.
+ */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../helpers/redis.js';

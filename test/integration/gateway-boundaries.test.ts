@@ -3,6 +3,9 @@
  * Redis, the gateway in-process, and backends that try what an attacker's backend (or an
  * attacker's page) would. Each describe names the class of issue 11 it closes; the unit tables of
  * the same policies are in test/unit/gateway-policies.test.ts.
+ *
+ * Over 300 lines: one describe per class of issue 11 over one fixture; kept together so the file
+ * reads as the list of boundaries.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';

@@ -4,6 +4,8 @@
  * session-service 2, so a revocation made through one reaches the other only through Redis
  * pub/sub and the second service's revocation stream. Gateway C holds a wrong INTERNAL_TOKEN:
  * its stream never connects, so its cache must stay off.
+ *
+ * Over 300 lines: both describes run over these seven processes, started once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLogin } from '../helpers/login.js';

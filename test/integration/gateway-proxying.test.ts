@@ -1,3 +1,8 @@
+/**
+ * What the gateway's proxy does to a request and its answer, one describe per part of the path
+ * (bodies, hop-by-hop headers, X-Forwarded-*, cookies, identity headers, the signed identity,
+ * upstream failures). Over 300 lines: all run over one gateway, session-service and echo upstream.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';

@@ -1,3 +1,8 @@
+/**
+ * WebSockets through the gateway: opening, while open (a logout, a session-service outage), upstream failures,
+ * other upgrades, frame boundaries. Over 300 lines: all share one gateway, session-service and
+ * WebSocket upstream.
+ */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';

@@ -3,6 +3,8 @@
  * docs/operations.md builds alerts on exist on each /metrics, follow Prometheus naming
  * conventions and move when what they count happens; and one request id follows a request from
  * the gateway to the session-service and the upstream, on every log line about it.
+ *
+ * Over 300 lines (barely): one system of processes serves every part.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/ports.js';

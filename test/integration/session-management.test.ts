@@ -1,3 +1,8 @@
+/**
+ * Per-user sessions and the admin API over them (list, revoke, sign out everywhere, the index).
+ * Over 300 lines: both read one fixture (two services, four users, the login, listing and index
+ * helpers); the audit events of the real process are in session-audit.test.ts.
+ */
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';

@@ -1,3 +1,7 @@
+/**
+ * The session-service's HTTP contract route by route (createApp on a real Redis and users file).
+ * Over 300 lines: one describe per route over one service; a split would only repeat the fixture.
+ */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../helpers/redis.js';

@@ -1,3 +1,8 @@
+/**
+ * The login throttle on a real Redis with an injected clock: the pair, the account, the client
+ * address, decisions and keys. Over 300 lines: one describe per rule, all on the same clock and
+ * failure helpers.
+ */
 import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../common/src/redis.js';

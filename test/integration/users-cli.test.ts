@@ -1,3 +1,7 @@
+/**
+ * `npm run users` as a real process, one describe per command. Over 300 lines: the commands
+ * share the Redis, the temp dir, the seeded hash and the users-file helpers.
+ */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -4,6 +4,9 @@
  * and exactly the routes-file fields the gateway accepts; README.md links every docs page, and
  * every relative link of README.md and docs/*.md leads to a file (and heading) that exists. The
  * proxy recipes docs/protecting-your-app.md quotes are the files in examples/, line for line.
+ *
+ * Over 300 lines: each describe checks one document against the code it describes; the schema
+ * and section tables they read are at the top.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';

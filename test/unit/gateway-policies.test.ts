@@ -3,6 +3,9 @@
  * receives (request-headers.ts), what the browser receives (response-headers.ts), which Host is
  * routed on (host.ts), which page may open a WebSocket (origin.ts), and the header limits.
  * End-to-end counterparts: test/integration/gateway-boundaries.test.ts.
+ *
+ * Over 300 lines: one table of spellings per trust boundary; kept together so the tables read as
+ * the policy.
  */
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
