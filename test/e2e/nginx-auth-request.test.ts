@@ -1,24 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpsClient, httpsFetch, type NginxServer, startNginx } from '../helpers/nginx.js';
+import {
+  BROWSER_ACCEPT as HTML,
+  hiddenFields,
+  httpsFetch,
+  type NginxServer,
+  signInThroughNginx,
+  startNginx,
+} from '../helpers/nginx.js';
 import { type System, startSystem, TEST_INTERNAL_TOKEN, untilReady } from '../helpers/processes.js';
-import { describeRecipePolicy } from '../helpers/recipe-policy.js';
+import { ALICE, describeRecipePolicy } from '../helpers/recipe-policy.js';
 import { killAndWait, type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
-const PASSWORD = 'correct horse battery staple';
-const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 const JSON_ACCEPT = { accept: 'application/json' };
-
-function hiddenFields(html: string): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const [input] of html.matchAll(/<input\b[^>]*>/g)) {
-    if (!/type="hidden"/.test(input)) continue;
-    const name = /name="([^"]*)"/.exec(input)?.[1];
-    const value = /value="([^"]*)"/.exec(input)?.[1] ?? '';
-    if (name) fields[name] = value.replaceAll('&amp;', '&').replaceAll('&#39;', "'");
-  }
-  return fields;
-}
 
 interface WhoAmI {
   user: { username: string; groups: string[]; email: string };
@@ -37,14 +31,7 @@ describe('nginx auth_request in front of the demo-app (no gateway)', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    const users = await writeTestUsers([
-      {
-        username: 'alice',
-        password: PASSWORD,
-        groups: ['staff', 'ops'],
-        email: 'alice@example.com',
-      },
-    ]);
+    const users = await writeTestUsers([ALICE]);
     // The demo-app as in production: it trusts only identities the session-service signed.
     system = await startSystem({
       redisUrl: redis.url,
@@ -70,28 +57,7 @@ describe('nginx auth_request in front of the demo-app (no gateway)', () => {
     await redis?.stop();
   });
 
-  async function login(rd: string) {
-    const client = httpsClient(nginx.ca);
-    const page = await client.fetch(`${nginx.httpsUrl}/auth/login?rd=${encodeURIComponent(rd)}`, {
-      headers: { accept: HTML },
-    });
-    expect(page.status).toBe(200);
-    const res = await client.fetch(`${nginx.httpsUrl}/auth/login`, {
-      method: 'POST',
-      headers: {
-        accept: HTML,
-        'content-type': 'application/x-www-form-urlencoded',
-        origin: nginx.httpsUrl,
-      },
-      body: new URLSearchParams({
-        ...hiddenFields(await page.text()),
-        username: 'alice',
-        password: PASSWORD,
-        rd,
-      }).toString(),
-    });
-    return { client, res };
-  }
+  const login = (rd: string) => signInThroughNginx(nginx, ALICE, rd);
 
   it('redirects plain HTTP to HTTPS', async () => {
     const res = await fetch(`${nginx.httpUrl}/api/whoami?a=1`, { redirect: 'manual' });

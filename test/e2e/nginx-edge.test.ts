@@ -3,26 +3,17 @@ import https from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { httpsClient, httpsFetch, type NginxServer, startNginx } from '../helpers/nginx.js';
+import {
+  BROWSER_ACCEPT as HTML,
+  httpsFetch,
+  type NginxServer,
+  signInThroughNginx,
+  startNginx,
+} from '../helpers/nginx.js';
 import { SERVICES, type System, startService, startSystem } from '../helpers/processes.js';
-import { describeRecipePolicy } from '../helpers/recipe-policy.js';
+import { describeRecipePolicy, PASSWORD } from '../helpers/recipe-policy.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
-
-const PASSWORD = 'correct horse battery staple';
-const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
-
-/** The form fields of a page's login form that are hidden (rd, an anti-CSRF token if any). */
-function hiddenFields(html: string): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const [input] of html.matchAll(/<input\b[^>]*>/g)) {
-    if (!/type="hidden"/.test(input)) continue;
-    const name = /name="([^"]*)"/.exec(input)?.[1];
-    const value = /value="([^"]*)"/.exec(input)?.[1] ?? '';
-    if (name) fields[name] = value.replaceAll('&amp;', '&').replaceAll('&#39;', "'");
-  }
-  return fields;
-}
 
 const text = (html: string) => html.replace(/<[^>]*>/g, '');
 
@@ -50,29 +41,8 @@ describe('nginx edge (TLS) in front of the gateway', () => {
   });
 
   /** Log alice in through nginx; answers the client holding her session. */
-  async function login(rd = '/') {
-    const client = httpsClient(nginx.ca);
-    const page = await client.fetch(`${nginx.httpsUrl}/auth/login?rd=${encodeURIComponent(rd)}`, {
-      headers: { accept: HTML },
-    });
-    expect(page.status).toBe(200);
-    const form = new URLSearchParams({
-      ...hiddenFields(await page.text()),
-      username: 'alice',
-      password: PASSWORD,
-      rd,
-    });
-    const res = await client.fetch(`${nginx.httpsUrl}/auth/login`, {
-      method: 'POST',
-      headers: {
-        accept: HTML,
-        'content-type': 'application/x-www-form-urlencoded',
-        origin: nginx.httpsUrl,
-      },
-      body: form.toString(),
-    });
-    return { client, res };
-  }
+  const login = (rd = '/') =>
+    signInThroughNginx(nginx, { username: 'alice', password: PASSWORD }, rd);
 
   it('redirects every plain-HTTP request to HTTPS with 301, keeping path and query', async () => {
     for (const path of ['/', '/reports?year=2024&q=a%20b', '/_gatehouse/healthz', '/auth/login']) {

@@ -1,20 +1,24 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   accessSync,
   chmodSync,
   constants,
   mkdtempSync,
   readFileSync,
-  rmSync,
   writeFileSync,
 } from 'node:fs';
 import https from 'node:https';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { CookieJar } from './cookie-jar.js';
-import { freePort, waitFor } from './ports.js';
+import { freePort } from './ports.js';
 import { ROOT, TEST_INTERNAL_TOKEN } from './processes.js';
+import {
+  devCertificate,
+  type ProxyProcess,
+  resolveBinary,
+  runProxyProcess,
+  untilListening,
+} from './proxy-process.js';
 
 export type NginxTemplate = 'edge' | 'auth-request';
 
@@ -67,26 +71,11 @@ export function templatePath(template: NginxTemplate): string {
 }
 
 /** The nginx binary: $NGINX_BIN, then PATH, then the usual sbin directories (often not on PATH). */
-export function resolveNginx(): string {
-  const candidates = [
-    process.env.NGINX_BIN,
-    ...(process.env.PATH ?? '').split(delimiter).map((dir) => (dir ? join(dir, 'nginx') : '')),
-    '/usr/sbin/nginx',
-    '/usr/local/sbin/nginx',
-    '/usr/local/nginx/sbin/nginx',
-    '/opt/homebrew/bin/nginx',
-  ];
-  for (const candidate of candidates) {
-    if (!candidate) continue;
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  throw new Error('nginx not found (apt-get install nginx, or set NGINX_BIN to its path)');
-}
+export const resolveNginx = () =>
+  resolveBinary('nginx', 'NGINX_BIN', process.env.NGINX_BIN, [
+    '/usr/local/nginx/sbin',
+    '/opt/homebrew/bin',
+  ]);
 
 function mimeTypesInclude(): string {
   try {
@@ -97,14 +86,17 @@ function mimeTypesInclude(): string {
   }
 }
 
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
+/**
+ * nginx in the foreground with the prefix `dir` and the configuration `conf`: what it printed
+ * plus its error log (`output`), a spawn error (`failure`), and `stop`, which ends it (SIGTERM,
+ * SIGKILL after 5 s) and removes `dir`.
+ */
+export function runNginx(bin: string, dir: string, conf: string): ProxyProcess {
+  return runProxyProcess({
+    bin,
+    args: ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'],
+    dir,
+    logFile: join(dir, 'error.log'),
   });
 }
 
@@ -115,52 +107,6 @@ function portAnswers(port: number): Promise<boolean> {
  * SERVER_NAME, TLS_CERT, TLS_KEY, INTERNAL_TOKEN (TEST_INTERNAL_TOKEN) and SESSION_COOKIE_NAME
  * (gatehouse); `vars` add the rest and may override them.
  */
-/**
- * nginx in the foreground with the prefix `dir` and the configuration `conf`: what it printed
- * plus its error log (`output`), a spawn error (`failure`), and `stop`, which ends it (SIGTERM,
- * SIGKILL after 5 s) and removes `dir`.
- */
-export function runNginx(bin: string, dir: string, conf: string) {
-  let printed = '';
-  const child: ChildProcess = spawn(bin, ['-p', `${dir}/`, '-c', conf, '-g', 'daemon off;'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d: Buffer) => {
-    printed += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    printed += d.toString();
-  });
-  let failed: Error | undefined;
-  child.once('error', (err) => {
-    failed = err;
-  });
-  const output = () => {
-    let log = '';
-    try {
-      log = readFileSync(join(dir, 'error.log'), 'utf8');
-    } catch {
-      // not written yet
-    }
-    return `${printed}${log}`;
-  };
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        child.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        // SIGTERM: fast shutdown (SIGQUIT would wait for open keep-alive connections).
-        child.kill('SIGTERM');
-      });
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  return { child, output, stop, failure: () => failed };
-}
-
 export async function startNginx(options: {
   template: NginxTemplate;
   vars: Record<string, string>;
@@ -169,8 +115,7 @@ export async function startNginx(options: {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-nginx-'));
   // Workers may run as another user (nobody) when the master is root: let them reach the prefix.
   chmodSync(dir, 0o755);
-  const certDir = join(dir, 'certs');
-  execFileSync('sh', [join(ROOT, 'scripts', 'dev-cert.sh'), certDir], { stdio: 'pipe' });
+  const tls = devCertificate(join(dir, 'certs'));
 
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   const vars: Record<string, string> = {
@@ -178,8 +123,8 @@ export async function startNginx(options: {
     NGINX_HTTPS_PORT: `127.0.0.1:${httpsPort}`,
     PUBLIC_HTTPS_PORT: String(httpsPort),
     SERVER_NAME: 'localhost',
-    TLS_CERT: join(certDir, 'cert.pem'),
-    TLS_KEY: join(certDir, 'key.pem'),
+    TLS_CERT: tls.cert,
+    TLS_KEY: tls.key,
     // (auth-request) what every service started by processes.ts has and names its cookie
     INTERNAL_TOKEN: TEST_INTERNAL_TOKEN,
     SESSION_COOKIE_NAME: 'gatehouse',
@@ -213,34 +158,24 @@ ${config}
 `,
   );
 
-  const { child, output, stop, failure } = runNginx(bin, dir, conf);
-  try {
-    await waitFor(
-      async () => {
-        const failed = failure();
-        if (failed) throw failed;
-        if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}`);
-        return (await portAnswers(httpPort)) && (await portAnswers(httpsPort));
-      },
-      10_000,
-      `nginx (${options.template}) to listen`,
-    );
-  } catch (err) {
-    const message = `${(err as Error).message}\n${output()}\n--- rendered ---\n${config}`;
-    await stop();
-    throw new Error(message);
-  }
+  const nginx = runNginx(bin, dir, conf);
+  await untilListening(
+    `nginx (${options.template})`,
+    nginx,
+    [httpPort, httpsPort],
+    `\n--- rendered ---\n${config}`,
+  );
 
   return {
     httpPort,
     httpsPort,
     httpUrl: `http://127.0.0.1:${httpPort}`,
     httpsUrl: `https://127.0.0.1:${httpsPort}`,
-    ca: readFileSync(vars.TLS_CERT ?? join(certDir, 'cert.pem'), 'utf8'),
+    ca: readFileSync(vars.TLS_CERT ?? tls.cert, 'utf8'),
     dir,
     config,
-    output,
-    stop,
+    output: nginx.output,
+    stop: nginx.stop,
   };
 }
 
@@ -317,4 +252,49 @@ export function httpsClient(ca: string) {
       return res;
     },
   };
+}
+
+/** A browser's Accept on a navigation. */
+export const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+
+/** A page's hidden form fields (rd, the anti-CSRF token), as a browser would post them. */
+export function hiddenFields(html: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [input] of html.matchAll(/<input\b[^>]*>/g)) {
+    if (!/type="hidden"/.test(input)) continue;
+    const name = /name="([^"]*)"/.exec(input)?.[1];
+    const value = /value="([^"]*)"/.exec(input)?.[1] ?? '';
+    if (name) fields[name] = value.replaceAll('&amp;', '&').replaceAll('&#39;', "'");
+  }
+  return fields;
+}
+
+/**
+ * Sign in through `nginx` as a browser does (the login page, then its form, same origin): answers
+ * the client now holding the session and the login answer (303 on success).
+ */
+export async function signInThroughNginx(
+  nginx: Pick<NginxServer, 'httpsUrl' | 'ca'>,
+  credentials: { username: string; password: string },
+  rd = '/',
+): Promise<{ client: ReturnType<typeof httpsClient>; res: Response }> {
+  const client = httpsClient(nginx.ca);
+  const page = await client.fetch(`${nginx.httpsUrl}/auth/login?rd=${encodeURIComponent(rd)}`, {
+    headers: { accept: BROWSER_ACCEPT },
+  });
+  if (page.status !== 200) throw new Error(`the login page through nginx: ${page.status}`);
+  const res = await client.fetch(`${nginx.httpsUrl}/auth/login`, {
+    method: 'POST',
+    headers: {
+      accept: BROWSER_ACCEPT,
+      'content-type': 'application/x-www-form-urlencoded',
+      origin: nginx.httpsUrl,
+    },
+    body: new URLSearchParams({
+      ...hiddenFields(await page.text()),
+      ...credentials,
+      rd,
+    }).toString(),
+  });
+  return { client, res };
 }

@@ -1,43 +1,13 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { freePort, waitFor } from './ports.js';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
 import { ROOT } from './processes.js';
+import { devCertificate, resolveBinary, runProxyProcess, untilListening } from './proxy-process.js';
 
 /** examples/caddy/Caddyfile and examples/haproxy/haproxy.cfg, the files the docs quote. */
 export const CADDYFILE = join(ROOT, 'examples', 'caddy', 'Caddyfile');
 export const HAPROXY_CFG = join(ROOT, 'examples', 'haproxy', 'haproxy.cfg');
-
-/**
- * A proxy binary: $<envVar>, then PATH, then the usual sbin and bin directories (haproxy lives in
- * /usr/sbin, often not on PATH). Throws when there is none: these tests never skip.
- */
-export function resolveBinary(
-  name: 'caddy' | 'haproxy',
-  envVar: string,
-  fromEnv: string | undefined,
-): string {
-  const candidates = [
-    fromEnv,
-    ...(process.env.PATH ?? '').split(delimiter).map((dir) => (dir ? join(dir, name) : '')),
-    `/usr/sbin/${name}`,
-    `/usr/bin/${name}`,
-    `/usr/local/sbin/${name}`,
-    `/usr/local/bin/${name}`,
-  ];
-  for (const candidate of candidates) {
-    if (!candidate) continue;
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  throw new Error(`${name} not found (apt-get install ${name}, or set ${envVar} to its path)`);
-}
 
 export const resolveCaddy = () => resolveBinary('caddy', 'CADDY_BIN', process.env.CADDY_BIN);
 export const resolveHaproxy = () =>
@@ -54,27 +24,9 @@ export interface RunningProxy {
   stop(): Promise<void>;
 }
 
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** A fresh self-signed certificate for localhost and 127.0.0.1 (scripts/dev-cert.sh). */
-export function devCertificate(dir: string): { cert: string; key: string; ca: string } {
-  execFileSync('sh', [join(ROOT, 'scripts', 'dev-cert.sh'), dir], { stdio: 'pipe' });
-  const cert = join(dir, 'cert.pem');
-  return { cert, key: join(dir, 'key.pem'), ca: readFileSync(cert, 'utf8') };
-}
-
 /**
- * Runs `bin args` in the foreground with exactly `env` (plus PATH), waits until `port` accepts
- * connections (10 s), and answers how to stop it (SIGTERM, SIGKILL after 5 s; `dir` removed).
+ * Runs `bin args` in the foreground with exactly `env` (plus PATH) and waits until `port` accepts
+ * connections; stop() ends it and removes `dir`.
  */
 async function runProxy(options: {
   name: string;
@@ -85,55 +37,14 @@ async function runProxy(options: {
   dir: string;
   ca: string;
 }): Promise<RunningProxy> {
-  let printed = '';
-  const child: ChildProcess = spawn(options.bin, options.args, {
-    env: { PATH: process.env.PATH ?? '', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d: Buffer) => {
-    printed += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    printed += d.toString();
-  });
-  let failed: Error | undefined;
-  child.once('error', (err) => {
-    failed = err;
-  });
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        child.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      });
-    }
-    rmSync(options.dir, { recursive: true, force: true });
-  };
-  try {
-    await waitFor(
-      async () => {
-        if (failed) throw failed;
-        if (child.exitCode !== null)
-          throw new Error(`${options.name} exited with ${child.exitCode}`);
-        return portAnswers(options.port);
-      },
-      10_000,
-      `${options.name} to listen on ${options.port}`,
-    );
-  } catch (err) {
-    await stop();
-    throw new Error(`${(err as Error).message}\n${printed}`);
-  }
+  const proxy = runProxyProcess(options);
+  await untilListening(options.name, proxy, [options.port]);
   return {
     url: `https://127.0.0.1:${options.port}`,
     port: options.port,
     ca: options.ca,
-    output: () => printed,
-    stop,
+    output: proxy.output,
+    stop: proxy.stop,
   };
 }
 
