@@ -11,11 +11,12 @@ import type { SessionData } from 'express-session';
 import { describe, expect, it } from 'vitest';
 import type { GatehouseError } from '../../common/src/errors.js';
 import { storedSessionId } from '../../common/src/session-id.js';
-import type {
-  Lifetimes,
-  SessionAuth,
-  SessionRepository,
-  SessionRepositoryOptions,
+import {
+  authenticationOfSession,
+  type Lifetimes,
+  type SessionAuth,
+  type SessionRepository,
+  type SessionRepositoryOptions,
 } from '../../session-service/src/domain/session-repository.js';
 import { SessionRepositoryStore } from '../../session-service/src/session-middleware.js';
 import { waitFor } from '../helpers/ports.js';
@@ -41,6 +42,7 @@ export function authOf(userId: string, createdAt = Date.now(), extra: Partial<Se
 function harness(make: MakeRepository, options: Partial<SessionRepositoryOptions> = {}) {
   const clock = { t: Date.now() };
   const revoked: string[] = [];
+  const changed: string[] = [];
   const repository = make({
     lifetimes: CONTRACT_LIFETIMES,
     now: () => clock.t,
@@ -48,9 +50,12 @@ function harness(make: MakeRepository, options: Partial<SessionRepositoryOptions
     onRevoked: async (ids) => {
       revoked.push(...ids);
     },
+    onChanged: async (ids) => {
+      changed.push(...ids);
+    },
     ...options,
   });
-  return { clock, revoked, repository };
+  return { clock, revoked, changed, repository };
 }
 
 const call = <T>(fn: (cb: (err?: unknown, value?: T) => void) => void) =>
@@ -111,6 +116,66 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
       });
       expect((await repository.getSession(sid))?.userId).toBe('alice');
       expect(await repository.listUserSessions(mallory)).toEqual([]);
+    });
+
+    it('keeps how the session was authenticated; a record without it reads as a password login', async () => {
+      const { clock, repository } = harness(make());
+      const [sid, legacy] = [newSid(), newSid()];
+      const userId = newUserId();
+      const auth = authOf(userId, clock.t, { amr: ['pwd'], authTime: clock.t });
+      await repository.createSession(sid, auth);
+      const valid = await repository.validateSession(sid);
+      expect(valid?.auth.amr).toEqual(['pwd']);
+      expect(authenticationOfSession(valid?.auth as SessionAuth)).toEqual({
+        amr: ['pwd'],
+        acr: 'aal1',
+        authTime: clock.t,
+      });
+      await repository.createSession(legacy, authOf(userId, clock.t - 5000));
+      const old = await repository.getSession(legacy);
+      expect(old?.amr).toBeUndefined();
+      expect(authenticationOfSession(old as SessionAuth)).toEqual({
+        amr: ['pwd'],
+        acr: 'aal1',
+        authTime: clock.t - 5000,
+      });
+    });
+
+    it('stepUp adds the methods and moves authTime, keeps the id, tells the change, never resurrects', async () => {
+      const { clock, changed, revoked, repository } = harness(make());
+      const sid = newSid();
+      const userId = newUserId();
+      const createdAt = clock.t;
+      await repository.createSession(
+        sid,
+        authOf(userId, createdAt, { amr: ['pwd'], authTime: createdAt }),
+      );
+      clock.t += 30_000;
+      expect(await repository.validateSession(sid)).not.toBeNull();
+      clock.t += 1000;
+      const stepped = await repository.stepUp(sid, ['otp'], clock.t);
+      expect(stepped).toEqual({ amr: ['pwd', 'otp', 'mfa'], acr: 'aal2', authTime: clock.t });
+      expect(changed).toEqual([storedSessionId(sid)]);
+      expect(revoked).toEqual([]);
+      const valid = await repository.validateSession(sid);
+      expect(valid?.id).toBe(storedSessionId(sid));
+      expect(valid?.auth.createdAt).toBe(createdAt); // the absolute timeout does not move
+      expect(authenticationOfSession(valid?.auth as SessionAuth)).toEqual(stepped);
+      expect(valid?.absoluteExpiresAt).toBe(createdAt + 3600_000);
+      // The password again later (a re-authentication): only authTime moves.
+      clock.t += 5000;
+      expect(await repository.stepUp(sid, ['pwd'], clock.t)).toEqual({
+        amr: ['pwd', 'otp', 'mfa'],
+        acr: 'aal2',
+        authTime: clock.t,
+      });
+      expect(changed).toHaveLength(2);
+
+      await repository.deleteSession(sid, userId);
+      expect(await repository.stepUp(sid, ['otp'], clock.t)).toBeNull();
+      expect(await repository.getSession(sid)).toBeNull();
+      expect(await repository.stepUp(newSid(), ['otp'], clock.t)).toBeNull();
+      expect(changed).toHaveLength(2);
     });
 
     it('updateSession rewrites a live session but never resurrects an ended one', async () => {

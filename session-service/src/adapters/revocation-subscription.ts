@@ -11,6 +11,8 @@ import { type RevocationMessage, revocationChannel } from '../domain/revocation-
 export type RevocationEvent =
   /** These sessions ended. */
   | { type: 'revoke'; sids: string[] }
+  /** These sessions' authentication changed (a step-up): drop cached validations only. */
+  | { type: 'changed'; sids: string[] }
   /** The feed is live: a ping this instance published came back through Redis. */
   | { type: 'ping' }
   /** The feed may have missed events: every stream must end (gateways flush their caches). */
@@ -71,9 +73,9 @@ export function createRevocationFeed(options: {
     } catch {
       return;
     }
-    if (message.type === 'revoke' && Array.isArray(message.sids)) {
+    if ((message.type === 'revoke' || message.type === 'changed') && Array.isArray(message.sids)) {
       const sids = message.sids.filter((s): s is string => typeof s === 'string');
-      if (sids.length > 0 && ready) emit({ type: 'revoke', sids });
+      if (sids.length > 0 && ready) emit({ type: message.type, sids });
       return;
     }
     if (message.type !== 'ping' || message.from !== instance || message.n < awaited) return;

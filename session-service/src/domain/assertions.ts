@@ -7,10 +7,11 @@ import {
   SignJWT,
 } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { authenticationClaims } from '../../../common/src/authentication.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { RedisClient } from '../../../common/src/redis.js';
 import { type Opened, type Sealer, UnreadableSealError } from './sealing.js';
-import type { SessionAuth } from './sessions.js';
+import { authenticationOfSession, type SessionAuth } from './sessions.js';
 
 export const ASSERTION_TTL_SECONDS = 30;
 /** Tokens kept for reuse (per session and audience); the least recently used go first. */
@@ -21,7 +22,10 @@ export const isAudience = (value: unknown): value is string =>
   typeof value === 'string' && AUDIENCE.test(value);
 
 export interface AssertionSigner {
-  /** A compact EdDSA JWT: sub, name, groups, email, aud, exp <= 30 s. Cached briefly per session and audience. */
+  /**
+   * A compact EdDSA JWT: sub, name, groups, email, amr, acr, auth_time, aud, exp <= 30 s. Cached
+   * briefly per session, audience and authentication (a step-up signs anew).
+   */
   sign(sid: string, auth: SessionAuth, audience: string): Promise<string>;
   jwks(): Promise<{ keys: JWK[] }>;
 }
@@ -215,7 +219,8 @@ export function createAssertionSigner(options: {
   return {
     async sign(sid, auth, audience) {
       const t = now();
-      const cacheKey = `${sid}\u0000${audience}`;
+      const authentication = authenticationOfSession(auth);
+      const cacheKey = `${sid}\u0000${audience}\u0000${authentication.authTime}\u0000${authentication.amr.join()}`;
       const hit = cache.get(cacheKey);
       // Reuse a token while it has at least 2/3 of its life left.
       if (hit && hit.until > t) return hit.token;
@@ -225,6 +230,7 @@ export function createAssertionSigner(options: {
         name: auth.username,
         groups: auth.groups,
         email: auth.email,
+        ...authenticationClaims(authentication),
       })
         .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
         .setIssuer(issuer)

@@ -1,6 +1,8 @@
+import type { Amr, Authentication } from '../../../common/src/authentication.js';
 import { GatehouseError } from '../../../common/src/errors.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
 import {
+  authenticationOfSession,
   createExpiry,
   LOGIN_GRACE_MS,
   loginInterrupted,
@@ -9,6 +11,7 @@ import {
   type SessionRepository,
   type SessionRepositoryOptions,
   type SessionSummary,
+  steppedUp,
   summaryOf,
   type ValidSession,
 } from './session-repository.js';
@@ -34,6 +37,7 @@ export function createMemorySessionRepository(
   const { lifetimes } = options;
   const now = options.now ?? Date.now;
   const onRevoked = options.onRevoked ?? (async () => {});
+  const onChanged = options.onChanged ?? (async () => {});
   const records = new Map<string, Entry>();
   /** user id -> stored id -> last seen (negative: a pending login, minus the time). */
   const indexes = new Map<string, Map<string, number>>();
@@ -128,6 +132,19 @@ export function createMemorySessionRepository(
       if (!live(id)) return false;
       records.set(id, { auth: copy(auth), expiresAt: now() + left });
       return true;
+    },
+
+    async stepUp(sid: string, methods: readonly Amr[], t: number): Promise<Authentication | null> {
+      const id = storedSessionId(sid);
+      await step();
+      const entry = live(id);
+      if (!entry) return null;
+      const next = steppedUp(entry.auth, methods, t);
+      const left = await expiry.timeLeft(id, next);
+      if (left === 0 || !live(id)) return null;
+      records.set(id, { auth: copy(next), expiresAt: now() + left });
+      await onChanged([id]);
+      return authenticationOfSession(next);
     },
 
     async deleteSession(sid: string, userId?: string): Promise<boolean> {

@@ -1,10 +1,12 @@
+import type { Amr, Authentication } from '../../../common/src/authentication.js';
 import { GatehouseError, isGatehouseError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/logger.js';
 import { escapeGlob, type RedisClient } from '../../../common/src/redis.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
-import { publishRevocations } from './revocation-channel.js';
+import { publishChanges, publishRevocations } from './revocation-channel.js';
 import type { Sealer } from './sealing.js';
 import {
+  authenticationOfSession,
   createExpiry,
   LOGIN_GRACE_MS,
   loginInterrupted,
@@ -17,6 +19,7 @@ import {
   type SessionRepository,
   type SessionRepositoryOptions,
   type SessionSummary,
+  steppedUp,
   summaryOf,
   type ValidSession,
 } from './session-repository.js';
@@ -55,6 +58,8 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
   const now = options.now ?? Date.now;
   const onRevoked =
     options.onRevoked ?? ((ids: readonly string[]) => publishRevocations(redis, prefix, ids));
+  const onChanged =
+    options.onChanged ?? ((ids: readonly string[]) => publishChanges(redis, prefix, ids));
   /** The key of the session whose stored id is `id`. */
   const sessionKey = (id: string) => `${prefix}sess:${id}`;
   const userKey = (userId: string) => `${prefix}user:{${userId}}:sessions`;
@@ -93,6 +98,22 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
       ]);
       if (deleted > 0) await onRevoked([id]);
       return deleted > 0;
+    });
+  }
+
+  /**
+   * Write `auth` over the live record of `id` with the time it has left: SET XX, so a session
+   * ended meanwhile stays ended (never created here). False when it is gone or ran out.
+   */
+  async function rewrite(id: string, auth: SessionAuth): Promise<boolean> {
+    const left = await expiry.timeLeft(id, auth);
+    if (left === 0) return false;
+    return guard(async () => {
+      const reply = await redis.set(sessionKey(id), seal(id, auth), {
+        expiration: { type: 'PX', value: left },
+        condition: 'XX',
+      });
+      return reply !== null;
     });
   }
 
@@ -156,17 +177,16 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
       });
     },
 
-    async updateSession(sid: string, auth: SessionAuth): Promise<boolean> {
+    updateSession: (sid: string, auth: SessionAuth) => rewrite(storedSessionId(sid), auth),
+
+    async stepUp(sid: string, methods: readonly Amr[], t: number): Promise<Authentication | null> {
       const id = storedSessionId(sid);
-      const left = await expiry.timeLeft(id, auth);
-      if (left === 0) return false;
-      return guard(async () => {
-        const reply = await redis.set(sessionKey(id), seal(id, auth), {
-          expiration: { type: 'PX', value: left },
-          condition: 'XX',
-        });
-        return reply !== null;
-      });
+      const current = await guard(async () => authOf(id, await redis.get(sessionKey(id))));
+      if (!current) return null;
+      const next = steppedUp(current, methods, t);
+      if (!(await rewrite(id, next))) return null;
+      await guard(() => onChanged([id]));
+      return authenticationOfSession(next);
     },
 
     async deleteSession(sid: string, userId?: string): Promise<boolean> {

@@ -1,4 +1,10 @@
 import { LRUCache } from 'lru-cache';
+import {
+  type Amr,
+  type Authentication,
+  authenticationOf,
+  stepUp,
+} from '../../../common/src/authentication.js';
 import { GatehouseError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/logger.js';
 import { type Sealer, UnreadableSealError } from './sealing.js';
@@ -33,6 +39,14 @@ export interface SessionRepository {
   getSession(sid: string): Promise<SessionAuth | null>;
   /** Rewrite a live session's record. Never creates one: false when the session is gone. */
   updateSession(sid: string, auth: SessionAuth): Promise<boolean>;
+  /**
+   * A step-up: the user proved `methods` again (a TOTP or recovery code: `['otp']`; the password
+   * again: `['pwd']`), just now. The methods join the session's, its authTime becomes `now`, and
+   * the change is told (onChanged: the gateways drop their cached validation of it, and keep its
+   * WebSockets). The session keeps its id: see docs/security.md ("Step-up keeps the session id").
+   * Never creates a session: null when it is gone. Returns the authentication it now has.
+   */
+  stepUp(sid: string, methods: readonly Amr[], now: number): Promise<Authentication | null>;
   /** End one session by the cookie's id; published when it existed. True when it existed. */
   deleteSession(sid: string, userId?: string): Promise<boolean>;
   /** End one session by its stored id (a SessionSummary's `id`). True when it existed. */
@@ -43,7 +57,7 @@ export interface SessionRepository {
   listUserSessions(userId: string): Promise<SessionSummary[]>;
 }
 
-/** What a session holds: who, since when, from where. Never a password. */
+/** What a session holds: who, since when, from where, and how it was proven. Never a password. */
 export interface SessionAuth {
   userId: string;
   username: string;
@@ -51,9 +65,31 @@ export interface SessionAuth {
   email: string;
   /** ms since the epoch: the absolute timeout counts from here and nothing moves it. */
   createdAt: number;
+  /**
+   * How the user proved who they are (RFC 8176 methods: `['pwd']` for a password, `['otp',
+   * 'pwd', 'mfa']` with a second factor): the login transaction stores what the login used.
+   * Absent in records written before issue 14: read as a password (authenticationOfSession).
+   */
+  amr?: readonly Amr[];
+  /** ms since the epoch: when the user last proved who they are (login or step-up). */
+  authTime?: number;
   remember?: boolean;
   ip?: string;
   ua?: string;
+}
+
+/**
+ * The session's Authentication (common/src/authentication.ts), derived again from its methods
+ * (acr is never read from a record). A record without one was made by a password login.
+ */
+export function authenticationOfSession(auth: SessionAuth): Authentication {
+  return authenticationOf(auth.amr ?? ['pwd'], auth.authTime ?? auth.createdAt);
+}
+
+/** The record after a step-up with `methods` at `now` (SessionRepository.stepUp). */
+export function steppedUp(auth: SessionAuth, methods: readonly Amr[], now: number): SessionAuth {
+  const next = stepUp(authenticationOfSession(auth), [...methods], now);
+  return { ...auth, amr: next.amr, authTime: next.authTime };
 }
 
 export interface Lifetimes {
@@ -95,6 +131,12 @@ export interface SessionRepositoryOptions {
    * publishes them on the revocation channel by default (domain/revocation-channel.ts).
    */
   onRevoked?: (ids: readonly string[]) => Promise<void>;
+  /**
+   * Told about live sessions whose authentication changed (a step-up), by stored id, so gateways
+   * drop their cached validation of them. The Redis repository publishes `changed` on the
+   * revocation channel by default.
+   */
+  onChanged?: (ids: readonly string[]) => Promise<void>;
   /**
    * The idle timeout slides at most this often per session (and process): validate reads the
    * session every time, but writes only when the last slide is older than this. Default: 1 s, or
@@ -250,6 +292,11 @@ export function parseRecord(raw: string | null): SessionAuth | null {
     const record = JSON.parse(raw) as { auth?: SessionAuth };
     const auth = record.auth;
     if (!auth || typeof auth.userId !== 'string' || typeof auth.createdAt !== 'number') return null;
+    // How it was authenticated must read back as an Authentication, or it is no session.
+    if (auth.amr !== undefined || auth.authTime !== undefined) {
+      if (!Array.isArray(auth.amr) || typeof auth.authTime !== 'number') return null;
+      authenticationOfSession(auth);
+    }
     return auth;
   } catch {
     return null;

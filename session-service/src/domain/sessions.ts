@@ -6,6 +6,7 @@
  */
 export {
   absoluteExpiry,
+  authenticationOfSession,
   type Lifetimes,
   LOGIN_GRACE_MS,
   parseRecord,

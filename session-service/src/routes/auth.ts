@@ -204,12 +204,15 @@ export function createAuthHandlers(deps: AuthDeps) {
       const remember =
         deps.rememberMe &&
         (fields.remember === '1' || fields.remember === true || fields.remember === 'on');
+      const createdAt = Date.now();
       const auth: SessionAuth = {
         userId: user.id,
         username: user.username,
         groups: user.groups,
         email: user.email,
-        createdAt: Date.now(),
+        createdAt,
+        amr: ['pwd'],
+        authTime: createdAt,
         ...(remember ? { remember: true } : {}),
         ip,
         ua: String(req.headers['user-agent'] ?? '').slice(0, 256),

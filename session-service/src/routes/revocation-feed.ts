@@ -13,6 +13,8 @@ const READY_WAIT_MS = 2000;
  * - `hello` first, `{"cookieName","heartbeatMs"}`: the cookie validate reads (gateways key their
  *   caches on it) and the heartbeat period;
  * - `revoke`, `{"sids":[...]}`: these sessions ended;
+ * - `changed`, `{"sids":[...]}`: these sessions' authentication changed (a step-up): drop their
+ *   cached validations, keep their WebSockets (gateways that predate it ignore the event);
  * - `ping` every heartbeatMs: the feed, Redis included, works.
  *
  * The stream ends when the feed may have missed events (Redis connection lost, ping not echoed);
@@ -49,8 +51,8 @@ export function revocationsHandler(deps: {
       if (event.type === 'down') {
         stop();
         res.end();
-      } else if (event.type === 'revoke') {
-        res.write(`event: revoke\ndata: ${JSON.stringify({ sids: event.sids })}\n\n`);
+      } else if (event.type === 'revoke' || event.type === 'changed') {
+        res.write(`event: ${event.type}\ndata: ${JSON.stringify({ sids: event.sids })}\n\n`);
       } else {
         res.write('event: ping\ndata: {}\n\n');
       }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseCookie } from 'cookie';
 import signature from 'cookie-signature';
+import { authenticationBody, authenticationHeaders } from '../../../common/src/authentication.js';
 import { escapeHtml, NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import { identityHeaders } from '../../../common/src/identity.js';
 import { MAX_COOKIE_BYTES } from '../../../common/src/limits.js';
@@ -8,7 +9,7 @@ import type { Logger } from '../../../common/src/logger.js';
 import type { TrustFn } from '../../../common/src/trust-proxy.js';
 import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
-import type { ValidSession } from '../domain/sessions.js';
+import { authenticationOfSession, type ValidSession } from '../domain/sessions.js';
 import type { SessionValidator } from '../domain/validate-session.js';
 import { hasInternalToken } from './internal-token.js';
 
@@ -46,6 +47,7 @@ export function validationBody(session: ValidSession) {
       createdAt: new Date(auth.createdAt).toISOString(),
       expiresAt: new Date(session.expiresAt).toISOString(),
     },
+    authentication: authenticationBody(authenticationOfSession(auth)),
   };
 }
 
@@ -190,7 +192,10 @@ function serveValidation(deps: ValidateDeps, signer?: AssertionSigner) {
     }
     deps.onOutcome?.('ok');
     const body = validationBody(session);
-    const headers = identityHeaders(body.user, body.session.expiresAt);
+    const headers = {
+      ...identityHeaders(body.user, body.session.expiresAt),
+      ...authenticationHeaders(authenticationOfSession(session.auth)),
+    };
     if (jwt) headers['X-Auth-Request-Jwt'] = jwt;
     answer(res, 200, body, headers);
   };
