@@ -20,6 +20,7 @@ import { startGateway } from '../helpers/gateway.js';
 import { jsonLogin } from '../helpers/login.js';
 import { reservedDeadPort } from '../helpers/ports.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
+import { rawHttp } from '../helpers/raw-http.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { spellings } from '../helpers/spellings.js';
 import { writeTestUsers } from '../helpers/users.js';
@@ -95,23 +96,7 @@ async function listenGateway(env: Record<string, string>) {
 }
 
 /** Writes a request as is and reads the whole answer (the connection is closed after it). */
-function raw(
-  request: string,
-  toPort = port,
-): Promise<{ status: number; head: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(toPort, '127.0.0.1', () => socket.write(request));
-    let data = '';
-    socket.on('data', (d: Buffer) => {
-      data += d.toString('latin1');
-    });
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const [head = '', body = ''] = data.split('\r\n\r\n');
-      resolve({ status: Number(head.split(' ')[1]), head, body });
-    });
-  });
-}
+const raw = (request: string, toPort = port) => rawHttp(toPort, request);
 
 beforeAll(async () => {
   redis = await startRedis();

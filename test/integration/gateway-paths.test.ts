@@ -1,5 +1,4 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +6,7 @@ import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.j
 import { startGateway } from '../helpers/gateway.js';
 import { jsonLogin } from '../helpers/login.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
+import { rawHttp } from '../helpers/raw-http.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -36,21 +36,8 @@ function raw(
     'Accept: application/json',
     ...(options.cookie ? [`Cookie: ${options.cookie}`] : []),
     'Connection: close',
-    '',
-    '',
   ];
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(lines.join('\r\n')));
-    let data = '';
-    socket.on('data', (d: Buffer) => {
-      data += d.toString('latin1');
-    });
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const [head = '', ...rest] = data.split('\r\n\r\n');
-      resolve({ status: Number(head.split(' ')[1]), body: rest.join('\r\n\r\n') });
-    });
-  });
+  return rawHttp(port, lines);
 }
 
 beforeAll(async () => {

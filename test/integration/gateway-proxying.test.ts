@@ -20,6 +20,7 @@ import { type InProcessGateway, startGateway } from '../helpers/gateway.js';
 import { jsonLogin } from '../helpers/login.js';
 import { reservedDeadPort } from '../helpers/ports.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
+import { rawHttp } from '../helpers/raw-http.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 
@@ -55,21 +56,7 @@ async function listenGateway(env: Record<string, string>): Promise<string> {
 const login = (base: string, username: string) => jsonLogin(base, username, PASSWORD);
 
 /** Send bytes as they are (duplicate headers, odd casing) and read the whole answer. */
-function rawRequest(base: string, text: string): Promise<{ status: number; head: string }> {
-  const { port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(text));
-    let data = '';
-    socket.on('data', (d: Buffer) => {
-      data += d.toString('latin1');
-    });
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const head = data.split('\r\n\r\n')[0] ?? '';
-      resolve({ status: Number(head.split(' ')[1]), head });
-    });
-  });
-}
+const rawRequest = (base: string, text: string) => rawHttp(new URL(base).port, text);
 
 beforeAll(async () => {
   redis = await startRedis();

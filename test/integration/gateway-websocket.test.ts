@@ -20,6 +20,7 @@ import {
   startSessionServiceProcess,
   untilReady,
 } from '../helpers/processes.js';
+import { type RawAnswer, rawHttp } from '../helpers/raw-http.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { writeTestUsers } from '../helpers/users.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws-upstream.js';
@@ -75,33 +76,15 @@ function connect(
 }
 
 /** An upgrade request written as is (the ws client would normalise the path). */
-function rawUpgrade(path: string): Promise<{ status: number; body: string }> {
-  const [host = '', port = ''] = base.split(':');
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), host, () =>
-      socket.write(
-        [
-          `GET ${path} HTTP/1.1`,
-          `Host: ${base}`,
-          'Connection: Upgrade',
-          'Upgrade: websocket',
-          'Sec-WebSocket-Version: 13',
-          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-          '',
-          '',
-        ].join('\r\n'),
-      ),
-    );
-    let data = '';
-    socket.on('data', (d: Buffer) => {
-      data += d.toString('latin1');
-    });
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const [head = '', ...rest] = data.split('\r\n\r\n');
-      resolve({ status: Number(head.split(' ')[1]), body: rest.join('\r\n\r\n') });
-    });
-  });
+function rawUpgrade(path: string): Promise<RawAnswer> {
+  return rawHttp(base.split(':')[1] ?? '', [
+    `GET ${path} HTTP/1.1`,
+    `Host: ${base}`,
+    'Connection: Upgrade',
+    'Upgrade: websocket',
+    'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+  ]);
 }
 
 const closed = (ws: WebSocket) =>
