@@ -24,12 +24,16 @@ import {
 import { waitFor } from '../helpers/ports.js';
 import { ROOT, type ServiceProcess, startService } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { buildSessionService, NO_THROTTLE } from '../helpers/session-service.js';
+import {
+  buildSessionService,
+  NO_THROTTLE,
+  type SessionServiceApp,
+} from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 const PASSWORD = 'correct horse battery';
 let redis: RedisServer;
-let service: Awaited<ReturnType<typeof buildSessionService>>;
+let service: SessionServiceApp;
 let server: https.Server;
 let echo: EchoUpstream;
 let dir: string;

@@ -68,6 +68,9 @@ export async function countingVerifier(): Promise<PasswordVerifier & { readonly 
   };
 }
 
+/** A session-service app as buildSessionService makes it (app, config, redis, close). */
+export type SessionServiceApp = Awaited<ReturnType<typeof buildSessionService>>;
+
 /** Throttle limits high enough that a test logging in many times from 127.0.0.1 is never throttled. */
 export const NO_THROTTLE: Partial<ThrottleLimits> = {
   pairFailures: 1_000,

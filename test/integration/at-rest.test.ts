@@ -18,13 +18,14 @@ import {
   cookiePairOf,
   jsonLogout,
   NO_THROTTLE,
+  type SessionServiceApp,
   sidOf,
   signedSessionCookie,
 } from '../helpers/session-service.js';
 import { sessionKeyOf, storedAuthOf } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
-type Service = Awaited<ReturnType<typeof buildSessionService>>;
+type Service = SessionServiceApp;
 
 const PASSWORD = 'correct horse battery';
 const NEW_KEY = 'the-next-encryption-key-the-next-encryption-key';

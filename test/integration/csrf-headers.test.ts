@@ -10,12 +10,13 @@ import {
   buildSessionService,
   cookiePairOf,
   NO_THROTTLE,
+  type SessionServiceApp,
   setCookieLine,
   sidOf,
 } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 
-type Service = Awaited<ReturnType<typeof buildSessionService>>;
+type Service = SessionServiceApp;
 
 const PASSWORD = 'correct horse battery';
 const TOKEN = /name="_csrf" value="([^"]+)"/;

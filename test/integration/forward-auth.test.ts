@@ -2,12 +2,12 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { buildSessionService } from '../helpers/session-service.js';
+import { buildSessionService, type SessionServiceApp } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 let redis: RedisServer;
-let trusted: Awaited<ReturnType<typeof buildSessionService>>;
-let untrusted: Awaited<ReturnType<typeof buildSessionService>>;
+let trusted: SessionServiceApp;
+let untrusted: SessionServiceApp;
 let cookie: string;
 
 /** What Traefik's ForwardAuth middleware sends to the auth address for a browser request. */

@@ -6,11 +6,12 @@ import {
   buildSessionService,
   cookiePairOf,
   countingVerifier,
+  type SessionServiceApp,
   setCookieLine,
 } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 
-type Service = Awaited<ReturnType<typeof buildSessionService>>;
+type Service = SessionServiceApp;
 
 const PASSWORD = 'correct horse battery';
 const EMOJI_PASSWORD = '😀'.repeat(1024); // 1024 code points, 2048 UTF-16 units

@@ -6,11 +6,15 @@ import { newUser } from '../../session-service/src/domain/users.js';
 import { waitFor } from '../helpers/ports.js';
 import { type ServiceProcess, startSessionServiceProcess } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { buildSessionService, cookiePairOf } from '../helpers/session-service.js';
+import {
+  buildSessionService,
+  cookiePairOf,
+  type SessionServiceApp,
+} from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 const PASSWORD = 'correct horse battery';
-type Service = Awaited<ReturnType<typeof buildSessionService>>;
+type Service = SessionServiceApp;
 
 let redis: RedisServer;
 let service: Service;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ROOT, TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { buildSessionService } from '../helpers/session-service.js';
+import { buildSessionService, type SessionServiceApp } from '../helpers/session-service.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 type Spec = { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
@@ -18,7 +18,7 @@ ajv.addSchema(spec as object, 'openapi');
 
 const ADMIN = 'a'.repeat(40);
 let redis: RedisServer;
-let service: Awaited<ReturnType<typeof buildSessionService>>;
+let service: SessionServiceApp;
 const exercised = new Set<string>();
 
 /** The documented operation for a concrete path, e.g. /auth/sessions/abc -> /auth/sessions/{id}. */

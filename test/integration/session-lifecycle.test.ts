@@ -18,6 +18,7 @@ import {
   buildSessionService,
   cookiePairOf,
   NO_THROTTLE,
+  type SessionServiceApp,
   setCookieLine,
   sidOf,
   signedSessionCookie,
@@ -31,7 +32,7 @@ import {
 } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
-type Service = Awaited<ReturnType<typeof buildSessionService>>;
+type Service = SessionServiceApp;
 
 const PASSWORD = 'correct horse battery';
 /** 256 random bits, base64url. */

@@ -12,13 +12,14 @@ import {
   buildSessionService,
   cookiePairOf,
   NO_THROTTLE,
+  type SessionServiceApp,
   setCookieLine,
   sidOf,
 } from '../helpers/session-service.js';
 import { sessionKeyOf, storedAuthAt, storedSessionId } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
-type Service = Awaited<ReturnType<typeof buildSessionService>>;
+type Service = SessionServiceApp;
 
 const PASSWORD = 'correct horse battery';
 const ADMIN_TOKEN = randomBytes(20).toString('hex'); // 40 characters

@@ -26,6 +26,7 @@ import {
   cookiePairOf,
   jsonLogout,
   NO_THROTTLE,
+  type SessionServiceApp,
   sidOf,
   TEST_SECRET,
 } from '../helpers/session-service.js';
@@ -38,7 +39,7 @@ import {
 } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
-type Service = Awaited<ReturnType<typeof buildSessionService>>;
+type Service = SessionServiceApp;
 
 const PASSWORD = 'correct horse battery';
 

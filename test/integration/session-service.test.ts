@@ -5,12 +5,17 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { buildSessionService, countingVerifier, jsonLogout } from '../helpers/session-service.js';
+import {
+  buildSessionService,
+  countingVerifier,
+  jsonLogout,
+  type SessionServiceApp,
+} from '../helpers/session-service.js';
 import { sessionKeyOf, storedAuthOf } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 let redis: RedisServer;
-let service: Awaited<ReturnType<typeof buildSessionService>>;
+let service: SessionServiceApp;
 /** The service's password verifier: real, and counting its checks. */
 let verifier: Awaited<ReturnType<typeof countingVerifier>>;
 let aliceId: string;

@@ -26,12 +26,12 @@ import { createSealer } from '../../session-service/src/domain/sealing.js';
 import { silentLogger } from '../helpers/logger.js';
 import { TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { buildSessionService } from '../helpers/session-service.js';
+import { buildSessionService, type SessionServiceApp } from '../helpers/session-service.js';
 import { testSigningKeys } from '../helpers/stored-sessions.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 let redis: RedisServer;
-let service: Awaited<ReturnType<typeof buildSessionService>>;
+let service: SessionServiceApp;
 let server: Server;
 let jwksUrl: string;
 let cookie: string;
