@@ -96,10 +96,13 @@ function expectThrottled(res: request.Response) {
 const withoutNumbers = (value: unknown) => JSON.stringify(value).replace(/\d+/g, 'N');
 
 describe('the login throttle (5 failures per account and address)', () => {
-  it('refuses the 6th attempt with 429 and Retry-After, even with the right password', async () => {
+  it('refuses the 6th attempt with 429 and Retry-After, even with the right password, before any password check', async () => {
     await failFiveTimes(service, '203.0.113.1', 'alice');
+    const checks = verifier.checks;
     const res = await jsonLogin(service, '203.0.113.1', { username: 'alice', password: PASSWORD });
     expectThrottled(res);
+    // A throttled attempt costs no argon2id: a guesser cannot spend the hasher's time.
+    expect(verifier.checks, 'password checks for the throttled attempt').toBe(checks);
   });
 
   it('answers an unknown user exactly like a known one', async () => {
