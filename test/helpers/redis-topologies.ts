@@ -66,6 +66,24 @@ async function cli(port: number, ...args: string[]): Promise<string | null> {
   }
 }
 
+/** A data node of a test topology on HOST:`port`: files in `dir`, no persistence, no eviction. */
+function dataNodeArgs(port: number, dir: string): string[] {
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    HOST,
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--maxmemory-policy',
+    'noeviction',
+  ];
+}
+
 function spawnServer(args: string[], what: string): ChildProcess {
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   child.on('error', (err) => {
@@ -124,18 +142,7 @@ export async function startRedisCluster(
     for (let i = 0; i < count; i++) {
       const port = ports[i] as number;
       const args = [
-        '--port',
-        String(port),
-        '--bind',
-        HOST,
-        '--dir',
-        dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--maxmemory-policy',
-        'noeviction',
+        ...dataNodeArgs(port, dir),
         '--cluster-enabled',
         'yes',
         '--cluster-config-file',
@@ -218,20 +225,9 @@ export async function startRedisSentinel(options: { name?: string } = {}) {
   const processes: ChildProcess[] = [];
   const stop = () => stopAll(processes, dir);
   const dataArgs = (port: number) => [
-    '--port',
-    String(port),
-    '--bind',
-    HOST,
-    '--dir',
-    dir,
+    ...dataNodeArgs(port, dir),
     '--dbfilename',
     `dump-${port}.rdb`,
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--maxmemory-policy',
-    'noeviction',
     // The replica's first sync starts at once instead of after the default 5 s delay.
     '--repl-diskless-sync-delay',
     '0',

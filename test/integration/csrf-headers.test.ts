@@ -31,24 +31,17 @@ let untrusting: Service;
 beforeAll(async () => {
   redis = await startRedis();
   const users = await writeTestUsers([{ username: 'alice', password: PASSWORD }]);
+  const build = (env: Record<string, string>) =>
+    buildSessionService({
+      redisUrl: redis.url,
+      usersFile: users.path,
+      env,
+      throttleLimits: NO_THROTTLE,
+    });
   [service, secure, untrusting] = await Promise.all([
-    buildSessionService({
-      redisUrl: redis.url,
-      usersFile: users.path,
-      throttleLimits: NO_THROTTLE,
-    }),
-    buildSessionService({
-      redisUrl: redis.url,
-      usersFile: users.path,
-      env: { PUBLIC_URL: 'https://gatehouse.example' },
-      throttleLimits: NO_THROTTLE,
-    }),
-    buildSessionService({
-      redisUrl: redis.url,
-      usersFile: users.path,
-      env: { TRUST_PROXY: 'false' },
-      throttleLimits: NO_THROTTLE,
-    }),
+    build({}),
+    build({ PUBLIC_URL: 'https://gatehouse.example' }),
+    build({ TRUST_PROXY: 'false' }),
   ]);
 });
 

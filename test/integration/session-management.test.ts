@@ -39,19 +39,11 @@ beforeAll(async () => {
   );
   usersFile = users.path;
   for (const u of users.users) ids[u.username] = u.id ?? '';
+  const build = (env: Record<string, string>) =>
+    buildSessionService({ redisUrl: redis.url, usersFile, env, throttleLimits: NO_THROTTLE });
   [service, quick] = await Promise.all([
-    buildSessionService({
-      redisUrl: redis.url,
-      usersFile,
-      env: { ADMIN_TOKEN },
-      throttleLimits: NO_THROTTLE,
-    }),
-    buildSessionService({
-      redisUrl: redis.url,
-      usersFile,
-      env: { SESSION_IDLE_TIMEOUT: '1', SESSION_ABSOLUTE_TIMEOUT: '60' },
-      throttleLimits: NO_THROTTLE,
-    }),
+    build({ ADMIN_TOKEN }),
+    build({ SESSION_IDLE_TIMEOUT: '1', SESSION_ABSOLUTE_TIMEOUT: '60' }),
   ]);
 });
 
