@@ -8,7 +8,7 @@ import type { RedisClient } from '../../common/src/redis.js';
 
 /**
  * The session-service's Prometheus metrics (served on `/metrics`): HTTP and Redis timings, the
- * active sessions, and validate and login outcomes.
+ * active sessions, validate and login outcomes, and the password checks that ran.
  */
 export function createServiceMetrics(deps: {
   redis: RedisClient;
@@ -26,6 +26,11 @@ export function createServiceMetrics(deps: {
     ...metrics.counters({
       validateOutcomes: ['gatehouse_validate_total', 'Validate requests by outcome', ['outcome']],
       loginOutcomes: ['gatehouse_login_attempts_total', 'Login attempts by outcome', ['outcome']],
+      passwordChecks: [
+        'gatehouse_password_checks_total',
+        'Password checks run (argon2id, a dummy hash for unknown users included): what throttling and length limits spare',
+        [],
+      ],
     }),
   };
 }

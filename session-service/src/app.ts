@@ -104,7 +104,7 @@ export function createApp(deps: SessionServiceDeps) {
   const allowedOrigins = env.PUBLIC_URL ? [new URL(env.PUBLIC_URL).origin] : [];
   const audit = logger.child({ audit: true });
 
-  const { metrics, validateOutcomes, loginOutcomes } = createServiceMetrics({
+  const { metrics, validateOutcomes, loginOutcomes, passwordChecks } = createServiceMetrics({
     redis,
     sessionKeyPattern: sessions.sessionKeyPattern,
     logger,
@@ -112,7 +112,13 @@ export function createApp(deps: SessionServiceDeps) {
 
   const auth = createAuthHandlers({
     users: deps.users,
-    verifier: deps.verifier,
+    // Counted as they run, so a refusal "before any password check" is observable in /metrics.
+    verifier: {
+      verify: (hash, password) => {
+        passwordChecks.inc();
+        return deps.verifier.verify(hash, password);
+      },
+    },
     sessions,
     throttle,
     csrf,

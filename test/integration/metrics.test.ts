@@ -221,16 +221,22 @@ describe('values', () => {
   it('login outcomes: success, failure and throttled each count', async () => {
     const count = async (outcome: string) =>
       metricValue(await sessionMetrics(), 'gatehouse_login_attempts_total', { outcome });
+    const checks = async () =>
+      metricValue(await sessionMetrics(), 'gatehouse_password_checks_total', {});
     const before = {
       success: await count('success'),
       failure: await count('failure'),
       throttled: await count('throttled'),
+      checks: await checks(),
     };
     expect((await login('mallory', 'wrong password 1')).status).toBe(401);
     expect((await login('mallory', 'wrong password 2')).status).toBe(401);
+    expect(await checks()).toBe(before.checks + 2);
     // LOGIN_THROTTLE_PAIR_FAILURES=2: the third attempt is refused before any password check.
     expect((await login('mallory', PASSWORD)).status).toBe(429);
+    expect(await checks()).toBe(before.checks + 2);
     await jsonLogin(system.gateway.url, 'alice', PASSWORD);
+    expect(await checks()).toBe(before.checks + 3);
     expect(await count('failure')).toBe(before.failure + 2);
     expect(await count('throttled')).toBe(before.throttled + 1);
     expect(await count('success')).toBe(before.success + 1);
