@@ -44,6 +44,16 @@ export const ERRORS = {
   INVALID_CREDENTIALS: spec(401, 'Invalid username or password.'),
   /** Not UNAUTHENTICATED: a gateway with the wrong token fails closed (503), not "logged out". */
   INVALID_INTERNAL_TOKEN: spec(401, 'A valid internal token is required.', 'warn'),
+  /** Gateway: the route's `require` asks more of the session (JSON carries `need`). */
+  STEP_UP_REQUIRED: spec(
+    401,
+    'This page needs a second sign-in step. Confirm it is you with a second factor.',
+  ),
+  /** Gateway: the user proved who they are longer ago than the route's `maxAge`. */
+  REAUTHENTICATION_REQUIRED: spec(
+    401,
+    'This page needs a recent sign-in. Confirm it is you again.',
+  ),
   // 403
   FORBIDDEN: spec(403, 'You are not allowed to do that.'),
   CROSS_SITE_REQUEST: spec(403, 'Cross-site requests are not allowed.', 'info'),

@@ -76,6 +76,8 @@ export interface SendErrorOptions {
   headers?: Readonly<Record<string, string>>;
   /** JSON whatever `Accept` says: the caller is a machine (nginx auth_request, the gateway). */
   json?: boolean;
+  /** More members of the JSON body after `error` and `message` (STEP_UP_REQUIRED's `need`). */
+  fields?: Readonly<Record<string, string>>;
   /**
    * Only to relay a 4xx a library error carries (express.static's 403, 405, 412, 416), answered
    * under BAD_REQUEST as always. Everything else answers the catalogue's status.
@@ -83,9 +85,14 @@ export interface SendErrorOptions {
   status?: number;
 }
 
-/** `{"error","message"}`, the JSON body of every error answer. */
-export const errorJson = (code: string, message: string) =>
-  JSON.stringify({ error: code, message });
+/** `{"error","message"}`, the JSON body of every error answer (and a code's own `fields`). */
+export const errorJson = (
+  code: string,
+  message: string,
+  fields: Readonly<Record<string, string>> = {},
+) =>
+  // error and message first, and never replaced by a field
+  JSON.stringify(Object.assign({ error: code, message }, fields, { error: code, message }));
 
 /** The short page a browser gets for an error: the message and the code, nothing else. */
 export function errorPage(status: number, code: string, message: string): string {
@@ -126,7 +133,7 @@ function writeError(
   res.setHeader('Cache-Control', NO_STORE);
   res.statusCode = status;
   const html = !options.json && wantsHtml(req);
-  const body = html ? errorPage(status, code, message) : errorJson(code, message);
+  const body = html ? errorPage(status, code, message) : errorJson(code, message, options.fields);
   res.setHeader(
     'Content-Type',
     html ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8',
@@ -141,10 +148,10 @@ function writeError(
  */
 export function errorResponseBytes(
   code: ErrorCode,
-  options: Pick<SendErrorOptions, 'message' | 'headers'> = {},
+  options: Pick<SendErrorOptions, 'message' | 'headers' | 'fields'> = {},
 ): string {
   const { status } = ERRORS[code];
-  const body = errorJson(code, options.message ?? ERRORS[code].message);
+  const body = errorJson(code, options.message ?? ERRORS[code].message, options.fields);
   const lines = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
     'Content-Type: application/json; charset=utf-8',

@@ -1,4 +1,5 @@
-import type { ErrorCode } from '../../common/src/errors.js';
+import { type Missing, missingFor } from '../../common/src/authentication.js';
+import { ERRORS, type ErrorCode } from '../../common/src/errors.js';
 import type { ParsedHost } from './host.js';
 import { checkUpgradeOrigin } from './origin.js';
 import type { RequestTarget } from './request-target.js';
@@ -15,6 +16,11 @@ export interface RequestFacts {
   target: RequestTarget;
   /** Set for a WebSocket upgrade. */
   upgrade?: { origin: string | undefined; secFetchSite: string | undefined; ownOrigin: string };
+  /**
+   * An open WebSocket checked again: the route's `maxAge` was met when it opened and is not asked
+   * again as the sign-in ages (a socket cannot step up); the kind of factor still is.
+   */
+  recheck?: boolean;
 }
 
 export type Outcome =
@@ -24,6 +30,7 @@ export type Outcome =
   | 'origin_refused'
   | 'unauthenticated'
   | 'forbidden'
+  | 'step_up'
   | 'unavailable';
 
 export type Decision =
@@ -37,6 +44,8 @@ export type Decision =
       headers?: Record<string, string>;
       route?: Route;
       validation?: Validation;
+      /** What the session lacks for this route (`step_up`): the step-up page's `need`. */
+      need?: Missing;
       /** Why, for the log line (never shown to the client). */
       reason?: string;
     };
@@ -44,11 +53,19 @@ export type Decision =
 /** Asks the session-service; `null` for "no valid session"; throws when it cannot answer. */
 export type Validate = (audience: string | undefined) => Promise<Validation | null>;
 
+/** What an API client is told it lacks (browsers are sent to the step-up page instead). */
+const STEP_UP_MESSAGES: Record<Missing, string> = {
+  'second-factor': ERRORS.STEP_UP_REQUIRED.message,
+  webauthn: 'This page needs a sign-in with a security key or passkey. Confirm it is you with one.',
+  'recent-authentication': ERRORS.REAUTHENTICATION_REQUIRED.message,
+};
+
 export async function decide(
   facts: RequestFacts,
   table: RouteTable,
   validate: Validate,
-  options: { signedIdentity: boolean },
+  /** `now`: epoch milliseconds, for the route's `maxAge`. */
+  options: { signedIdentity: boolean; now: number },
 ): Promise<Decision> {
   const route = table.match(facts.host?.name, facts.target.segments);
   if (!route)
@@ -92,5 +109,21 @@ export async function decide(
     return { ok: false, outcome: 'unauthenticated', status: 401, code: 'UNAUTHENTICATED', route };
   if (!isAllowed(route, validation.user))
     return { ok: false, outcome: 'forbidden', status: 403, code: 'FORBIDDEN', route, validation };
+  const maxAge = facts.recheck ? undefined : route.maxAge;
+  const need = missingFor(validation.authentication, route.require, maxAge, options.now);
+  if (need) {
+    const code =
+      need === 'recent-authentication' ? 'REAUTHENTICATION_REQUIRED' : 'STEP_UP_REQUIRED';
+    return {
+      ok: false,
+      outcome: 'step_up',
+      status: ERRORS[code].status,
+      code,
+      message: STEP_UP_MESSAGES[need],
+      need,
+      route,
+      validation,
+    };
+  }
   return { ok: true, outcome: 'ok', route, validation };
 }

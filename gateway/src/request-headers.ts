@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { AUTHENTICATION_HEADERS } from '../../common/src/authentication.js';
 import { IDENTITY_HEADERS } from '../../common/src/identity.js';
 import { type CookiePolicy, withoutOwnCookies } from './cookies.js';
 import { type ParsedHost, parseHost } from './host.js';
@@ -10,6 +11,7 @@ import { type ParsedHost, parseHost } from './host.js';
  * | ----------------------------- | ---------------------------------- | ------------------------------- |
  * | hop-by-hop (+ Connection list)| removed                            | the gateway's own framing       |
  * | identity (X-Auth-Request-* …) | removed                            | the gateway's, after allow      |
+ * | authentication (-Amr, -Acr, -Auth-Time) | removed                  | the gateway's, with the identity |
  * | forwarding (X-Forwarded-*, Forwarded, X-Real-IP, client-IP names) | removed | X-Forwarded-For/Proto/Host and X-Real-IP set by the gateway (from a trusted proxy's values) |
  * | URL and method overrides      | removed                            | nothing: the path and method the gateway authorised |
  * | the gateway's own (Host, X-Request-Id, X-Gatehouse-*) | removed   | the gateway's                   |
@@ -32,7 +34,11 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'proxy-authenticate',
 ]);
 
-export const IDENTITY: ReadonlySet<string> = new Set<string>(IDENTITY_HEADERS);
+/** Who the user is, and how they signed in: only the gateway says either. */
+export const IDENTITY: ReadonlySet<string> = new Set<string>([
+  ...IDENTITY_HEADERS,
+  ...AUTHENTICATION_HEADERS,
+]);
 
 /** Every name starting with one of these is removed (the whole family, present and future). */
 export const REMOVED_PREFIXES = ['x-forwarded-', 'x-gatehouse-'] as const;

@@ -1,3 +1,4 @@
+import type { Requirement } from '../../common/src/authentication.js';
 import type { Identity } from '../../common/src/identity.js';
 import { underPrefix } from './request-target.js';
 
@@ -18,6 +19,10 @@ export interface Route {
   preserveHost: boolean;
   public: boolean;
   allow?: { users: ReadonlySet<string>; groups: ReadonlySet<string> };
+  /** How the session must have been authenticated (common/src/authentication.ts). */
+  require: Requirement;
+  /** Seconds: the user must have proved who they are at most this long ago. */
+  maxAge?: number;
   timeoutMs: number;
   /** Normalised origins allowed to open WebSockets besides the request's own. */
   websocketOrigins: ReadonlySet<string>;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { REQUIREMENTS } from '../../common/src/authentication.js';
 import { ConfigError } from '../../common/src/config.js';
 import type { Logger } from '../../common/src/logger.js';
 import { normaliseOrigin } from './origin.js';
@@ -75,6 +76,19 @@ export const routeSchema = z.strictObject({
   preserveHost: z.boolean().default(false),
   public: z.boolean().default(false),
   allow: z.strictObject({ users: names, groups: names }).optional(),
+  /**
+   * How the session must have signed in (common/src/authentication.ts): `password` (any session),
+   * `second-factor` (aal2), `webauthn` (a security key or passkey was used).
+   */
+  require: z
+    .enum(REQUIREMENTS, { error: `must be one of ${REQUIREMENTS.join(', ')}` })
+    .default('password'),
+  /** Seconds, as OpenID Connect's max_age: the user proved who they are at most this long ago. */
+  maxAge: z
+    .number({ error: 'must be a number of seconds (900 for 15 minutes)' })
+    .int('must be a whole number of seconds')
+    .positive('must be at least 1 second')
+    .optional(),
   timeoutMs: z.number().int().positive().optional(),
   /** Other origins whose pages may open WebSockets on this route (origin.ts); its own always may. */
   websocketOrigins: z
@@ -132,6 +146,12 @@ function crossRouteProblems(data: unknown): Problem[] {
         path: ['routes', i, 'allow'],
         message: 'a public route cannot have an allow list',
       });
+    for (const field of ['require', 'maxAge'] as const)
+      if (route.public === true && route[field] !== undefined)
+        problems.push({
+          path: ['routes', i, field],
+          message: 'a public route asks for no session, so it cannot require how one signed in',
+        });
     if (
       allow &&
       typeof allow === 'object' &&
@@ -165,6 +185,8 @@ function toRoute(spec: z.output<typeof routeSchema>, defaultTimeoutMs: number): 
           },
         }
       : {}),
+    require: spec.require,
+    ...(spec.maxAge !== undefined ? { maxAge: spec.maxAge } : {}),
     timeoutMs: spec.timeoutMs ?? defaultTimeoutMs,
     websocketOrigins: new Set(
       (spec.websocketOrigins ?? []).map((o) => normaliseOrigin(o) as string),
@@ -232,6 +254,7 @@ export function defaultRouteTable(upstream: string, timeoutMs: number): RouteTab
         stripPrefix: false,
         preserveHost: false,
         public: false,
+        require: 'password',
         cache: 'gateway',
       },
       timeoutMs,

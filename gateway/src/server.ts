@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { authenticationHeaders } from '../../common/src/authentication.js';
 import {
   errorResponseBytes,
   NO_STORE,
@@ -54,12 +55,18 @@ export function createServerEntry(deps: ServerDeps) {
   const { config, logger, sessionClient, routes, proxy, metrics, trust, cookies } = deps;
   const toSessionService = createSessionServicePassthrough({ config, sessionClient, proxy, trust });
 
-  /** Identity headers per validate answer (the cache hands out the same object until it expires). */
+  /**
+   * Identity and authentication headers per validate answer (the cache hands out the same object
+   * until it expires).
+   */
   const identities = new WeakMap<Validation, Record<string, string>>();
   const identityOf = (validation: Validation) => {
     let identity = identities.get(validation);
     if (!identity) {
-      identity = identityHeaders(validation.user, validation.session.expiresAt);
+      identity = {
+        ...identityHeaders(validation.user, validation.session.expiresAt),
+        ...authenticationHeaders(validation.authentication),
+      };
       if (validation.jwt) identity['x-auth-request-jwt'] = validation.jwt;
       identities.set(validation, identity);
     }
@@ -150,6 +157,16 @@ export function createServerEntry(deps: ServerDeps) {
         { route: decision.route?.id, user: decision.validation?.user.username, requestId },
         'not allowed on this route',
       );
+    else if (decision.outcome === 'step_up')
+      logger.info(
+        {
+          route: decision.route?.id,
+          user: decision.validation?.user.username,
+          need: decision.need,
+          requestId,
+        },
+        'step-up required on this route',
+      );
     else if (decision.outcome === 'origin_refused')
       logger.info(
         {
@@ -176,7 +193,11 @@ export function createServerEntry(deps: ServerDeps) {
     if (isReserved(checked.target) || isAuth(checked.target))
       return { ok: false, status: 404, code: 'NOT_FOUND' };
     const peerTrusted = trust.peer(req);
-    const facts: RequestFacts = { host: checked.host, target: checked.target };
+    const facts: RequestFacts = {
+      host: checked.host,
+      target: checked.target,
+      ...(options.cache ? { recheck: true } : {}),
+    };
     if (options.upgrade) {
       const forwarded = forwardedFor(req, checked.host, peerTrusted, trust.clientIp);
       const header = (name: string) => {
@@ -193,9 +214,7 @@ export function createServerEntry(deps: ServerDeps) {
       facts,
       routes.current(),
       validator(req, peerTrusted, options.cache),
-      {
-        signedIdentity: config.JWT_ENABLED,
-      },
+      { signedIdentity: config.JWT_ENABLED, now: Date.now() },
     );
     count(decision, req, !options.cache);
     if (!decision.ok) return decision;
@@ -218,7 +237,11 @@ export function createServerEntry(deps: ServerDeps) {
       if (admission.status === 401) {
         res.setHeader('Cache-Control', NO_STORE);
         if (wantsHtml(req)) {
-          const location = `/auth/login?rd=${encodeURIComponent(req.url ?? '/')}`;
+          // Back to this very request after signing in, or after the step the route asks for.
+          const rd = encodeURIComponent(req.url ?? '/');
+          const location = admission.need
+            ? `/auth/step-up?rd=${rd}&need=${admission.need}`
+            : `/auth/login?rd=${rd}`;
           res.statusCode = 302;
           res.setHeader('Location', location);
           res.setHeader('Content-Type', 'text/html; charset=utf-8');
@@ -229,6 +252,7 @@ export function createServerEntry(deps: ServerDeps) {
       return sendError(req, res, admission.code, {
         ...(admission.message !== undefined ? { message: admission.message } : {}),
         ...(admission.headers ? { headers: admission.headers } : {}),
+        ...(admission.need ? { fields: { need: admission.need } } : {}),
       });
     }
     observed.routeId = admission.routeId;

@@ -1,5 +1,10 @@
 import http from 'node:http';
 import https from 'node:https';
+import {
+  type Authentication,
+  authenticationOf,
+  parseAuthenticationBody,
+} from '../../common/src/authentication.js';
 import { GatehouseError } from '../../common/src/errors.js';
 import type { Identity } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
@@ -9,6 +14,8 @@ import { createValidationCache, type Ticket } from './validation-cache.js';
 export interface Validation {
   user: Identity;
   session: { createdAt: string; expiresAt: string };
+  /** How the session was authenticated (methods, level, when): what route requirements check. */
+  authentication: Authentication;
   /** The signed identity (compact JWT, aud = the route id) when asked for and the service signs. */
   jwt?: string;
 }
@@ -70,6 +77,19 @@ export interface SessionClientOptions {
 }
 
 const MAX_BODY = 64 * 1024;
+
+/**
+ * A session-service from before issue 14 says nothing of how a session signed in: a password, at
+ * an unknown time. Fail safe: `authTime` 0 is older than any `maxAge`, so such routes always ask
+ * again, and no route that needs a second factor lets it through.
+ */
+export const UNKNOWN_AUTHENTICATION: Authentication = Object.freeze(authenticationOf(['pwd'], 0));
+
+/** The validate body's `authentication`: absent is UNKNOWN_AUTHENTICATION, malformed is undefined. */
+function authenticationIn(body: { authentication?: unknown }): Authentication | undefined {
+  if (body.authentication === undefined) return UNKNOWN_AUTHENTICATION;
+  return parseAuthenticationBody(body.authentication);
+}
 
 /** The `error` of a JSON error answer, if it is one. */
 function errorCodeOf(text: string): string | undefined {
@@ -139,13 +159,19 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
           }
           if (res.statusCode !== 200) return fail(`validate answered ${res.statusCode}`);
           try {
-            const body = JSON.parse(text) as Validation;
+            const body = JSON.parse(text) as Omit<Validation, 'authentication'> & {
+              authentication?: unknown;
+            };
             if (!body?.user || typeof body.user.username !== 'string')
               return fail('validate answer malformed');
+            // Fail closed: a route's requirement cannot be checked against what does not parse.
+            const authentication = authenticationIn(body);
+            if (!authentication) return fail('validate answer malformed: authentication');
             const jwt = signed ? res.headers['x-auth-request-jwt'] : undefined;
             resolve({
               user: body.user,
               session: body.session,
+              authentication,
               ...(typeof jwt === 'string' && COMPACT_JWT.test(jwt) ? { jwt } : {}),
             });
           } catch {

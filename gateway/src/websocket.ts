@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Missing } from '../../common/src/authentication.js';
 import { type ErrorCode, isGatehouseError } from '../../common/src/errors.js';
 import { errorResponseBytes } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
@@ -17,6 +18,8 @@ export type Admission =
       code: ErrorCode;
       message?: string;
       headers?: Record<string, string>;
+      /** STEP_UP_REQUIRED / REAUTHENTICATION_REQUIRED: what the session lacks. */
+      need?: Missing;
     };
 
 /** Decide again for an open socket; `cache` shares one validate call per session per round. */
@@ -35,12 +38,14 @@ export function refuseUpgrade(
   message: string | undefined,
   requestId: string,
   headers: Record<string, string> = {},
+  fields?: Record<string, string>,
 ): void {
   if (socket.destroyed) return;
   socket.end(
     errorResponseBytes(code, {
       ...(message !== undefined ? { message } : {}),
       headers: { 'X-Request-Id': requestId, ...headers },
+      ...(fields ? { fields } : {}),
     }),
   );
   setTimeout(() => socket.destroy(), 1000).unref();
@@ -106,11 +111,13 @@ export function createWebSocketProxy(options: {
             return;
           }
           const reason =
-            admission.status === 401
-              ? 'session ended'
-              : admission.status === 403
-                ? 'forbidden'
-                : 'no longer routed';
+            admission.code === 'STEP_UP_REQUIRED'
+              ? 'step-up required'
+              : admission.status === 401
+                ? 'session ended'
+                : admission.status === 403
+                  ? 'forbidden'
+                  : 'no longer routed';
           options.onOutcome?.(`closed_${reason.replaceAll(' ', '_')}`);
           logger.info({ requestId: tunnel.requestId, reason }, 'websocket closed by the gateway');
           tunnel.close(1008, reason);
@@ -236,7 +243,14 @@ export function createWebSocketProxy(options: {
     if (!admission.ok) {
       options.onOutcome?.(`refused_${admission.status}`);
       logger.info({ requestId, path, status: admission.status }, 'websocket refused');
-      refuseUpgrade(socket, admission.code, admission.message, requestId, admission.headers);
+      refuseUpgrade(
+        socket,
+        admission.code,
+        admission.message,
+        requestId,
+        admission.headers,
+        admission.need ? { need: admission.need } : undefined,
+      );
       return;
     }
     if (socket.destroyed) return;

@@ -14,8 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import { AUTHENTICATION_HEADERS } from '../../common/src/authentication.js';
 import { MAX_COOKIE_BYTES, MAX_HEADER_FIELDS } from '../../common/src/limits.js';
-import { FORWARDING, OVERRIDES } from '../../gateway/src/request-headers.js';
+import { FORWARDING, IDENTITY, OVERRIDES } from '../../gateway/src/request-headers.js';
 import { startGateway } from '../helpers/gateway.js';
 import { jsonLogin } from '../helpers/login.js';
 import { reservedDeadPort } from '../helpers/ports.js';
@@ -229,6 +230,28 @@ describe('client → upstream: forwarding and override headers (class 4)', () =>
     const values = (seen?.rawHeaders ?? []).filter((_v, i) => i % 2 === 1);
     expect(values.filter((v) => v.startsWith('evil-'))).toEqual([]);
     expect(header(seen?.rawHeaders ?? [], 'x-real-ip')).toEqual(['127.0.0.1']);
+  });
+
+  // Who the user is and how they signed in (X-Auth-Request-Amr, -Acr, -Auth-Time): the gateway's.
+  const identity = [...IDENTITY];
+  it(`no spelling of ${identity.length} identity and authentication names reaches the backend; the gateway's arrive once`, async () => {
+    for (const name of AUTHENTICATION_HEADERS) expect(identity).toContain(name);
+    for (const path of ['/page', '/pub/page']) {
+      const headers = new Headers({ cookie: session });
+      for (const name of identity)
+        for (const spelling of spellings(name)) headers.append(spelling, `evil-${name}`);
+      expect((await fetch(`${base}${path}`, { headers })).status, path).toBe(200);
+      const seen = received.at(-1)?.rawHeaders ?? [];
+      expect(
+        seen.filter((v, i) => i % 2 === 1 && v.startsWith('evil-')),
+        path,
+      ).toEqual([]);
+      const signedIn = path !== '/pub/page';
+      expect(header(seen, 'x-auth-request-user'), path).toEqual(signedIn ? ['alice'] : []);
+      expect(header(seen, 'x-auth-request-amr'), path).toEqual(signedIn ? ['pwd'] : []);
+      expect(header(seen, 'x-auth-request-acr'), path).toEqual(signedIn ? ['aal1'] : []);
+      expect(header(seen, 'x-auth-request-auth-time'), path).toHaveLength(signedIn ? 1 : 0);
+    }
   });
 });
 

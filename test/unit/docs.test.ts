@@ -243,6 +243,8 @@ describe('docs/configuration.md', () => {
       preserveHost: true,
       public: true,
       allow: { users: ['alice'], groups: ['staff'] },
+      require: 'second-factor',
+      maxAge: 900,
       timeoutMs: 1000,
       websocketOrigins: ['https://partner.example.com'],
       cache: 'upstream',

@@ -182,6 +182,21 @@ describe('errorResponseBytes', () => {
       message: ERRORS.ORIGIN_NOT_ALLOWED.message,
     });
   });
+
+  it("adds a code's own fields after error and message, never in their place", () => {
+    const raw = errorResponseBytes('STEP_UP_REQUIRED', {
+      fields: { need: 'webauthn', error: 'OTHER', message: 'other' },
+    });
+    const body = raw.split('\r\n\r\n')[1] ?? '';
+    expect(body).toBe(
+      errorJson('STEP_UP_REQUIRED', ERRORS.STEP_UP_REQUIRED.message, { need: 'webauthn' }),
+    );
+    expect(Object.entries(JSON.parse(body))).toEqual([
+      ['error', 'STEP_UP_REQUIRED'],
+      ['message', ERRORS.STEP_UP_REQUIRED.message],
+      ['need', 'webauthn'],
+    ]);
+  });
 });
 
 describe('secretMatches', () => {

@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { AUTHENTICATION_HEADERS } from '../../common/src/authentication.js';
 import { checkHeaderLimits, MAX_COOKIE_BYTES, MAX_HEADER_FIELDS } from '../../common/src/limits.js';
 import { createCookiePolicy, setCookieName } from '../../gateway/src/cookies.js';
 import { parseHost } from '../../gateway/src/host.js';
@@ -71,6 +72,8 @@ describe('what the upstream receives (client → upstream)', () => {
     ...FORWARDING,
     ...OVERRIDES,
     ...IDENTITY,
+    // how the session signed in (issue 14): only the gateway says it
+    ...AUTHENTICATION_HEADERS,
     'x-forwarded-for',
     'x-forwarded-proto',
     'x-forwarded-host',
@@ -162,6 +165,35 @@ describe('what the upstream receives (client → upstream)', () => {
     const out = forUpstream(['Host', 'a', 'X-Auth-Request-User', 'root'], false);
     expect(headerValues(out, 'x-auth-request-user')).toEqual(['alice']);
     expect(headerValues(out, 'x-auth-request-jwt')).toEqual(['a.b.c']);
+  });
+
+  it('puts how the session signed in as it was given, never the client’s', () => {
+    const req = fakeRequest([
+      'Host',
+      'a',
+      'X-Auth-Request-Acr',
+      'aal2',
+      'x_auth_request_amr',
+      'hwk,mfa,pwd',
+      'X-AUTH-REQUEST-AUTH-TIME',
+      '9999999999',
+    ]);
+    const out = upstreamHeaders(req, {
+      host: 'upstream:3000',
+      cookies,
+      forwarded: forwardedFor(req, undefined, false, () => ''),
+      requestId: 'rid-1',
+      identity: {
+        ...identity,
+        'x-auth-request-amr': 'pwd',
+        'x-auth-request-acr': 'aal1',
+        'x-auth-request-auth-time': '1772366100',
+      },
+    });
+    expect(headerValues(out, 'x-auth-request-amr')).toEqual(['pwd']);
+    expect(headerValues(out, 'x-auth-request-acr')).toEqual(['aal1']);
+    expect(headerValues(out, 'x-auth-request-auth-time')).toEqual(['1772366100']);
+    expect(out).not.toContain('x_auth_request_amr');
   });
 
   const own = [

@@ -3,14 +3,15 @@
  * error messages, which route a host and path reach, and who a route lets in. Routes served by a
  * real gateway (two backends, reloads): test/integration/gateway-routes.test.ts.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../common/src/config.js';
 import type { Identity } from '../../common/src/identity.js';
 import { checkRequestTarget } from '../../gateway/src/request-target.js';
 import { buildRouteTable, isAllowed, type Route } from '../../gateway/src/route-table.js';
-import { defaultRouteTable, parseRoutes } from '../../gateway/src/routes-file.js';
+import { createRouteStore, defaultRouteTable, parseRoutes } from '../../gateway/src/routes-file.js';
 import { ROOT } from '../helpers/processes.js';
 
 function problemsOf(text: string): string[] {
@@ -113,6 +114,64 @@ routes:
     );
     expect(problemsOf('routes: [ {id: a').join()).toMatch(/^routes\.yaml:1:\d+: /);
     expect(problemsOf('routes:\n  - id: a\n    id: b\n    upstream: http://h').length).toBe(1);
+  });
+});
+
+describe('what a route requires of the session (require, maxAge)', () => {
+  it('requires a password and no recent sign-in unless told otherwise', () => {
+    const [route] = parseRoutes('routes: [{ id: a, upstream: "http://a" }]', 1000).routes;
+    expect(route?.require).toBe('password');
+    expect(route?.maxAge).toBeUndefined();
+    expect(defaultRouteTable('http://a', 1000).routes[0]?.require).toBe('password');
+  });
+
+  it.each([
+    ['password', undefined],
+    ['second-factor', 900],
+    ['webauthn', 60],
+    ['password', 1],
+  ] as const)('reads require: %s with maxAge %s', (require, maxAge) => {
+    const spec = { id: 'a', upstream: 'http://a', require, ...(maxAge ? { maxAge } : {}) };
+    const [route] = parseRoutes(JSON.stringify({ routes: [spec] }), 1000).routes;
+    expect(route).toMatchObject({ require });
+    expect(route?.maxAge).toBe(maxAge);
+  });
+
+  it.each([
+    ['require: totp', /\.require: must be one of password, second-factor, webauthn$/],
+    ['require: Second-Factor', /\.require: must be one of password, second-factor, webauthn$/],
+    ['require: [webauthn]', /\.require: must be one of/],
+    ['maxAge: "15m"', /\.maxAge: must be a number of seconds \(900 for 15 minutes\)$/],
+    ['maxAge: 1.5', /\.maxAge: must be a whole number of seconds$/],
+    ['maxAge: 0', /\.maxAge: must be at least 1 second$/],
+    ['maxAge: -60', /\.maxAge: must be at least 1 second$/],
+    ['public: true, require: password', /\.require: a public route asks for no session/],
+    ['public: true, maxAge: 60', /\.maxAge: a public route asks for no session/],
+  ])('refuses %s, naming the route and the field', (fields, message) => {
+    const problems = problemsOf(`routes:\n  - { id: r, upstream: "http://a", ${fields} }`);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^routes\.yaml: routes\[0\] \(r\)\./);
+    expect(problems[0]).toMatch(message);
+  });
+
+  it('is checked again on reload: a broken requirement keeps the routes in use', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'gatehouse-routes-')), 'routes.yaml');
+    writeFileSync(file, 'routes: [{ id: a, upstream: "http://a", require: second-factor }]');
+    const store = createRouteStore({ file, defaultUpstream: 'http://x', defaultTimeoutMs: 1000 });
+    writeFileSync(file, 'routes: [{ id: a, upstream: "http://a", require: otp, maxAge: 0 }]');
+    const reloaded = store.reload();
+    expect(reloaded.ok).toBe(false);
+    expect(reloaded.ok ? [] : reloaded.problems).toEqual([
+      `${file}: routes[0] (a).require: must be one of password, second-factor, webauthn`,
+      `${file}: routes[0] (a).maxAge: must be at least 1 second`,
+    ]);
+    expect(store.current().routes[0]).toMatchObject({ require: 'second-factor' });
+    writeFileSync(
+      file,
+      'routes: [{ id: a, upstream: "http://a", require: webauthn, maxAge: 300 }]',
+    );
+    expect(store.reload()).toEqual({ ok: true, routes: 1 });
+    expect(store.current().routes[0]).toMatchObject({ require: 'webauthn', maxAge: 300 });
   });
 });
 

@@ -3,6 +3,7 @@
  * and that a cache's own bookkeeping (the validation cache's index by session) follows.
  */
 import { describe, expect, it } from 'vitest';
+import { authenticationOf } from '../../common/src/authentication.js';
 import { storedSessionId } from '../../common/src/session-id.js';
 import type { Validation } from '../../gateway/src/session-client.js';
 import { createValidationCache } from '../../gateway/src/validation-cache.js';
@@ -16,6 +17,7 @@ const answer: Validation = {
     createdAt: new Date(T0).toISOString(),
     expiresAt: new Date(T0 + 3_600_000).toISOString(),
   },
+  authentication: authenticationOf(['pwd'], T0),
 };
 
 describe('the validation cache when full', () => {

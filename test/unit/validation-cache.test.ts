@@ -4,6 +4,7 @@
  * The same cache behind real gateway processes: test/integration/gateway-cache.test.ts.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
+import { authenticationOf } from '../../common/src/authentication.js';
 import { storedSessionId } from '../../common/src/session-id.js';
 import type { Validation } from '../../gateway/src/session-client.js';
 import {
@@ -35,6 +36,7 @@ function validation(options: { expiresAt?: number | string; jwt?: string } = {})
   return {
     user: { id: 'u1', username: 'alice', groups: ['staff'], email: 'alice@example.com' },
     session: { createdAt: new Date(T0).toISOString(), expiresAt },
+    authentication: authenticationOf(['pwd', 'otp'], T0 - 60_000),
     ...(options.jwt ? { jwt: options.jwt } : {}),
   };
 }
@@ -105,6 +107,12 @@ describe('a positive answer', () => {
     const hit = cache.lookup(cookieOf('a'), undefined);
     expect(hit.outcome).toBe('hit');
     expect(hit.outcome === 'hit' && hit.validation.user.username).toBe('alice');
+    // how the session signed in comes back with it: route requirements are checked on hits too
+    expect(hit.outcome === 'hit' && hit.validation.authentication).toEqual({
+      amr: ['pwd', 'otp', 'mfa'],
+      acr: 'aal2',
+      authTime: T0 - 60_000,
+    });
     now += 1;
     expect(cache.lookup(cookieOf('a'), undefined).outcome).toBe('miss');
     expect(cache.size).toBe(0);
