@@ -18,6 +18,11 @@ export interface RevocationStreamOptions {
   /** Connected (hello received): the cache may start, from empty. */
   onUp(hello: StreamHello): void;
   onRevoke(sids: string[]): void;
+  /**
+   * These live sessions' authentication changed (a step-up): their cached validations are stale,
+   * the sessions themselves are not ended.
+   */
+  onChanged(sids: string[]): void;
   /** Not connected (any more): the cache must be off. */
   onDown(reason: string): void;
   /** Before the hello, and when the hello gives none. */
@@ -91,10 +96,12 @@ export function createRevocationStream(options: RevocationStreamOptions) {
       reported = false;
       options.onUp({ cookieName: hello.cookieName, heartbeatMs });
       watch();
-    } else if (event === 'revoke' && up) {
+    } else if ((event === 'revoke' || event === 'changed') && up) {
       const sids = (body as { sids?: unknown }).sids;
-      if (Array.isArray(sids))
-        options.onRevoke(sids.filter((s): s is string => typeof s === 'string'));
+      if (!Array.isArray(sids)) return;
+      const ids = sids.filter((s): s is string => typeof s === 'string');
+      if (event === 'revoke') options.onRevoke(ids);
+      else options.onChanged(ids);
     }
   }
 

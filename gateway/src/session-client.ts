@@ -204,6 +204,10 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
           logger: cacheOptions.logger,
           onUp: (hello) => cache.enable(hello.cookieName),
           onRevoke: (sids) => cache.revoke(sids),
+          // A step-up: the same drop as a revocation (entries, and answers in flight from before
+          // it), so the next request sees the new authentication. Nothing else happens: open
+          // WebSockets are re-checked as always and stay open while the session is valid.
+          onChanged: (sids) => cache.revoke(sids),
           onDown: () => cache.disable(),
         })
       : null;

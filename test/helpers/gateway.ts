@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../gateway/src/app.js';
 import { loadGatewayConfig } from '../../gateway/src/config.js';
-import { createSessionClient } from '../../gateway/src/session-client.js';
+import { createSessionClient, type SessionClient } from '../../gateway/src/session-client.js';
 import { silentLogger } from './logger.js';
 import { TEST_INTERNAL_TOKEN } from './processes.js';
 
@@ -14,6 +14,8 @@ export interface InProcessGateway {
   port: number;
   app: GatewayApp;
   server: http.Server;
+  /** Its session client (cacheStats: whether the validation cache is on). */
+  sessionClient: SessionClient;
   /** Stops the gateway: its WebSocket tunnels and agents, the session client, every connection. */
   close(): void;
 }
@@ -23,7 +25,8 @@ export interface InProcessGateway {
  * WebSocket upgrades, parser errors) and listening on port 0 of 127.0.0.1; the port the system
  * gave is read back. `env` is the gateway's environment (SESSION_SERVICE_URL, GATEWAY_ROUTES,
  * UPSTREAM_URL, …); the session client presents the tests' INTERNAL_TOKEN, as main.ts presents
- * the configured one.
+ * the configured one. The validation cache (and its revocation stream) is on only when `env` sets
+ * VALIDATE_CACHE_TTL_MS, so that other tests see every request validated.
  */
 export async function startGateway(env: Record<string, string>): Promise<InProcessGateway> {
   const config = loadGatewayConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env });
@@ -31,6 +34,15 @@ export async function startGateway(env: Record<string, string>): Promise<InProce
     baseUrl: config.SESSION_SERVICE_URL,
     timeoutMs: config.VALIDATE_TIMEOUT_MS,
     internalToken: TEST_INTERNAL_TOKEN,
+    ...(env.VALIDATE_CACHE_TTL_MS !== undefined
+      ? {
+          cache: {
+            ttlMs: config.VALIDATE_CACHE_TTL_MS,
+            maxEntries: config.VALIDATE_CACHE_MAX_ENTRIES,
+            logger: silentLogger,
+          },
+        }
+      : {}),
   });
   const app = createApp({ config, logger: silentLogger, sessionClient });
   const server = app.createServer();
@@ -44,6 +56,7 @@ export async function startGateway(env: Record<string, string>): Promise<InProce
     port,
     app,
     server,
+    sessionClient,
     close() {
       app.close();
       sessionClient.close();

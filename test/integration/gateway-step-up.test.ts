@@ -202,9 +202,12 @@ describe('never a loop: /auth/ is the session-service’s, whatever the routes r
     const first = await get(`${strict}/anything`, BROWSER);
     expect(first.headers.get('location')).toBe('/auth/step-up?rd=%2Fanything&need=webauthn');
     const before = echo.received.length;
+    // Whatever the session-service answers there (its page, or why it cannot step up), the
+    // gateway neither sends it round again nor refuses it for the route's requirement.
     const stepUp = await get(`${strict}${first.headers.get('location')}`, BROWSER);
     expect(stepUp.headers.get('location') ?? '').not.toContain('step-up');
-    expect([200, 404]).toContain(stepUp.status); // its page, or 404 before it has one
+    const api = await get(`${strict}${first.headers.get('location')}`, API);
+    expect(await api.text()).not.toContain('STEP_UP_REQUIRED');
     const login = await get(`${strict}/auth/login?rd=%2Fanything`, BROWSER);
     expect(login.status).toBe(200);
     expect(echo.received.length).toBe(before);
@@ -376,5 +379,46 @@ describe('after a step-up', () => {
     // still a security key short of a WebAuthn route
     const keys = await fetch(`${base}/keys`, { headers: { cookie, ...API } });
     expect(await keys.json()).toMatchObject({ error: 'STEP_UP_REQUIRED', need: 'webauthn' });
+  });
+
+  it('drops the cached validation on the feed’s `changed` event and keeps the session’s WebSocket open', async () => {
+    // A cached answer lives 60 s here: only the event can explain a new one within 5 s.
+    const cached = await listen(
+      [
+        { id: 'app', upstream: echo.url },
+        { id: 'admin', path: '/admin', upstream: echo.url, require: 'second-factor' },
+        { id: 'live', path: '/live', upstream: wsUpstream.url },
+      ],
+      { VALIDATE_CACHE_TTL_MS: '60000', WS_REVALIDATE_MS: '100' },
+    );
+    await waitFor(() => cached.sessionClient.cacheStats?.().enabled === true, 5000, 'the cache');
+    const cookie = await jsonLogin(sessionService.url, 'alice', PASSWORD);
+    const admin = () => fetch(`${cached.url}/admin/x`, { headers: { cookie, ...API } });
+    expect((await admin()).status).toBe(401);
+    expect((await admin()).status).toBe(401);
+    expect(cached.sessionClient.cacheStats?.().hits).toBeGreaterThan(0);
+
+    const connections = wsUpstream.connections.length;
+    const ws = new WebSocket(`ws://${new URL(cached.url).host}/live`, { headers: { cookie } });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const upstream = await wsUpstream.waitForConnections(connections + 1);
+    let closed = false;
+    void upstream.closed.then(() => {
+      closed = true;
+    });
+
+    await sessions.stepUp(sidOf(cookie), ['otp'], Date.now());
+    await waitFor(async () => (await admin()).status === 200, 5000, 'the step-up to be seen');
+    expect(echo.last().header('x-auth-request-acr')).toEqual(['aal2']);
+
+    const reply = new Promise<string>((resolve) => ws.once('message', (m) => resolve(String(m))));
+    ws.send('still here');
+    expect(await reply).toBe('echo:still here');
+    expect(closed).toBe(false);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    ws.close();
   });
 });
