@@ -1,4 +1,10 @@
-/** The identity headers of the contract, plus our own extras; clients' copies are always removed. */
+import { AUTHENTICATION_HEADERS } from './authentication.js';
+
+/**
+ * The identity headers of the contract, plus our own extras, plus how the session signed in
+ * (AUTHENTICATION_HEADERS: -Amr, -Acr, -Auth-Time): every way in removes clients' copies of all
+ * of them, and only validate's answer (or the gateway) sets them.
+ */
 export const IDENTITY_HEADERS = [
   'x-auth-request-user',
   'x-auth-request-groups',
@@ -14,6 +20,7 @@ export const IDENTITY_HEADERS = [
   'remote-groups',
   'remote-email',
   'remote-name',
+  ...AUTHENTICATION_HEADERS,
 ] as const;
 
 export interface Identity {

@@ -46,14 +46,20 @@ local IDENTITY = {
   ["remote-groups"] = true,
   ["remote-email"] = true,
   ["remote-name"] = true,
+  ["x-auth-request-amr"] = true,
+  ["x-auth-request-acr"] = true,
+  ["x-auth-request-auth-time"] = true,
 }
--- What validate vouches for and the app receives.
+-- What validate vouches for and the app receives: the identity, and how the session signed in.
 local PASSED = {
   "x-auth-request-user",
   "x-auth-request-groups",
   "x-auth-request-email",
   "x-auth-request-expires",
   "x-auth-request-jwt",
+  "x-auth-request-amr",
+  "x-auth-request-acr",
+  "x-auth-request-auth-time",
 }
 
 -- Lowercase with "_" read as "-": a CGI-style app reads X_Auth_Request_User as X-Auth-Request-User.

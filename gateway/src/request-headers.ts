@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import { AUTHENTICATION_HEADERS } from '../../common/src/authentication.js';
 import { IDENTITY_HEADERS } from '../../common/src/identity.js';
 import { type CookiePolicy, withoutOwnCookies } from './cookies.js';
 import { type ParsedHost, parseHost } from './host.js';
@@ -34,11 +33,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'proxy-authenticate',
 ]);
 
-/** Who the user is, and how they signed in: only the gateway says either. */
-export const IDENTITY: ReadonlySet<string> = new Set<string>([
-  ...IDENTITY_HEADERS,
-  ...AUTHENTICATION_HEADERS,
-]);
+/** Who the user is and how they signed in (IDENTITY_HEADERS has both): only the gateway says. */
+export const IDENTITY: ReadonlySet<string> = new Set<string>(IDENTITY_HEADERS);
 
 /** Every name starting with one of these is removed (the whole family, present and future). */
 export const REMOVED_PREFIXES = ['x-forwarded-', 'x-gatehouse-'] as const;

@@ -220,6 +220,9 @@ describe('nginx edge: what passes through to the upstream', () => {
         'x-auth-request-user': 'mallory',
         'x-auth-request-jwt': 'forged',
         'remote-user': 'mallory',
+        'x-auth-request-amr': 'pwd,otp,mfa',
+        'x-auth-request-acr': 'aal2',
+        'x-auth-request-auth-time': '4102444800',
       },
     });
     const headers = (await res.json()) as Record<string, string>;
@@ -229,7 +232,15 @@ describe('nginx edge: what passes through to the upstream', () => {
     expect(headers['x-forwarded-host']).toBe(`127.0.0.1:${nginx.httpsPort}`);
     expect(headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
     expect(res.headers.get('x-request-id')).toBe(headers['x-request-id']);
-    for (const name of ['forwarded', 'x-auth-request-user', 'x-auth-request-jwt', 'remote-user']) {
+    for (const name of [
+      'forwarded',
+      'x-auth-request-user',
+      'x-auth-request-jwt',
+      'remote-user',
+      'x-auth-request-amr',
+      'x-auth-request-acr',
+      'x-auth-request-auth-time',
+    ]) {
       expect(headers[name], name).toBeUndefined();
     }
   });

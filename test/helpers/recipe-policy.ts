@@ -9,7 +9,8 @@
  *     (a client-sent X-Forwarded-Uri changes nothing); an API client gets 401 JSON; neither reaches
  *     the upstream;
  *   - signed in through the proxy (login page and form on its origin), the upstream receives the
- *     validated identity and a signed identity for the recipe's audience;
+ *     validated identity, how the session signed in (X-Auth-Request-Amr, -Acr, -Auth-Time: a
+ *     password, aal1, just now) and a signed identity for the recipe's audience;
  *   - no spelling of any identity header a client sends reaches the upstream (signed in or not);
  *   - the upstream never receives the session cookie, and receives the other cookies;
  *   - no signed identity goes back to a client (from the upstream, /auth/validate, /internal/);
@@ -212,6 +213,24 @@ function spoofedIdentity(): Array<Array<[string, string]>> {
   });
 }
 
+/**
+ * How alice's session signed in, as the upstream received it: validate's X-Auth-Request-Amr (a
+ * password), -Acr (aal1: one factor) and -Auth-Time (epoch seconds, the sign-in moments ago),
+ * each exactly once, whatever the client sent under those names.
+ */
+function expectPasswordSignIn(seen: Seen, what: string): void {
+  const amr = seen.read('x-auth-request-amr');
+  expect(amr, `${what}: x-auth-request-amr`).toHaveLength(1);
+  expect(amr[0]?.split(','), `${what}: x-auth-request-amr`).toContain('pwd');
+  expect(seen.read('x-auth-request-acr'), `${what}: x-auth-request-acr`).toEqual(['aal1']);
+  const authTime = seen.read('x-auth-request-auth-time');
+  expect(authTime, `${what}: x-auth-request-auth-time`).toHaveLength(1);
+  expect(authTime[0], `${what}: x-auth-request-auth-time`).toMatch(/^\d+$/);
+  const age = Date.now() / 1000 - Number(authTime[0]);
+  expect(age, `${what}: seconds since the sign-in`).toBeGreaterThanOrEqual(-1);
+  expect(age, `${what}: seconds since the sign-in`).toBeLessThan(60);
+}
+
 export function describeRecipePolicy(
   name: string,
   start: (deps: PolicyDeps) => Promise<ProxyUnderTest>,
@@ -328,6 +347,7 @@ export function describeRecipePolicy(
         expect(seen.read('x-auth-request-user'), transport).toEqual(['alice']);
         expect(seen.read('x-auth-request-groups'), transport).toEqual(['staff,ops']);
         expect(seen.read('x-auth-request-email'), transport).toEqual(['alice@example.com']);
+        expectPasswordSignIn(seen, transport);
         const [jwt] = seen.read('x-auth-request-jwt');
         expect(await verify(jwt), transport).toMatchObject({
           name: 'alice',
@@ -367,6 +387,7 @@ export function describeRecipePolicy(
             what,
           ).toEqual([]);
           expect(seen.read('x-auth-request-user'), what).toEqual(['alice']);
+          expectPasswordSignIn(seen, what);
           for (const name of ['x-forwarded-user', 'remote-user', 'x-auth-request-access-token'])
             expect(seen.read(name), `${what}: ${name}`).toEqual([]);
         }
