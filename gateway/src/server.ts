@@ -1,3 +1,9 @@
+/**
+ * The gateway's server entry: step 1 of the request path (docs/architecture.md), for HTTP requests
+ * and WebSocket upgrades alike. Just over 300 lines, on purpose: one closure holds the per-server
+ * state (the identity memo, the admission shared by requests, upgrades and their re-checks); each
+ * step it takes is a module of its own.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { authenticationHeaders } from '../../common/src/authentication.js';
@@ -34,6 +40,16 @@ import { createSessionServicePassthrough } from './session-service-passthrough.j
 import type { Admission, Admit } from './websocket.js';
 
 export { RESERVED_PREFIX } from './check-request.js';
+
+/** The refusals worth a log line (the metric counts every outcome), and how loud. */
+const REFUSAL_LOG: Partial<
+  Record<Decision['outcome'], { level: 'warn' | 'info'; message: string }>
+> = {
+  unavailable: { level: 'warn', message: 'session service unavailable: failing closed' },
+  forbidden: { level: 'info', message: 'not allowed on this route' },
+  step_up: { level: 'info', message: 'step-up required on this route' },
+  origin_refused: { level: 'info', message: 'websocket origin refused' },
+};
 
 export interface ServerDeps {
   config: GatewayConfig;
@@ -146,37 +162,20 @@ export function createServerEntry(deps: ServerDeps) {
   function count(decision: Decision, req: IncomingMessage, counted: boolean) {
     if (!counted) return; // re-checks of open WebSockets stay quiet: the tunnel logs when it closes
     metrics.authOutcomes.inc({ outcome: decision.outcome });
-    const requestId = req.headers['x-request-id'];
-    if (decision.outcome === 'unavailable')
-      logger.warn(
-        { reason: decision.reason, requestId },
-        'session service unavailable: failing closed',
-      );
-    else if (decision.outcome === 'forbidden')
-      logger.info(
-        { route: decision.route?.id, user: decision.validation?.user.username, requestId },
-        'not allowed on this route',
-      );
-    else if (decision.outcome === 'step_up')
-      logger.info(
-        {
-          route: decision.route?.id,
-          user: decision.validation?.user.username,
-          need: decision.need,
-          requestId,
-        },
-        'step-up required on this route',
-      );
-    else if (decision.outcome === 'origin_refused')
-      logger.info(
-        {
-          route: decision.route?.id,
-          reason: decision.reason,
-          origin: req.headers.origin,
-          requestId,
-        },
-        'websocket origin refused',
-      );
+    const note = REFUSAL_LOG[decision.outcome];
+    if (!note) return;
+    const { reason, need } = decision as { reason?: string; need?: string };
+    logger[note.level](
+      {
+        route: decision.route?.id,
+        user: decision.validation?.user.username,
+        reason,
+        need,
+        ...(decision.outcome === 'origin_refused' ? { origin: req.headers.origin } : {}),
+        requestId: req.headers['x-request-id'],
+      },
+      note.message,
+    );
   }
 
   /** WebSocket upgrades and their re-checks: the same checks and decision as HTTP. */

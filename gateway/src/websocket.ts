@@ -1,3 +1,8 @@
+/**
+ * WebSocket upgrades through the gateway: admission, the raw tunnel, periodic re-checks and the
+ * close. Just over 300 lines, on purpose: the tunnel's state (both sockets, the frame boundary, the
+ * re-check timer) lives in one closure; frame parsing is websocket-frames.ts.
+ */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
