@@ -47,6 +47,15 @@ export const seconds = (fallback: number) =>
     .positive('must be a positive number of seconds')
     .default(fallback);
 
+/** `true`/`false` (also 1/0, yes/no, on/off) from the environment. */
+export const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
+      message: 'must be true or false',
+    })
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes' || v === 'on');
+
 export const logLevel = z
   .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   .default('info');

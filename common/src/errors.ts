@@ -54,8 +54,24 @@ export const ERRORS = {
     401,
     'This page needs a recent sign-in. Confirm it is you again.',
   ),
+  /** The password was right; a second factor (`methods` in the JSON body) completes the login. */
+  MFA_REQUIRED: spec(401, 'A second factor is required: send a code from your authenticator app.'),
+  /** A TOTP or recovery code that is wrong, malformed, outside the window, or already used. */
+  INVALID_CODE: spec(401, 'That code is not valid.'),
   // 403
   FORBIDDEN: spec(403, 'You are not allowed to do that.'),
+  /** REQUIRE_SECOND_FACTOR and the grace period is over: enrol (in a browser) to sign in. */
+  MFA_ENROLMENT_REQUIRED: spec(
+    403,
+    'A second factor is required. Sign in with a browser to set one up.',
+    'info',
+  ),
+  /** A route requires a security key or passkey, which Gatehouse does not offer yet. */
+  WEBAUTHN_REQUIRED: spec(
+    403,
+    'This page requires a security key or passkey, which cannot be used here yet.',
+    'info',
+  ),
   CROSS_SITE_REQUEST: spec(403, 'Cross-site requests are not allowed.', 'info'),
   CSRF_TOKEN_INVALID: spec(403, 'This form expired. Reload the page and try again.', 'info'),
   ORIGIN_NOT_ALLOWED: spec(403, 'This page may not open a WebSocket here.', 'info'),

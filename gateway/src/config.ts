@@ -1,14 +1,13 @@
 import { z } from 'zod';
-import { logLevel, nodeEnv, parseConfig, port, trustProxy, url } from '../../common/src/config.js';
-
-/** `true`/`false` (also 1/0, yes/no, on/off) from the environment. */
-const flag = (fallback: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
-      message: 'must be true or false',
-    })
-    .default(fallback ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes' || v === 'on');
+import {
+  flag,
+  logLevel,
+  nodeEnv,
+  parseConfig,
+  port,
+  trustProxy,
+  url,
+} from '../../common/src/config.js';
 
 export const gatewaySchema = z.object({
   NODE_ENV: nodeEnv,

@@ -13,16 +13,26 @@ import { createServiceMetrics } from './app-metrics.js';
 import { type SessionServiceConfig, sessionLifetimes } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import { createAssertionSigner } from './domain/assertions.js';
+import { createRedisFactorRepository } from './domain/factors-redis.js';
 import type { PasswordVerifier } from './domain/passwords.js';
+import { createPendingLogins } from './domain/pending-logins.js';
+import { createRecoveryCodes } from './domain/recovery-codes.js';
 import { createSealer } from './domain/sealing.js';
+import { createSecondFactors } from './domain/second-factor.js';
 import type { ValidSession } from './domain/session-repository.js';
 import { createRedisSessionRepository } from './domain/session-repository-redis.js';
-import { createLoginThrottle, type ThrottleLimits } from './domain/throttle.js';
+import {
+  CODE_THROTTLE_LIMITS,
+  createLoginThrottle,
+  type ThrottleLimits,
+} from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
 import { createSessionValidator } from './domain/validate-session.js';
 import { errorHandler } from './error-handler.js';
-import { createAuthHandlers } from './routes/auth.js';
+import { createAuthHandlers, type LoginOutcome } from './routes/auth.js';
 import { revocationsHandler } from './routes/revocation-feed.js';
+import { createLoginSteps } from './routes/second-factor.js';
+import { createSecurityHandlers } from './routes/security.js';
 import { createSessionsHandlers } from './routes/sessions.js';
 import {
   internalValidateHandler,
@@ -39,6 +49,10 @@ export interface SessionServiceDeps {
   verifier: PasswordVerifier;
   /** Overrides of the login throttle's limits (tests). */
   throttleLimits?: Partial<ThrottleLimits>;
+  /** Overrides of the second-factor code throttle's limits (tests). */
+  codeThrottleLimits?: Partial<ThrottleLimits>;
+  /** The clock of TOTP codes, pending logins, step-ups and the enrolment grace (tests move it). */
+  now?: () => number;
   /** The revocation feed; by default one Redis subscription, opened by the first gateway. */
   revocations?: RevocationFeed;
 }
@@ -89,6 +103,34 @@ export function createApp(deps: SessionServiceDeps) {
       ...deps.throttleLimits,
     },
   });
+  const now = deps.now ?? Date.now;
+  // Second factors (domain/factors*.ts, second-factor.ts): in Redis under the prefix, TOTP
+  // secrets and pending logins sealed with keys of their own from SESSION_ENCRYPTION_KEY.
+  const factors = createRedisFactorRepository({
+    redis,
+    secrets: createSealer(config.encryptionKeys, 'totp-secret'),
+    prefix: env.REDIS_PREFIX,
+    logger,
+  });
+  const secondFactors = createSecondFactors({
+    factors,
+    recovery: createRecoveryCodes(config.encryptionKeys),
+    issuer: env.TOTP_ISSUER,
+    now,
+  });
+  const pendingLogins = createPendingLogins({
+    redis,
+    sealer: createSealer(config.encryptionKeys, 'pending-login'),
+    prefix: env.REDIS_PREFIX,
+  });
+  // Guesses at codes: the login throttle's shape under keys of its own, with a tighter account
+  // ceiling (a 6-digit code is far easier to guess than a password).
+  const codeThrottle = createLoginThrottle({
+    redis,
+    prefix: `${env.REDIS_PREFIX}code:`,
+    now,
+    limits: { ...CODE_THROTTLE_LIMITS, ...deps.codeThrottleLimits },
+  });
   const store = new SessionRepositoryStore(sessions);
   const cookie = {
     name: config.cookieName,
@@ -110,15 +152,37 @@ export function createApp(deps: SessionServiceDeps) {
     logger,
   });
 
+  // Counted as they run, so a refusal "before any password check" is observable in /metrics.
+  const verifier: PasswordVerifier = {
+    verify: (hash, password) => {
+      passwordChecks.inc();
+      return deps.verifier.verify(hash, password);
+    },
+  };
+  const onLogin = (outcome: LoginOutcome) => loginOutcomes.inc({ outcome });
+  const policy = {
+    required: env.REQUIRE_SECOND_FACTOR,
+    graceDays: env.SECOND_FACTOR_GRACE_DAYS,
+  };
+  const steps = createLoginSteps({
+    users: deps.users,
+    sessions,
+    secondFactors,
+    factors,
+    pendingLogins,
+    codeThrottle,
+    csrf,
+    cookie,
+    https: config.https,
+    policy,
+    rememberMaxAgeMs: env.REMEMBER_ME_TIMEOUT * 1000,
+    audit,
+    now,
+    onLogin,
+  });
   const auth = createAuthHandlers({
     users: deps.users,
-    // Counted as they run, so a refusal "before any password check" is observable in /metrics.
-    verifier: {
-      verify: (hash, password) => {
-        passwordChecks.inc();
-        return deps.verifier.verify(hash, password);
-      },
-    },
+    verifier,
     sessions,
     throttle,
     csrf,
@@ -126,9 +190,23 @@ export function createApp(deps: SessionServiceDeps) {
     allowedRedirectHosts: env.ALLOWED_REDIRECT_HOSTS,
     allowedOrigins,
     rememberMe: env.REMEMBER_ME_TIMEOUT > 0,
-    rememberMaxAgeMs: env.REMEMBER_ME_TIMEOUT * 1000,
+    steps,
     audit,
-    onLogin: (outcome) => loginOutcomes.inc({ outcome }),
+    onLogin,
+  });
+  const security = createSecurityHandlers({
+    users: deps.users,
+    verifier,
+    sessions,
+    secondFactors,
+    steps,
+    throttle,
+    csrf,
+    policy,
+    allowedRedirectHosts: env.ALLOWED_REDIRECT_HOSTS,
+    audit,
+    now,
+    current: currentSessions,
   });
   const mine = createSessionsHandlers({
     validateSession,
@@ -230,6 +308,11 @@ export function createApp(deps: SessionServiceDeps) {
   app.use('/auth', fetchMetadataGuard({ allowedOrigins }), cookieParser());
   app.get('/auth/login', auth.showLogin);
   app.post('/auth/login', ...body, sessionMiddleware, auth.login);
+  // The login's second step (a pending login, its own cookie), and enrolment when required.
+  app.get('/auth/login/second-factor', steps.showSecondStep);
+  app.post('/auth/login/second-factor', ...body, sessionMiddleware, steps.submitSecondStep);
+  app.get('/auth/login/enrol', steps.showEnrolStep);
+  app.post('/auth/login/enrol', ...body, sessionMiddleware, steps.submitEnrolStep);
   // Bodies the parser refuses (broken JSON, too large) count as failed attempts of the address.
   app.use('/auth/login', auth.countUnparsable);
   app.post('/auth/logout', ...body, sessionMiddleware, auth.logout);
@@ -244,6 +327,17 @@ export function createApp(deps: SessionServiceDeps) {
     mine.revokeForm,
   );
   app.post('/auth/logout-all', ...body, mine.requireSession, mine.requireToken, mine.logoutAll);
+
+  // Step-up (where the gateway sends a session that needs more) and the account's security.
+  const signedIn = [mine.requireSession];
+  const signedInForm = [...body, mine.requireSession, mine.requireToken];
+  app.get('/auth/step-up', ...signedIn, security.showStepUp);
+  app.post('/auth/step-up', ...signedInForm, security.submitStepUp);
+  app.get('/auth/security', ...signedIn, security.showSecurity);
+  app.get('/auth/security/totp', ...signedIn, security.showEnrol);
+  app.post('/auth/security/totp', ...signedInForm, security.submitEnrol);
+  app.post('/auth/security/recovery-codes', ...signedInForm, security.regenerateRecoveryCodes);
+  app.post('/auth/security/totp/remove', ...signedInForm, security.removeTotp);
 
   // Service-to-service only: the gateway never proxies /admin (it is not under /auth/).
   app.get('/admin/users/:username/sessions', mine.requireAdmin, mine.adminList);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  flag,
   logLevel,
   nodeEnv,
   parseConfig,
@@ -154,6 +155,22 @@ export const sessionServiceSchema = z.object({
    * development main.ts makes one under ./data/ that the gateway reads too.
    */
   INTERNAL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Every user must have a second factor (TOTP): after SECOND_FACTOR_GRACE_DAYS, no session without. */
+  REQUIRE_SECOND_FACTOR: flag(false),
+  /** Days from a user's first sign-in under REQUIRE_SECOND_FACTOR during which they may skip enrolling. */
+  SECOND_FACTOR_GRACE_DAYS: z.coerce
+    .number({ error: 'must be a whole number of days' })
+    .int('must be a whole number of days')
+    .min(0, 'must be 0 or more days')
+    .max(365, 'must be at most 365 days')
+    .default(7),
+  /** The name authenticator apps show for Gatehouse's TOTP entries. */
+  TOTP_ISSUER: z
+    .string()
+    .min(1)
+    .max(64)
+    .refine((v) => !v.includes(':'), 'must not contain ":"')
+    .default('Gatehouse'),
 });
 
 /** Checks across variables, on the raw environment (reported together with field errors). */

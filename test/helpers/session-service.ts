@@ -26,6 +26,10 @@ export async function buildSessionService(options: {
   logger?: Logger;
   /** The password verifier to use (default: the real one, createPasswordVerifier). */
   verifier?: PasswordVerifier;
+  /** Overrides of the second-factor code throttle's limits. */
+  codeThrottleLimits?: Partial<ThrottleLimits>;
+  /** The service's clock for codes, pending logins, step-ups and the enrolment grace. */
+  now?: () => number;
 }) {
   const config = loadSessionServiceConfig({
     NODE_ENV: 'test',
@@ -46,6 +50,8 @@ export async function buildSessionService(options: {
     users: createUsersRepository(options.usersFile),
     verifier: options.verifier ?? (await createPasswordVerifier()),
     ...(options.throttleLimits ? { throttleLimits: options.throttleLimits } : {}),
+    ...(options.codeThrottleLimits ? { codeThrottleLimits: options.codeThrottleLimits } : {}),
+    ...(options.now ? { now: options.now } : {}),
   });
   return { app, config, redis, close: () => (options.redis ? Promise.resolve() : redis.close()) };
 }

@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ROOT, TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { buildSessionService, type SessionServiceApp } from '../helpers/session-service.js';
+import {
+  buildSessionService,
+  cookiePairOf,
+  type SessionServiceApp,
+} from '../helpers/session-service.js';
+import { totpAt } from '../helpers/totp.js';
 import { writeTestUsers } from '../helpers/users.js';
 
 type Spec = { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
@@ -20,6 +25,12 @@ const ADMIN = 'a'.repeat(40);
 let redis: RedisServer;
 let service: SessionServiceApp;
 const exercised = new Set<string>();
+/** The service's clock for TOTP codes; each code below is taken a few steps after the last. */
+const clock = { t: Date.now() };
+const nextCode = (secret: string) => {
+  clock.t += 120_000;
+  return totpAt(secret, clock.t);
+};
 
 /** The documented operation for a concrete path, e.g. /auth/sessions/abc -> /auth/sessions/{id}. */
 function templateOf(path: string): string | undefined {
@@ -67,6 +78,7 @@ beforeAll(async () => {
     redisUrl: redis.url,
     usersFile: users.path,
     env: { ADMIN_TOKEN: ADMIN },
+    now: () => clock.t,
   });
 });
 afterAll(async () => {
@@ -138,6 +150,57 @@ describe('docs/openapi.yaml against real answers', () => {
       admin,
     );
     await call('delete', '/admin/users/alice/sessions', admin);
+
+    {
+      // Second factors: alice enrols (the page gives the secret), then the JSON login asks for it.
+      const password = { username: 'alice', password: 'correct horse battery' };
+      const fresh = await request(app)
+        .post('/auth/login')
+        .set('content-type', 'application/json')
+        .send(JSON.stringify(password));
+      const cookie = cookiePairOf(fresh.headers['set-cookie']);
+      const enrolPage = await request(app)
+        .get('/auth/security/totp')
+        .set('accept', 'text/html')
+        .set('cookie', cookie);
+      const secret = /secret=([A-Z2-7]+)/.exec(enrolPage.text)?.[1] ?? '';
+      const enrolled = await request(app)
+        .post('/auth/security/totp')
+        .set('cookie', cookie)
+        .set('content-type', 'application/json')
+        .send(JSON.stringify({ totp: nextCode(secret) }));
+      expect(enrolled.status).toBe(200);
+      const recoveryCodes = enrolled.body.recoveryCodes as string[];
+      await call('post', '/auth/login', json(password));
+      await call('post', '/auth/login', json({ ...password, totp: '000000' }));
+      const mfa = await call('post', '/auth/login', json({ ...password, totp: nextCode(secret) }));
+      const aal2 = cookiePairOf(mfa.headers['set-cookie']);
+      await call('post', '/auth/login', json({ ...password, recovery_code: recoveryCodes[0] }));
+      await call('get', '/auth/security', (r) => r.set('cookie', aal2));
+      await call('get', '/auth/security');
+      await call('get', '/auth/step-up?need=second-factor&rd=/x', (r) =>
+        r.set('cookie', aal2).set('accept', 'text/html'),
+      );
+      await call('get', '/auth/step-up?need=webauthn', (r) => r.set('cookie', aal2));
+      await call('get', '/auth/step-up?need=nothing', (r) => r.set('cookie', aal2));
+      await call('post', '/auth/step-up', (r) =>
+        json({ need: 'second-factor', totp: nextCode(secret) })(r.set('cookie', aal2)),
+      );
+      await call('post', '/auth/step-up', (r) =>
+        json({ need: 'recent-authentication', password: 'wrong', totp: '1' })(
+          r.set('cookie', aal2),
+        ),
+      );
+      await call('post', '/auth/security/recovery-codes', (r) =>
+        json({ totp: nextCode(secret) })(r.set('cookie', aal2)),
+      );
+      await call('post', '/auth/security/recovery-codes', (r) =>
+        json({ totp: '123' })(r.set('cookie', aal2)),
+      );
+      await call('post', '/auth/security/totp/remove', (r) =>
+        json({ code: nextCode(secret) })(r.set('cookie', aal2)),
+      );
+    }
 
     const third = await request(app)
       .post('/auth/login')

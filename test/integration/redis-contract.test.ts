@@ -10,13 +10,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis, pingRedis, type RedisClient } from '../../common/src/redis.js';
 import { loadSessionServiceConfig } from '../../session-service/src/config.js';
+import { createRedisFactorRepository } from '../../session-service/src/domain/factors-redis.js';
+import { createSealer } from '../../session-service/src/domain/sealing.js';
 import { createRedisSessionRepository } from '../../session-service/src/domain/session-repository-redis.js';
 import { silentLogger } from '../helpers/logger.js';
+import { TEST_ENCRYPTION_KEY } from '../helpers/processes.js';
 import { TEST_SECRET } from '../helpers/session-service.js';
 import { testRecords } from '../helpers/stored-sessions.js';
+import { describeFactorRepositoryContract } from './factor-repository-contract.js';
 import { contractContext, setUp, TOPOLOGIES, type Topology } from './redis-contract-context.js';
 import { describeDomainContract } from './redis-contract-domain.js';
 import { describeServiceContract } from './redis-contract-service.js';
+
+const testTotpSecrets = createSealer([TEST_ENCRYPTION_KEY], 'totp-secret');
+
 import { describeSessionRepositoryContract } from './session-repository-contract.js';
 
 describe.each(TOPOLOGIES)('on %s', (name, start) => {
@@ -62,6 +69,10 @@ describe.each(TOPOLOGIES)('on %s', (name, start) => {
     name,
     () => (options) =>
       createRedisSessionRepository({ redis: ctx.redis, prefix, records: testRecords, ...options }),
+  );
+
+  describeFactorRepositoryContract(name, () =>
+    createRedisFactorRepository({ redis: ctx.redis, prefix, secrets: testTotpSecrets }),
   );
 
   describeDomainContract(ctx);

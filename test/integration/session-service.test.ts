@@ -68,6 +68,7 @@ describe('POST /auth/login with JSON', () => {
         groups: ['admins', 'dev'],
         email: 'alice@example.com',
       },
+      authentication: { amr: ['pwd'], acr: 'aal1', authTime: expect.any(String) },
     });
     const setCookie = res.headers['set-cookie'] as unknown as string[];
     expect(setCookie[0]).toMatch(/HttpOnly/);

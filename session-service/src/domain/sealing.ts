@@ -16,7 +16,17 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } f
  * Format: `g1.<key id>.<base64url(12-byte IV | 16-byte tag | ciphertext)>`.
  */
 
-export type SealPurpose = 'session-record' | 'signing-key';
+/**
+ * What a sealed value is: session records, the signing key, users' TOTP secrets (enrolled or
+ * being enrolled: domain/factors*.ts), a login waiting for its second step (pending-logins.ts).
+ * Recovery codes are not sealed but hashed, with a key of their own (recovery-codes.ts).
+ */
+export type SealPurpose =
+  | 'session-record'
+  | 'signing-key'
+  | 'totp-secret'
+  | 'pending-login'
+  | 'recovery-code';
 
 /** Why a value did not open. Stable, for logs and tests. */
 export type UnreadableReason = 'not sealed' | 'unknown key' | 'forged or damaged';
@@ -55,6 +65,14 @@ function deriveKey(secret: string, purpose: SealPurpose): Key {
   const key = Buffer.from(hkdfSync('sha256', secret, 'gatehouse', `gatehouse ${purpose} v1`, 32));
   const id = createHmac('sha256', key).update('gatehouse key id').digest('base64url').slice(0, 8);
   return { id, key };
+}
+
+/**
+ * The keys derived for `purpose` from each secret, newest first: for a keyed hash (recovery
+ * codes) rather than a seal. Each purpose has its own, so none doubles as another's.
+ */
+export function derivedKeys(secrets: readonly string[], purpose: SealPurpose): Buffer[] {
+  return secrets.map((secret) => deriveKey(secret, purpose).key);
 }
 
 /** `secrets`: newest first (SESSION_ENCRYPTION_KEY, then SESSION_ENCRYPTION_KEY_PREVIOUS). */

@@ -23,6 +23,7 @@ import {
   summaryOf,
   type ValidSession,
 } from './session-repository.js';
+import { storeCall } from './store-call.js';
 
 export interface RedisSessionRepositoryOptions extends SessionRepositoryOptions {
   redis: RedisClient;
@@ -78,20 +79,9 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
     raw ? parseRecord(openRecord(sealer(), id, raw, onUnreadable)) : null;
   const seal = (id: string, auth: SessionAuth) => sealer().seal(recordJson(auth), id);
 
-  /** Redis failures become SESSION_STORE_UNAVAILABLE (503): never "no session". */
-  async function guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw isGatehouseError(err)
-        ? err
-        : new GatehouseError('SESSION_STORE_UNAVAILABLE', { cause: err });
-    }
-  }
-
   async function deleteById(id: string, userId?: string): Promise<boolean> {
     slides.forget(id);
-    return guard(async () => {
+    return storeCall(async () => {
       const [deleted] = await Promise.all([
         redis.del(sessionKey(id)),
         userId ? redis.zRem(userKey(userId), id) : 0,
@@ -108,7 +98,7 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
   async function rewrite(id: string, auth: SessionAuth): Promise<boolean> {
     const left = await expiry.timeLeft(id, auth);
     if (left === 0) return false;
-    return guard(async () => {
+    return storeCall(async () => {
       const reply = await redis.set(sessionKey(id), seal(id, auth), {
         expiration: { type: 'PX', value: left },
         condition: 'XX',
@@ -156,7 +146,7 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
 
     async validateSession(sid: string): Promise<ValidSession | null> {
       const id = storedSessionId(sid);
-      return guard(async () => {
+      return storeCall(async () => {
         const auth = authOf(id, await redis.get(sessionKey(id)));
         if (!auth) return null;
         // PEXPIRE never creates a key; ZADD XX never re-adds a revoked entry.
@@ -171,7 +161,7 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
 
     async getSession(sid: string): Promise<SessionAuth | null> {
       const id = storedSessionId(sid);
-      return guard(async () => {
+      return storeCall(async () => {
         const auth = authOf(id, await redis.get(sessionKey(id)));
         return auth && remainingMs(auth, lifetimes, now()) > 0 ? auth : null;
       });
@@ -181,11 +171,11 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
 
     async stepUp(sid: string, methods: readonly Amr[], t: number): Promise<Authentication | null> {
       const id = storedSessionId(sid);
-      const current = await guard(async () => authOf(id, await redis.get(sessionKey(id))));
+      const current = await storeCall(async () => authOf(id, await redis.get(sessionKey(id))));
       if (!current) return null;
       const next = steppedUp(current, methods, t);
       if (!(await rewrite(id, next))) return null;
-      await guard(() => onChanged([id]));
+      await storeCall(() => onChanged([id]));
       return authenticationOfSession(next);
     },
 
@@ -197,7 +187,7 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
 
     async deleteUserSessions(userId: string, exceptSid?: string): Promise<number> {
       const except = exceptSid === undefined ? undefined : storedSessionId(exceptSid);
-      return guard(async () => {
+      return storeCall(async () => {
         const ids = (await redis.zRange(userKey(userId), 0, -1)).filter((s) => s !== except);
         if (ids.length === 0) return 0;
         // Unindex first: a login racing with us then finds its entry gone after creating its
@@ -212,7 +202,7 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
     },
 
     async listUserSessions(userId: string): Promise<SessionSummary[]> {
-      return guard(async () => {
+      return storeCall(async () => {
         const entries = await redis.zRangeWithScores(userKey(userId), 0, -1, { REV: true });
         const records = await Promise.all(entries.map((e) => redis.get(sessionKey(e.value))));
         const t = now();

@@ -76,6 +76,17 @@ export const DEFAULT_THROTTLE_LIMITS: Readonly<ThrottleLimits> = Object.freeze({
   ipv6PrefixLength: 64,
 });
 
+/**
+ * The same throttle for guesses at second-factor codes (TOTP, recovery codes), under keys of its
+ * own: a pair is held back after 5 wrong codes as for passwords, but the account after 10 from
+ * any address (a 6-digit code, 3 of which are valid at a time, is guessed far sooner than a
+ * password; only someone who already has the password gets to guess).
+ */
+export const CODE_THROTTLE_LIMITS: Readonly<Partial<ThrottleLimits>> = Object.freeze({
+  pairFailures: 5,
+  accountFailures: 10,
+});
+
 export interface ThrottleDecision {
   allowed: boolean;
   retryAfterSeconds: number;

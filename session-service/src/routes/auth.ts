@@ -1,22 +1,19 @@
 import type { NextFunction, Request, Response } from 'express';
-import {
-  ERRORS,
-  type ErrorCode,
-  GatehouseError,
-  isGatehouseError,
-} from '../../../common/src/errors.js';
+import { ERRORS, type ErrorCode, GatehouseError } from '../../../common/src/errors.js';
 import { NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { Csrf } from '../csrf.js';
 import { provenSameOrigin } from '../csrf.js';
 import { PASSWORD_MAX, type PasswordVerifier } from '../domain/passwords.js';
 import { safeRedirect } from '../domain/redirects.js';
-import type { SessionAuth, SessionRepository } from '../domain/session-repository.js';
+import type { SessionRepository } from '../domain/session-repository.js';
+import { storeCall } from '../domain/store-call.js';
 import type { LoginThrottle } from '../domain/throttle.js';
 import type { UsersRepository } from '../domain/users.js';
 import type { CookieSettings } from '../session-middleware.js';
-import { cookieAttributes, startSession } from '../session-middleware.js';
+import { cookieAttributes } from '../session-middleware.js';
 import { confirmLogoutPage, loginPage } from '../views.js';
+import type { LoginSteps } from './second-factor.js';
 
 export type LoginOutcome = 'success' | 'failure' | 'throttled' | 'unavailable';
 
@@ -30,7 +27,8 @@ export interface AuthDeps {
   allowedRedirectHosts: readonly string[];
   allowedOrigins: readonly string[];
   rememberMe: boolean;
-  rememberMaxAgeMs: number;
+  /** After a right password: a session, or the second step (routes/second-factor.ts). */
+  steps: Pick<LoginSteps, 'afterPassword'>;
   audit: Logger;
   onLogin?: (outcome: LoginOutcome) => void;
 }
@@ -39,19 +37,6 @@ const GENERIC_FAILURE = 'Invalid username or password.';
 
 export const isForm = (req: Request) =>
   req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded';
-
-/** Redis failures become SESSION_STORE_UNAVAILABLE (503); catalogue errors stay as they are. */
-const storeUnavailable = (err: unknown) =>
-  isGatehouseError(err) ? err : new GatehouseError('SESSION_STORE_UNAVAILABLE', { cause: err });
-
-/** Redis failures of the throttle become SESSION_STORE_UNAVAILABLE (503). */
-async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw storeUnavailable(err);
-  }
-}
 
 /** A refused sign-in: its code, the message shown, answer headers (such as Retry-After). */
 interface Failure {
@@ -79,7 +64,7 @@ export function clearSessionCookie(req: Request, res: Response, cookie: CookieSe
  * `%` into `%25` and `"`, `<`, `{` into escapes), and the deep link would come back changed.
  * safeRedirect only returns printable ASCII or a URL's href, both safe in a header as they are.
  */
-function seeOther(res: Response, location: string): void {
+export function seeOther(res: Response, location: string): void {
   res.status(303).set('Location', location).type('text').send('See Other');
 }
 
@@ -204,35 +189,11 @@ export function createAuthHandlers(deps: AuthDeps) {
       const remember =
         deps.rememberMe &&
         (fields.remember === '1' || fields.remember === true || fields.remember === 'on');
-      const createdAt = Date.now();
-      const auth: SessionAuth = {
-        userId: user.id,
-        username: user.username,
-        groups: user.groups,
-        email: user.email,
-        createdAt,
-        amr: ['pwd'],
-        authTime: createdAt,
-        ...(remember ? { remember: true } : {}),
-        ip,
-        ua: String(req.headers['user-agent'] ?? '').slice(0, 256),
-      };
-      try {
-        // A new id, then the login transaction (SessionRepository.createSession): stored
-        // before we answer, so the cookie never points at nothing.
-        await startSession(req, deps.sessions, auth, remember ? deps.rememberMaxAgeMs : undefined);
-      } catch (err) {
-        deps.onLogin?.('unavailable');
-        throw storeUnavailable(err);
-      }
+      // The password was right: whatever comes next (a session, or a second step), the pair's
+      // failures are cleared.
       await deps.throttle.recordSuccess(account, ip).catch(() => {});
-      audit('login.success', req, { username: user.username, userId: user.id, remember });
-      deps.onLogin?.('success');
-      res.set('Cache-Control', NO_STORE);
-      if (form) return seeOther(res, rd);
-      res.status(200).json({
-        user: { id: user.id, username: user.username, groups: user.groups, email: user.email },
-      });
+      // A session now, or a second step first (routes/second-factor.ts).
+      await deps.steps.afterPassword(req, res, { user, remember, rd, fields });
     },
 
     /** Error middleware after the login route: a body that never parsed is still a failure. */

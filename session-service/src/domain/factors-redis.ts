@@ -1,0 +1,148 @@
+import { GatehouseError } from '../../../common/src/errors.js';
+import type { Logger } from '../../../common/src/logger.js';
+import type { RedisClient } from '../../../common/src/redis.js';
+import {
+  ENROLMENT_TTL_MS,
+  type FactorRepository,
+  type TotpFactor,
+  USED_STEP_TTL_MS,
+} from './factors.js';
+import { type Sealer, UnreadableSealError } from './sealing.js';
+import { storeCall } from './store-call.js';
+
+/** Remove the first of ARGV that is a member of KEYS[1]; the members left, or -1 if none was. */
+const USE_RECOVERY_CODE = `
+for _, digest in ipairs(ARGV) do
+  if redis.call('SREM', KEYS[1], digest) == 1 then return redis.call('SCARD', KEYS[1]) end
+end
+return -1
+`;
+/** KEYS[1] becomes the set of ARGV (empty: gone). */
+const REPLACE_SET = `
+redis.call('DEL', KEYS[1])
+if #ARGV > 0 then redis.call('SADD', KEYS[1], unpack(ARGV)) end
+return #ARGV
+`;
+const CARDINALITY = `return redis.call('SCARD', KEYS[1])`;
+
+/**
+ * Second factors in Redis, under the key prefix, so every instance sees the same (standalone,
+ * Sentinel, Cluster: each command names one key, and a user's keys share the hash tag of the
+ * user id):
+ *
+ * - `<prefix>mfa:{<user id>}:totp`: the enrolled TOTP, sealed (SESSION_ENCRYPTION_KEY, purpose
+ *   `totp-secret`, the key name as context: a value copied under another user does not open);
+ *   sealed again with the current key when read with a previous one (rotation);
+ * - `…:totp-pending`: an enrolment in progress, sealed the same way, expiring;
+ * - `…:totp-used:<step>`: a TOTP step used once (SET NX, expiring): replays are refused;
+ * - `…:recovery`: a set of recovery code digests (keyed hashes, recovery-codes.ts);
+ * - `…:grace`: when the user's grace period to enrol started (SET NX).
+ *
+ * Redis failures become SESSION_STORE_UNAVAILABLE (503): never "no factor", which would let a
+ * password alone in.
+ */
+export function createRedisFactorRepository(options: {
+  redis: RedisClient;
+  /** createSealer(keys, 'totp-secret'). */
+  secrets: Sealer;
+  prefix?: string;
+  logger?: Pick<Logger, 'warn'>;
+}): FactorRepository & { keyOf: (userId: string, name: string) => string } {
+  const { redis, secrets } = options;
+  const prefix = options.prefix ?? 'gh:';
+  const keyOf = (userId: string, name: string) => `${prefix}mfa:{${userId}}:${name}`;
+
+  /**
+   * The sealed value at `key`, opened; null when absent. A value that does not open (tampered,
+   * swapped, or sealed with a key no longer configured) is an error, not "no factor": refusing
+   * the login (503) is safe, letting a password alone in is not.
+   */
+  async function openAt(key: string): Promise<string | null> {
+    const raw = await redis.get(key);
+    if (raw === null) return null;
+    try {
+      const opened = secrets.open(raw, key);
+      // Sealed with a previous SESSION_ENCRYPTION_KEY: seal it again with the current one.
+      if (!opened.current)
+        await redis.set(key, secrets.seal(opened.plaintext, key), {
+          expiration: 'KEEPTTL',
+          condition: 'XX',
+        });
+      return opened.plaintext;
+    } catch (err) {
+      if (!(err instanceof UnreadableSealError)) throw err;
+      options.logger?.warn({ key, reason: err.reason }, 'second factor unreadable: refused');
+      throw new GatehouseError('SESSION_STORE_UNAVAILABLE', { cause: err });
+    }
+  }
+
+  const count = (reply: unknown) => Number(reply);
+
+  return {
+    keyOf,
+    getTotp: (userId) =>
+      storeCall(async () => {
+        const json = await openAt(keyOf(userId, 'totp'));
+        return json === null ? null : (JSON.parse(json) as TotpFactor);
+      }),
+    saveTotp: (userId, factor) =>
+      storeCall(async () => {
+        const key = keyOf(userId, 'totp');
+        await redis.set(key, secrets.seal(JSON.stringify(factor), key));
+      }),
+    getPendingTotp: (userId) => storeCall(() => openAt(keyOf(userId, 'totp-pending'))),
+    savePendingTotp: (userId, secret) =>
+      storeCall(async () => {
+        const key = keyOf(userId, 'totp-pending');
+        await redis.set(key, secrets.seal(secret, key), {
+          expiration: { type: 'PX', value: ENROLMENT_TTL_MS },
+        });
+      }),
+    deletePendingTotp: (userId) =>
+      storeCall(async () => {
+        await redis.del(keyOf(userId, 'totp-pending'));
+      }),
+    claimTotpStep: (userId, step) =>
+      storeCall(async () => {
+        const reply = await redis.set(keyOf(userId, `totp-used:${step}`), '1', {
+          expiration: { type: 'PX', value: USED_STEP_TTL_MS },
+          condition: 'NX',
+        });
+        return reply !== null;
+      }),
+    replaceRecoveryCodes: (userId, digests) =>
+      storeCall(async () => {
+        await redis.eval(REPLACE_SET, {
+          keys: [keyOf(userId, 'recovery')],
+          arguments: [...digests],
+        });
+      }),
+    useRecoveryCode: (userId, candidates) =>
+      storeCall(async () => {
+        const left = count(
+          await redis.eval(USE_RECOVERY_CODE, {
+            keys: [keyOf(userId, 'recovery')],
+            arguments: [...candidates],
+          }),
+        );
+        return left < 0 ? null : left;
+      }),
+    recoveryCodesLeft: (userId) =>
+      storeCall(async () =>
+        count(await redis.eval(CARDINALITY, { keys: [keyOf(userId, 'recovery')] })),
+      ),
+    removeFactors: (userId) =>
+      storeCall(async () => {
+        const [had] = await Promise.all(
+          ['totp', 'totp-pending', 'recovery'].map((name) => redis.del(keyOf(userId, name))),
+        );
+        return (had ?? 0) > 0;
+      }),
+    graceStart: (userId, now) =>
+      storeCall(async () => {
+        const key = keyOf(userId, 'grace');
+        await redis.set(key, String(now), { condition: 'NX' });
+        return Number((await redis.get(key)) ?? now);
+      }),
+  };
+}

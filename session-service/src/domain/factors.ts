@@ -1,0 +1,53 @@
+/**
+ * A user's second factors: the one owner of where they are kept. Two implementations pass one
+ * contract (test/integration/factor-repository-contract.ts): Redis (factors-redis.ts: shared by
+ * every instance, under REDIS_PREFIX, TOTP secrets sealed with SESSION_ENCRYPTION_KEY) and
+ * memory (factors-memory.ts: one process, unit-speed tests). What the factors mean (codes,
+ * enrolment, recovery) is second-factor.ts's; this is storage with the few atomic steps that
+ * make codes single-use across instances.
+ */
+
+export interface TotpFactor {
+  /** Base32, as in the otpauth:// URI. Sealed at rest. */
+  secret: string;
+  /** ms since the epoch: when it was confirmed. */
+  createdAt: number;
+}
+
+/** How long a TOTP enrolment (the secret shown, not yet confirmed with a code) is kept. */
+export const ENROLMENT_TTL_MS = 15 * 60_000;
+/**
+ * How long a used TOTP step is remembered: a code is accepted until one step after its own
+ * ends (TOTP_WINDOW), so 3 steps cover it; 4 leave room for clocks.
+ */
+export const USED_STEP_TTL_MS = 4 * 30_000;
+
+export interface FactorRepository {
+  /** The user's TOTP factor, or null when none is enrolled. */
+  getTotp(userId: string): Promise<TotpFactor | null>;
+  /** Enrol (replacing any earlier one). */
+  saveTotp(userId: string, factor: TotpFactor): Promise<void>;
+  /** The secret of an enrolment in progress (shown, not yet confirmed), or null. */
+  getPendingTotp(userId: string): Promise<string | null>;
+  /** Start (or restart) an enrolment; forgotten after ENROLMENT_TTL_MS. */
+  savePendingTotp(userId: string, secret: string): Promise<void>;
+  deletePendingTotp(userId: string): Promise<void>;
+  /** Claim the TOTP time step `step` for the user: true only the first time, on every instance. */
+  claimTotpStep(userId: string, step: number): Promise<boolean>;
+  /** Replace the user's recovery codes by these digests (recovery-codes.ts). */
+  replaceRecoveryCodes(userId: string, digests: readonly string[]): Promise<void>;
+  /**
+   * Use a recovery code: the first of `candidates` (its digest under each configured key) that is
+   * stored is removed, atomically (a code works once, however many instances race). The number of
+   * codes left, or null when none matched.
+   */
+  useRecoveryCode(userId: string, candidates: readonly string[]): Promise<number | null>;
+  recoveryCodesLeft(userId: string): Promise<number>;
+  /** Remove TOTP (enrolled and in progress) and recovery codes. True when a TOTP was enrolled. */
+  removeFactors(userId: string): Promise<boolean>;
+  /**
+   * When the user's grace period to enrol started (REQUIRE_SECOND_FACTOR): `now` on the first
+   * call, and that same time on every later call, on every instance.
+   */
+  graceStart(userId: string, now: number): Promise<number>;
+}

@@ -1,0 +1,500 @@
+import type { Request, Response } from 'express';
+import QRCode from 'qrcode';
+import { type Amr, authenticationBody } from '../../../common/src/authentication.js';
+import { ERRORS, type ErrorCode } from '../../../common/src/errors.js';
+import { NO_STORE, sendError } from '../../../common/src/http.js';
+import type { Logger } from '../../../common/src/logger.js';
+import type { Csrf } from '../csrf.js';
+import type { FactorRepository } from '../domain/factors.js';
+import type { PendingLogin, PendingLogins } from '../domain/pending-logins.js';
+import { PENDING_LOGIN_TTL_MS } from '../domain/pending-logins.js';
+import type { SecondFactorProof, SecondFactors, Verification } from '../domain/second-factor.js';
+import {
+  authenticationOfSession,
+  type SessionAuth,
+  type SessionRepository,
+} from '../domain/session-repository.js';
+import { storeCall } from '../domain/store-call.js';
+import type { LoginThrottle } from '../domain/throttle.js';
+import type { User, UsersRepository } from '../domain/users.js';
+import { type CookieSettings, startSession } from '../session-middleware.js';
+import {
+  enrolPage,
+  recoveryCodesPage,
+  recoveryCodeUsedPage,
+  secondStepPage,
+} from '../views-second-factor.js';
+import { isForm, seeOther } from './auth.js';
+
+/** A refused step: its code, the message shown, answer headers (such as Retry-After). */
+export interface Failure {
+  code: ErrorCode;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/** REQUIRE_SECOND_FACTOR and its grace period. */
+export interface SecondFactorPolicy {
+  required: boolean;
+  graceDays: number;
+}
+
+export interface SecondFactorDeps {
+  users: UsersRepository;
+  sessions: SessionRepository;
+  secondFactors: SecondFactors;
+  factors: FactorRepository;
+  pendingLogins: PendingLogins;
+  /** Guesses at codes, per account and address: a throttle of its own (login's limits shape). */
+  codeThrottle: LoginThrottle;
+  csrf: Csrf;
+  cookie: CookieSettings;
+  https: boolean;
+  policy: SecondFactorPolicy;
+  rememberMaxAgeMs: number;
+  audit: Logger;
+  now: () => number;
+  onLogin?: (outcome: 'success' | 'failure' | 'throttled' | 'unavailable') => void;
+}
+
+export const bodyOf = (req: Request) =>
+  (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
+
+export function page(res: Response, status: number, html: string): void {
+  res.status(status).set('Cache-Control', NO_STORE).type('html').send(html);
+}
+
+/** The QR code of an otpauth:// URI, as inline SVG made here: no external service. */
+export const qrSvg = (uri: string) => QRCode.toString(uri, { type: 'svg', margin: 2 });
+
+const FORM_EXPIRED: Failure = {
+  code: 'CSRF_TOKEN_INVALID',
+  message: 'This form expired. Please try again.',
+};
+
+const CODE_MESSAGES: Record<Exclude<Verification, { ok: true }>['reason'], string> = {
+  missing: 'Enter the code from your authenticator app, or a recovery code.',
+  invalid: 'That code is not valid. Check your app and try again.',
+  replayed: 'That code was just used. Wait for the next one.',
+};
+
+/**
+ * Checking a code, the same everywhere (login, step-up, enrolment, the security page): the code
+ * throttle first (per account and address, in Redis: every instance counts), then the code; a
+ * refusal counts as a failure, a success clears the pair; every outcome is audited.
+ */
+export function createCodeCheck(deps: Pick<SecondFactorDeps, 'codeThrottle' | 'audit'>) {
+  const audit = (event: string, req: Request, extra: Record<string, unknown>) =>
+    deps.audit.info({ event, ip: req.ip, requestId: req.id, ...extra }, event);
+
+  /** Throttled: the failure to answer, else undefined. */
+  async function throttled(req: Request, user: Pick<User, 'id' | 'username'>, context: string) {
+    const decision = await storeCall(() => deps.codeThrottle.check(user.username, req.ip ?? ''));
+    if (decision.allowed) return undefined;
+    audit('mfa.throttled', req, { username: user.username, userId: user.id, context });
+    const retry = String(Math.max(1, decision.retryAfterSeconds));
+    return {
+      code: 'TOO_MANY_ATTEMPTS',
+      message: `Too many codes tried. Try again in ${retry} seconds.`,
+      headers: { 'Retry-After': retry },
+    } satisfies Failure;
+  }
+
+  return {
+    throttled,
+    audit,
+    /** `verify` under the throttle; `context` names the flow in the audit log. */
+    async check<V extends Verification>(
+      req: Request,
+      user: Pick<User, 'id' | 'username'>,
+      context: string,
+      verify: () => Promise<V>,
+    ): Promise<{ ok: true; verification: V & { ok: true } } | { ok: false; failure: Failure }> {
+      const blocked = await throttled(req, user, context);
+      if (blocked) return { ok: false, failure: blocked };
+      const ip = req.ip ?? '';
+      const verification = await storeCall(verify);
+      if (!verification.ok) {
+        await storeCall(() => deps.codeThrottle.recordFailure(user.username, ip));
+        audit('mfa.failure', req, {
+          username: user.username,
+          userId: user.id,
+          context,
+          reason: verification.reason,
+        });
+        return {
+          ok: false,
+          failure: { code: 'INVALID_CODE', message: CODE_MESSAGES[verification.reason] },
+        };
+      }
+      await deps.codeThrottle.recordSuccess(user.username, ip).catch(() => {});
+      audit('mfa.success', req, {
+        username: user.username,
+        userId: user.id,
+        context,
+        method: verification.method,
+      });
+      if (verification.method === 'recovery_code')
+        audit('mfa.recovery_code_used', req, {
+          username: user.username,
+          userId: user.id,
+          context,
+          left: verification.recoveryCodesLeft,
+        });
+      // Narrowed by `ok` above; TypeScript does not carry that into the type parameter.
+      return { ok: true, verification: verification as V & { ok: true } };
+    },
+  };
+}
+
+/** The proof a request carries: `totp` and `recovery_code` fields (JSON or form). */
+export function proofOf(fields: Record<string, unknown>): SecondFactorProof {
+  return { totp: fields.totp, recovery_code: fields.recovery_code };
+}
+
+export const hasProof = (proof: SecondFactorProof) =>
+  [proof.totp, proof.recovery_code].some((v) => typeof v === 'string' && v.trim() !== '');
+
+/** The methods a verification adds (RFC 8176: a TOTP or a recovery code is `otp`). */
+export const METHODS_OF_CODE: readonly Amr[] = ['otp'];
+
+/**
+ * The login after its password was right: straight to a session, or to a second step. Owns the
+ * pending login (its cookie, its pages) and the policy REQUIRE_SECOND_FACTOR.
+ */
+export function createLoginSteps(deps: SecondFactorDeps) {
+  const codes = createCodeCheck(deps);
+  const { audit } = codes;
+  const pendingCookie = deps.https ? '__Secure-gatehouse-login' : 'gatehouse-login';
+  // Sent back only to /auth/login/…: never to the app behind the gateway. Host-only, HttpOnly.
+  const pendingAttrs = (req: Request) => ({
+    httpOnly: true,
+    sameSite: 'strict' as const,
+    path: '/auth/login',
+    secure: deps.https || req.secure,
+  });
+  const clearPending = (req: Request, res: Response) =>
+    res.clearCookie(pendingCookie, pendingAttrs(req));
+
+  async function pendingOf(req: Request): Promise<{ token: string; login: PendingLogin } | null> {
+    const token = (req.cookies as Record<string, unknown> | undefined)?.[pendingCookie];
+    const login = await deps.pendingLogins.get(token);
+    return login && typeof token === 'string' ? { token, login } : null;
+  }
+
+  /** A session for `user`, proven by `methods` just now (the login transaction). */
+  async function signIn(
+    req: Request,
+    user: Pick<User, 'id' | 'username' | 'groups' | 'email'>,
+    options: { methods: readonly Amr[]; remember: boolean; ip: string; ua: string },
+  ): Promise<SessionAuth> {
+    const t = deps.now();
+    const auth: SessionAuth = {
+      userId: user.id,
+      username: user.username,
+      groups: user.groups,
+      email: user.email,
+      createdAt: t,
+      amr: [...options.methods],
+      authTime: t,
+      ...(options.remember ? { remember: true } : {}),
+      ip: options.ip,
+      ua: options.ua,
+    };
+    try {
+      await startSession(
+        req,
+        deps.sessions,
+        auth,
+        options.remember ? deps.rememberMaxAgeMs : undefined,
+      );
+    } catch (err) {
+      deps.onLogin?.('unavailable');
+      throw err;
+    }
+    audit('login.success', req, {
+      username: user.username,
+      userId: user.id,
+      remember: options.remember,
+      amr: auth.amr,
+    });
+    deps.onLogin?.('success');
+    return auth;
+  }
+
+  /** When the user's grace period to enrol ends (REQUIRE_SECOND_FACTOR), ms since the epoch. */
+  async function enrolBy(userId: string): Promise<number> {
+    const start = await deps.factors.graceStart(userId, deps.now());
+    return start + deps.policy.graceDays * 86_400_000;
+  }
+
+  async function startPending(req: Request, res: Response, login: PendingLogin, to: string) {
+    const token = await deps.pendingLogins.create(login);
+    res.cookie(pendingCookie, token, { ...pendingAttrs(req), maxAge: PENDING_LOGIN_TTL_MS });
+    audit(
+      login.needs === 'enrolment' ? 'login.mfa_enrolment_required' : 'login.mfa_required',
+      req,
+      {
+        username: login.username,
+        userId: login.userId,
+      },
+    );
+    seeOther(res, to);
+  }
+
+  /** The pending login's page again, with the failure (a form) or the error (JSON). */
+  function refuse(req: Request, res: Response, failure: Failure, render: () => Promise<string>) {
+    if (!isForm(req)) {
+      sendError(req, res, failure.code, {
+        message: failure.message,
+        json: true,
+        ...(failure.headers ? { headers: failure.headers } : {}),
+      });
+      return;
+    }
+    res.set(failure.headers ?? {});
+    return render().then((html) => page(res, ERRORS[failure.code].status, html));
+  }
+
+  /** What a form sees once signed in: where it was going, or the recovery codes left first. */
+  function afterSignIn(res: Response, rd: string, verification?: Verification & { ok: true }) {
+    if (verification?.method === 'recovery_code')
+      return page(
+        res,
+        200,
+        recoveryCodeUsedPage({ left: verification.recoveryCodesLeft ?? 0, next: rd }),
+      );
+    seeOther(res, rd);
+  }
+
+  async function enrolView(req: Request, res: Response, login: PendingLogin, error?: string) {
+    const { secret, uri } = await deps.secondFactors.startEnrolment(login.userId, login.username);
+    return enrolPage({
+      action: '/auth/login/enrol',
+      csrfToken: deps.csrf.token(req, res),
+      secret,
+      uri,
+      qrSvg: await qrSvg(uri),
+      required: true,
+      ...(error ? { error } : {}),
+    });
+  }
+
+  /** A wrong code on a pending login: counted there too; past its tries, the user starts over. */
+  async function failPending(
+    req: Request,
+    res: Response,
+    pending: { token: string; login: PendingLogin },
+    failure: Failure,
+    render: () => Promise<string>,
+  ) {
+    const alive =
+      failure.code === 'TOO_MANY_ATTEMPTS' ||
+      (await deps.pendingLogins.fail(pending.token, pending.login));
+    deps.onLogin?.(failure.code === 'TOO_MANY_ATTEMPTS' ? 'throttled' : 'failure');
+    if (!alive) {
+      clearPending(req, res);
+      return refuse(
+        req,
+        res,
+        { code: 'INVALID_CODE', message: 'Too many wrong codes. Sign in again.' },
+        async () =>
+          secondStepPage({
+            csrfToken: deps.csrf.token(req, res),
+            error: 'Too many wrong codes. Sign in again.',
+          }),
+      );
+    }
+    return refuse(req, res, failure, render);
+  }
+
+  return {
+    signIn,
+    codes,
+    enrolBy,
+
+    /**
+     * The password was right. A user with a second factor: JSON callers complete it in the same
+     * call (`totp` or `recovery_code`, else 401 MFA_REQUIRED), forms go to the second step (a
+     * pending login, never a session). Without one: a session, unless REQUIRE_SECOND_FACTOR's
+     * grace period is over (enrol first: forms go to the enrolment step, JSON gets 403).
+     */
+    async afterPassword(
+      req: Request,
+      res: Response,
+      ctx: { user: User; remember: boolean; rd: string; fields: Record<string, unknown> },
+    ) {
+      const { user, remember, rd, fields } = ctx;
+      const form = isForm(req);
+      const ip = req.ip ?? '';
+      const ua = String(req.headers['user-agent'] ?? '').slice(0, 256);
+      const pending = (needs: PendingLogin['needs']): PendingLogin => ({
+        userId: user.id,
+        username: user.username,
+        needs,
+        passwordAt: deps.now(),
+        rd,
+        remember,
+        ip,
+        ua,
+        failures: 0,
+      });
+      const status = await storeCall(() => deps.secondFactors.status(user.id));
+
+      if (status.totp) {
+        if (form)
+          return startPending(req, res, pending('second-factor'), '/auth/login/second-factor');
+        const proof = proofOf(fields);
+        if (!hasProof(proof)) {
+          audit('login.mfa_required', req, { username: user.username, userId: user.id });
+          const methods = status.recoveryCodesLeft > 0 ? ['totp', 'recovery_code'] : ['totp'];
+          res
+            .status(ERRORS.MFA_REQUIRED.status)
+            .set('Cache-Control', NO_STORE)
+            .json({ error: 'MFA_REQUIRED', message: ERRORS.MFA_REQUIRED.message, methods });
+          return;
+        }
+        const checked = await codes.check(req, user, 'login', () =>
+          deps.secondFactors.verify(user.id, proof),
+        );
+        if (!checked.ok) {
+          deps.onLogin?.(checked.failure.code === 'TOO_MANY_ATTEMPTS' ? 'throttled' : 'failure');
+          return refuse(req, res, checked.failure, async () => '');
+        }
+        const auth = await signIn(req, user, { methods: ['pwd', 'otp'], remember, ip, ua });
+        return res
+          .status(200)
+          .set('Cache-Control', NO_STORE)
+          .json({
+            user: { id: user.id, username: user.username, groups: user.groups, email: user.email },
+            authentication: authenticationBody(authenticationOfSession(auth)),
+            ...(checked.verification.method === 'recovery_code'
+              ? { recoveryCodesLeft: checked.verification.recoveryCodesLeft }
+              : {}),
+          });
+      }
+
+      const deadline = deps.policy.required ? await storeCall(() => enrolBy(user.id)) : undefined;
+      if (deadline !== undefined && deps.now() >= deadline) {
+        if (form) return startPending(req, res, pending('enrolment'), '/auth/login/enrol');
+        audit('login.mfa_enrolment_required', req, { username: user.username, userId: user.id });
+        return sendError(req, res, 'MFA_ENROLMENT_REQUIRED', { json: true });
+      }
+      const auth = await signIn(req, user, { methods: ['pwd'], remember, ip, ua });
+      if (form)
+        return seeOther(
+          res,
+          deadline === undefined ? rd : `/auth/security/totp?rd=${encodeURIComponent(rd)}`,
+        );
+      res.status(200).json({
+        user: { id: user.id, username: user.username, groups: user.groups, email: user.email },
+        authentication: authenticationBody(authenticationOfSession(auth)),
+        ...(deadline === undefined
+          ? {}
+          : { secondFactor: { required: true, enrolBy: new Date(deadline).toISOString() } }),
+      });
+    },
+
+    /** GET /auth/login/second-factor: the code form of a pending login. */
+    async showSecondStep(req: Request, res: Response) {
+      const pending = await storeCall(() => pendingOf(req));
+      if (pending?.login.needs !== 'second-factor') return seeOther(res, '/auth/login');
+      page(res, 200, secondStepPage({ csrfToken: deps.csrf.token(req, res) }));
+    },
+
+    /** POST /auth/login/second-factor: the code; right, the session (used once). */
+    submitSecondStep: (req: Request, res: Response) =>
+      completePending(req, res, 'second-factor', {
+        context: 'login',
+        render: (_login, error) =>
+          secondStepPage({ csrfToken: deps.csrf.token(req, res), ...(error ? { error } : {}) }),
+        verify: (login) => deps.secondFactors.verify(login.userId, proofOf(bodyOf(req))),
+        done: (login, verification) => afterSignIn(res, login.rd, verification),
+      }),
+
+    /** GET /auth/login/enrol: REQUIRE_SECOND_FACTOR past its grace: set one up to sign in. */
+    async showEnrolStep(req: Request, res: Response) {
+      const pending = await storeCall(() => pendingOf(req));
+      if (pending?.login.needs !== 'enrolment') return seeOther(res, '/auth/login');
+      page(res, 200, await enrolView(req, res, pending.login));
+    },
+
+    /** POST /auth/login/enrol: the first code confirms the factor; then the session. */
+    submitEnrolStep: (req: Request, res: Response) =>
+      completePending(req, res, 'enrolment', {
+        context: 'enrol',
+        render: (login, error) => enrolView(req, res, login, error),
+        verify: async (login) => {
+          const confirmed = await deps.secondFactors.confirmEnrolment(
+            login.userId,
+            bodyOf(req).totp,
+          );
+          if (confirmed.ok)
+            audit('mfa.enrolled', req, {
+              username: login.username,
+              userId: login.userId,
+              context: 'login',
+            });
+          return confirmed;
+        },
+        done: (login, verification) =>
+          page(
+            res,
+            200,
+            recoveryCodesPage({
+              codes: verification.recoveryCodes,
+              next: login.rd,
+            }),
+          ),
+      }),
+  };
+
+  /**
+   * The POST of a pending login's step: its form token, then `verify` under the code throttle
+   * (a wrong code also counts against the pending login), then the pending login is used up (one
+   * request wins), then the session (pwd + otp), then `done` answers.
+   */
+  async function completePending<V extends Verification>(
+    req: Request,
+    res: Response,
+    needs: PendingLogin['needs'],
+    step: {
+      context: string;
+      render: (login: PendingLogin, error?: string) => Promise<string> | string;
+      verify: (login: PendingLogin) => Promise<V>;
+      done: (login: PendingLogin, verification: V & { ok: true }) => unknown;
+    },
+  ) {
+    const pending = await storeCall(() => pendingOf(req));
+    if (pending?.login.needs !== needs) return seeOther(res, '/auth/login');
+    const { login } = pending;
+    const render = async (error?: string) => step.render(login, error);
+    if (!deps.csrf.valid(req))
+      return refuse(req, res, FORM_EXPIRED, () => render(FORM_EXPIRED.message));
+    const user = { id: login.userId, username: login.username };
+    const checked = await codes.check(req, user, step.context, () => step.verify(login));
+    if (!checked.ok)
+      return failPending(req, res, pending, checked.failure, () => render(checked.failure.message));
+    // Used once: of two requests racing with the same pending login, one gets the session.
+    if (!(await storeCall(() => deps.pendingLogins.consume(pending.token))))
+      return seeOther(res, '/auth/login');
+    clearPending(req, res);
+    const current = await freshUser(login);
+    if (!current) return seeOther(res, '/auth/login');
+    await signIn(req, current, {
+      methods: ['pwd', 'otp'],
+      remember: login.remember,
+      ip: login.ip,
+      ua: login.ua,
+    });
+    return step.done(login, checked.verification);
+  }
+
+  /** The user as the users file says now (disabled or removed meanwhile: no session). */
+  async function freshUser(login: PendingLogin) {
+    const user = await deps.users.findById(login.userId);
+    return user && !user.disabled ? user : null;
+  }
+}
+
+export type LoginSteps = ReturnType<typeof createLoginSteps>;

@@ -1,0 +1,80 @@
+/**
+ * The factor repository's contract (session-service/src/domain/factors.ts): one suite over every
+ * implementation, in memory (test/unit/factor-repository.test.ts) and on standalone Redis,
+ * Cluster and Sentinel (redis-contract.test.ts), as the session repository's.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { FactorRepository } from '../../session-service/src/domain/factors.js';
+
+const newUserId = () => `user-${randomBytes(4).toString('hex')}`;
+
+export function describeFactorRepositoryContract(name: string, make: () => FactorRepository) {
+  describe(`the factor repository on ${name}`, () => {
+    it('keeps a TOTP factor per user, and an enrolment in progress beside it', async () => {
+      const factors = make();
+      const [alice, bob] = [newUserId(), newUserId()];
+      expect(await factors.getTotp(alice)).toBeNull();
+      expect(await factors.getPendingTotp(alice)).toBeNull();
+      await factors.savePendingTotp(alice, 'PENDINGSECRET');
+      expect(await factors.getPendingTotp(alice)).toBe('PENDINGSECRET');
+      expect(await factors.getTotp(alice)).toBeNull();
+      await factors.saveTotp(alice, { secret: 'ENROLLEDSECRET', createdAt: 1234 });
+      await factors.deletePendingTotp(alice);
+      expect(await factors.getTotp(alice)).toEqual({ secret: 'ENROLLEDSECRET', createdAt: 1234 });
+      expect(await factors.getPendingTotp(alice)).toBeNull();
+      expect(await factors.getTotp(bob)).toBeNull();
+    });
+
+    it('gives each TOTP step of a user once, however many callers race', async () => {
+      const factors = make();
+      const [alice, bob] = [newUserId(), newUserId()];
+      const claims = await Promise.all(
+        Array.from({ length: 10 }, () => factors.claimTotpStep(alice, 100)),
+      );
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await factors.claimTotpStep(alice, 101)).toBe(true);
+      expect(await factors.claimTotpStep(bob, 100)).toBe(true);
+      expect(await factors.claimTotpStep(alice, 100)).toBe(false);
+    });
+
+    it('uses each recovery code once, says how many are left, and replaces them all', async () => {
+      const factors = make();
+      const alice = newUserId();
+      expect(await factors.recoveryCodesLeft(alice)).toBe(0);
+      expect(await factors.useRecoveryCode(alice, ['a'])).toBeNull();
+      await factors.replaceRecoveryCodes(alice, ['a', 'b', 'c']);
+      expect(await factors.recoveryCodesLeft(alice)).toBe(3);
+      // The candidates: the digest under each configured key; the first stored one is used.
+      expect(await factors.useRecoveryCode(alice, ['x', 'b'])).toBe(2);
+      const racing = await Promise.all(
+        Array.from({ length: 5 }, () => factors.useRecoveryCode(alice, ['a'])),
+      );
+      expect(racing.filter((r) => r !== null)).toEqual([1]);
+      await factors.replaceRecoveryCodes(alice, ['d', 'e']);
+      expect(await factors.useRecoveryCode(alice, ['c'])).toBeNull();
+      expect(await factors.recoveryCodesLeft(alice)).toBe(2);
+    });
+
+    it('removes every factor of a user, and says whether a TOTP was enrolled', async () => {
+      const factors = make();
+      const alice = newUserId();
+      await factors.saveTotp(alice, { secret: 'S', createdAt: 1 });
+      await factors.savePendingTotp(alice, 'P');
+      await factors.replaceRecoveryCodes(alice, ['a']);
+      expect(await factors.removeFactors(alice)).toBe(true);
+      expect(await factors.getTotp(alice)).toBeNull();
+      expect(await factors.getPendingTotp(alice)).toBeNull();
+      expect(await factors.recoveryCodesLeft(alice)).toBe(0);
+      expect(await factors.removeFactors(alice)).toBe(false);
+    });
+
+    it('keeps the first grace start of a user', async () => {
+      const factors = make();
+      const alice = newUserId();
+      expect(await factors.graceStart(alice, 1000)).toBe(1000);
+      expect(await factors.graceStart(alice, 5000)).toBe(1000);
+      expect(await factors.graceStart(newUserId(), 5000)).toBe(5000);
+    });
+  });
+}
