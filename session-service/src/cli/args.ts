@@ -9,10 +9,13 @@ export const USAGE = `Usage: npm run users -- <command> [options]
 Commands:
   add <username> [--groups a,b] [--email e]  add a user (stored in canonical form: see README "Users")
   list [--json]                              list users (never their password hashes)
-  remove <username>                          remove a user and end their sessions
+  remove <username>                          remove a user, their second factors and sessions
   passwd <username>                          set a new password and end the user's sessions
   disable <username>                         refuse the user's logins and end their sessions
+                                             (their second factors are kept for enable)
   enable <username>                          allow the user's logins again
+  reset-factors <username>                   remove the user's second factors (authenticator
+                                             app, recovery codes) and end their sessions
 
 add and passwd read the password from the first line of stdin when it is not a terminal,
 otherwise they ask for it twice without echoing it.
@@ -24,8 +27,9 @@ Environment:
                 Sentinel or Cluster instead of REDIS_URL, as for the session-service
   REDIS_PREFIX  session key prefix (default gh:)
 
-Exit codes: 0 done, 1 refused or failed (nothing changed),
-  2 changed but the sessions could not be ended (Redis unreachable; they end at their timeout)
+Exit codes: 0 done, 1 refused or failed (nothing changed; reset-factors when Redis is
+  unreachable), 2 changed but the sessions could not be ended (Redis unreachable; they end at
+  their timeout)
 `;
 
 export interface Settings {

@@ -7,11 +7,12 @@ import {
   indexUsers,
   newUser,
   parseGroupList,
+  type StoredUser,
   withId,
 } from '../domain/users.js';
 import { expectShape, type Invocation, type Settings } from './args.js';
 import { endSessions } from './end-sessions.js';
-import { CliError, EXIT_OK } from './errors.js';
+import { CliError, EXIT_FAILED, EXIT_OK } from './errors.js';
 import { readNewPassword } from './password-input.js';
 import { complain, printUsers, quote, say } from './print.js';
 import { indexOfUser, loadUsers, requireNewUsername, saveUsers, updateUser } from './users-file.js';
@@ -69,8 +70,23 @@ const remove: Command = async (settings, invocation) => {
   const username = invocation.positionals[0] as string;
   const removed = await updateUser(settings, username, () => null);
   say(`removed ${quote(username)}`);
-  // Validate refuses sessions of removed users anyway; ending them frees Redis at once.
-  return endSessions(settings, removed);
+  // Validate refuses sessions of removed users anyway; ending them frees Redis at once. Their
+  // second factors go too: user ids are never reused, so nothing else could read them.
+  return endSessions(settings, removed, { resetFactors: true });
+};
+
+/**
+ * A lost authenticator app: its TOTP and recovery codes are removed and the user's sessions end
+ * (whoever holds one may be who has the phone); the user signs in with the password and sets a
+ * factor up again (at once when REQUIRE_SECOND_FACTOR's grace is over). The users file is not
+ * touched: factors live in Redis, so Redis unreachable is a refusal (exit 1), nothing changed.
+ */
+const resetFactors: Command = async (settings, invocation) => {
+  expectShape(invocation, [], 1);
+  const username = invocation.positionals[0] as string;
+  const users = await loadUsers(settings);
+  const user = users[indexOfUser(users, username)] as StoredUser;
+  return endSessions(settings, user, { resetFactors: true, unreachableExit: EXIT_FAILED });
 };
 
 const passwd: Command = async (settings, invocation) => {
@@ -115,4 +131,5 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   passwd,
   disable,
   enable,
+  'reset-factors': resetFactors,
 };

@@ -1,33 +1,44 @@
-/** Ending a user's sessions in Redis after remove, passwd and disable. */
+/** Ending a user's sessions in Redis after remove, passwd and disable (and reset-factors). */
 import { createOneShotRedis, describeRedis, withDeadline } from '../../../common/src/redis.js';
 import type { RedisConnection } from '../config.js';
+import { createRedisFactorRepository } from '../domain/factors-redis.js';
 import { createRedisSessionRepository } from '../domain/session-repository-redis.js';
 import { type StoredUser, withId } from '../domain/users.js';
 import type { Settings } from './args.js';
 import { describeError, EXIT_OK, EXIT_SESSIONS_NOT_ENDED } from './errors.js';
-import { complain, printSessionsEnded, quote } from './print.js';
+import { complain, printSessionsEnded, quote, say } from './print.js';
 
 const REDIS_CONNECT_TIMEOUT_MS = 2000;
 /** Overall deadline for ending sessions: a frozen Redis must not hang the CLI. */
 const REDIS_DEADLINE_MS = 5000;
 
-/** End every session of the user. Throws when Redis cannot be reached or does not answer. */
+/**
+ * Remove the user's second factors first when `resetFactors` (then a failure leaves no session
+ * ended for nothing), then end every session of the user. Throws when Redis cannot be reached or
+ * does not answer.
+ */
 async function revokeSessions(
   settings: Settings,
   connection: RedisConnection,
   userId: string,
-): Promise<number> {
+  resetFactors: boolean,
+): Promise<{ ended: number; hadFactor: boolean }> {
   const redis = createOneShotRedis(connection, REDIS_CONNECT_TIMEOUT_MS);
   const sessions = createRedisSessionRepository({
     redis,
     lifetimes: settings.lifetimes,
     prefix: settings.redisPrefix,
   });
+  const factors = createRedisFactorRepository({ redis, prefix: settings.redisPrefix });
   try {
     return await withDeadline(
-      redis.connect().then(() => sessions.deleteUserSessions(userId)),
+      (async () => {
+        await redis.connect();
+        const hadFactor = resetFactors ? await factors.removeFactors(userId) : false;
+        return { ended: await sessions.deleteUserSessions(userId), hadFactor };
+      })(),
       REDIS_DEADLINE_MS,
-      'ending the sessions',
+      resetFactors ? 'removing the second factors' : 'ending the sessions',
     );
   } finally {
     if (redis.isOpen) await redis.destroy();
@@ -40,25 +51,44 @@ function causeOf(err: unknown): string {
   return String(cause);
 }
 
-/** End the user's sessions and say so; exit code 2 when Redis could not be reached. */
-export async function endSessions(settings: Settings, user: StoredUser): Promise<number> {
+/**
+ * End the user's sessions and say so; exit code 2 when Redis could not be reached. With
+ * `resetFactors` (reset-factors, remove) the user's second factors are removed first: when Redis
+ * cannot be reached nothing is removed, and `unreachableExit` says what that means for the command.
+ */
+export async function endSessions(
+  settings: Settings,
+  user: StoredUser,
+  options: { resetFactors?: boolean; unreachableExit?: number } = {},
+): Promise<number> {
+  const resetFactors = options.resetFactors ?? false;
+  const unreachable = options.unreachableExit ?? EXIT_SESSIONS_NOT_ENDED;
+  const what = resetFactors ? 'remove the second factors' : 'end the sessions';
   let connection: Readonly<RedisConnection>;
   try {
     connection = settings.redis();
   } catch (err) {
-    complain(`could not end the sessions of ${quote(user.username)}: ${describeError(err)}`);
-    return EXIT_SESSIONS_NOT_ENDED;
+    complain(`could not ${what} of ${quote(user.username)}: ${describeError(err)}`);
+    return unreachable;
   }
   try {
-    printSessionsEnded(user.username, await revokeSessions(settings, connection, withId(user).id));
+    const done = await revokeSessions(settings, connection, withId(user).id, resetFactors);
+    if (resetFactors)
+      say(
+        done.hadFactor
+          ? `removed the second factors of ${quote(user.username)} (authenticator app and recovery codes)`
+          : `${quote(user.username)} had no second factor`,
+      );
+    printSessionsEnded(user.username, done.ended);
     return EXIT_OK;
   } catch (err) {
     complain(
-      `could not end the sessions of ${quote(user.username)}: Redis unreachable at ` +
-        `${describeRedis(connection)}; they end at their timeout`,
+      `could not ${what} of ${quote(user.username)}: Redis unreachable at ` +
+        `${describeRedis(connection)}` +
+        (resetFactors ? '' : '; they end at their timeout'),
     );
     const reason = causeOf(err);
     if (reason) complain(`  (${reason})`);
-    return EXIT_SESSIONS_NOT_ENDED;
+    return unreachable;
   }
 }

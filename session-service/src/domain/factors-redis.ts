@@ -43,12 +43,19 @@ const CARDINALITY = `return redis.call('SCARD', KEYS[1])`;
  */
 export function createRedisFactorRepository(options: {
   redis: RedisClient;
-  /** createSealer(keys, 'totp-secret'). */
-  secrets: Sealer;
+  /**
+   * Seals and opens TOTP secrets: createSealer(keys, 'totp-secret'). Everything but removal and
+   * the counters needs it; removeFactors alone (the users CLI) works without it.
+   */
+  secrets?: Sealer;
   prefix?: string;
   logger?: Pick<Logger, 'warn'>;
 }): FactorRepository & { keyOf: (userId: string, name: string) => string } {
-  const { redis, secrets } = options;
+  const { redis } = options;
+  const sealer = (): Sealer => {
+    if (!options.secrets) throw new Error('second factors need a sealer (secrets)');
+    return options.secrets;
+  };
   const prefix = options.prefix ?? 'gh:';
   const keyOf = (userId: string, name: string) => `${prefix}mfa:{${userId}}:${name}`;
 
@@ -61,10 +68,10 @@ export function createRedisFactorRepository(options: {
     const raw = await redis.get(key);
     if (raw === null) return null;
     try {
-      const opened = secrets.open(raw, key);
+      const opened = sealer().open(raw, key);
       // Sealed with a previous SESSION_ENCRYPTION_KEY: seal it again with the current one.
       if (!opened.current)
-        await redis.set(key, secrets.seal(opened.plaintext, key), {
+        await redis.set(key, sealer().seal(opened.plaintext, key), {
           expiration: 'KEEPTTL',
           condition: 'XX',
         });
@@ -88,13 +95,13 @@ export function createRedisFactorRepository(options: {
     saveTotp: (userId, factor) =>
       storeCall(async () => {
         const key = keyOf(userId, 'totp');
-        await redis.set(key, secrets.seal(JSON.stringify(factor), key));
+        await redis.set(key, sealer().seal(JSON.stringify(factor), key));
       }),
     getPendingTotp: (userId) => storeCall(() => openAt(keyOf(userId, 'totp-pending'))),
     savePendingTotp: (userId, secret) =>
       storeCall(async () => {
         const key = keyOf(userId, 'totp-pending');
-        await redis.set(key, secrets.seal(secret, key), {
+        await redis.set(key, sealer().seal(secret, key), {
           expiration: { type: 'PX', value: ENROLMENT_TTL_MS },
         });
       }),
