@@ -7,8 +7,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedis, type RedisClient } from '../../common/src/redis.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { getPage, postPageForm } from '../helpers/forms.js';
+import { silentLogger } from '../helpers/logger.js';
 import { browserLogin, JSON_HEADERS } from '../helpers/login.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
@@ -25,26 +27,32 @@ const now = () => clock.t;
 const DAY = 86_400_000;
 
 let redis: RedisServer;
+let client: RedisClient;
 const services: SessionServiceApp[] = [];
 const servers: Server[] = [];
 
 beforeAll(async () => {
   redis = await startRedis();
+  client = createRedis({ url: redis.url }, silentLogger);
+  await client.connect();
 });
 afterAll(async () => {
   for (const s of servers) s.close();
+  await client?.close();
   await Promise.all(services.map((s) => s.close()));
   await redis?.stop();
 });
 
-/** A session-service on its own port (one Redis for all), with `env`. */
-async function serve(usernames: string[], env: Record<string, string> = {}) {
-  const users = await writeTestUsers(
-    usernames.map((username) => ({ username, password: PASSWORD })),
-  );
+/** A session-service on its own port (one Redis for all), with `env`; users: names or a file. */
+async function serve(usernames: string[] | string, env: Record<string, string> = {}) {
+  const usersFile =
+    typeof usernames === 'string'
+      ? usernames
+      : (await writeTestUsers(usernames.map((username) => ({ username, password: PASSWORD }))))
+          .path;
   const service = await buildSessionService({
     redisUrl: redis.url,
-    usersFile: users.path,
+    usersFile,
     env,
     throttleLimits: NO_THROTTLE,
     codeThrottleLimits: { addressAttempts: 100_000, addressFailures: 100_000 },
@@ -292,5 +300,50 @@ describe('REQUIRE_SECOND_FACTOR with a grace period', () => {
     expect(codes).toContain('href="/home"');
     expect(jar.get('gatehouse')).toBeTruthy();
     expect((await authenticationOf(base, jar)).acr).toBe('aal2');
+  });
+});
+
+describe('rotating SESSION_ENCRYPTION_KEY', () => {
+  it('keeps TOTP secrets and recovery codes working through SESSION_ENCRYPTION_KEY_PREVIOUS, seals a secret again when read, and refuses (503, never the password alone) a secret no key opens', async () => {
+    const OLD = 'old-encryption-key-old-encryption-key-0123';
+    const NEW = 'new-encryption-key-new-encryption-key-0123';
+    const users = await writeTestUsers([{ username: 'gina', password: PASSWORD }]);
+    const before = await serve(users.path, { SESSION_ENCRYPTION_KEY: OLD });
+    const jar = await signedIn(before, 'gina');
+    const page = await (await html(jar, `${before}/auth/security/totp`)).text();
+    const secret = /secret=([A-Z2-7]+)/.exec(page)?.[1] ?? '';
+    const enrolled = await post(jar, `${before}/auth/security/totp`, page, {
+      totp: totpAt(secret, clock.t),
+    });
+    const codes = [...(await enrolled.text()).matchAll(/<li><code>([^<]+)<\/code>/g)].map(
+      (m) => m[1] as string,
+    );
+    nextStep();
+    const key = `gh:mfa:{${users.users[0]?.id}}:totp`;
+    const keyIdOf = async () => String(await client.get(key)).split('.')[1];
+    const oldKeyId = await keyIdOf();
+
+    const during = await serve(users.path, {
+      SESSION_ENCRYPTION_KEY: NEW,
+      SESSION_ENCRYPTION_KEY_PREVIOUS: OLD,
+    });
+    const login = (base: string, extra: Record<string, string>) =>
+      fetch(`${base}/auth/login`, {
+        method: 'POST',
+        headers: JSON_HEADERS,
+        body: JSON.stringify({ username: 'gina', password: PASSWORD, ...extra }),
+      });
+    expect((await login(during, { recovery_code: codes[0] as string })).status).toBe(200);
+    expect((await login(during, { totp: totpAt(secret, clock.t) })).status).toBe(200);
+    expect(await keyIdOf()).not.toBe(oldKeyId); // sealed again with the new key
+
+    // A service without the key the secret is now sealed with (the old key only): no login.
+    const resealed = String(await client.get(key));
+    const onlyOld = await serve(users.path, { SESSION_ENCRYPTION_KEY: OLD });
+    nextStep();
+    const refused = await login(onlyOld, { totp: totpAt(secret, clock.t) });
+    expect(refused.status).toBe(503);
+    expect((await refused.json()).error).toBe('SESSION_STORE_UNAVAILABLE');
+    expect(await client.get(key)).toBe(resealed);
   });
 });

@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
@@ -32,6 +33,18 @@ let usersFile: string;
 let one: SessionServiceApp;
 let two: SessionServiceApp;
 let servers: Server[] = [];
+/** What both services log (their audit events among it), one parsed line each. */
+const logged: Record<string, unknown>[] = [];
+const loggedText: string[] = [];
+const auditLogger = pino(
+  { level: 'info' },
+  {
+    write(line: string) {
+      loggedText.push(line);
+      logged.push(JSON.parse(line) as Record<string, unknown>);
+    },
+  },
+);
 let bases: string[] = [];
 const secrets = new Map<string, string>();
 
@@ -41,6 +54,7 @@ beforeAll(async () => {
   usersFile = users.path;
   const build = () =>
     buildSessionService({
+      logger: auditLogger,
       redisUrl: redis.url,
       usersFile,
       throttleLimits: NO_THROTTLE,
@@ -444,5 +458,32 @@ describe('the browser login with a second factor', () => {
     expect(html).toContain('<strong id="codes-left">9</strong>');
     expect(html).toContain('href="/app"');
     expect(jar.get('gatehouse')).toBeTruthy();
+  });
+});
+
+describe('the audit log', () => {
+  it('has every second-factor event of the tests above, with user and flow, and no code or secret', () => {
+    const events = (name: string) => logged.filter((l) => l.event === name && l.audit === true);
+    for (const name of [
+      'login.mfa_required',
+      'mfa.success',
+      'mfa.failure',
+      'mfa.throttled',
+      'mfa.recovery_code_used',
+      'mfa.enrolled',
+    ])
+      expect(events(name).length, name).toBeGreaterThan(0);
+    expect(events('mfa.recovery_code_used')).toContainEqual(
+      expect.objectContaining({ username: 'frank', context: 'login', left: 9 }),
+    );
+    expect(events('mfa.failure')).toContainEqual(
+      expect.objectContaining({ username: 'dave', reason: 'replayed' }),
+    );
+    expect(events('login.success')).toContainEqual(
+      expect.objectContaining({ username: 'alice', amr: ['pwd', 'otp', 'mfa'] }),
+    );
+    const text = loggedText.join('');
+    for (const secret of secrets.values()) expect(text).not.toContain(secret);
+    expect(text).not.toContain('otpauth://');
   });
 });

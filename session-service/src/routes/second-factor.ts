@@ -1,6 +1,10 @@
 import type { Request, Response } from 'express';
 import QRCode from 'qrcode';
-import { type Amr, authenticationBody } from '../../../common/src/authentication.js';
+import {
+  type Amr,
+  authenticationBody,
+  authenticationOf,
+} from '../../../common/src/authentication.js';
 import { ERRORS, type ErrorCode } from '../../../common/src/errors.js';
 import { NO_STORE, sendError } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
@@ -195,7 +199,7 @@ export function createLoginSteps(deps: SecondFactorDeps) {
       groups: user.groups,
       email: user.email,
       createdAt: t,
-      amr: [...options.methods],
+      amr: authenticationOf(options.methods, t).amr,
       authTime: t,
       ...(options.remember ? { remember: true } : {}),
       ip: options.ip,
