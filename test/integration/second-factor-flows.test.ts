@@ -153,6 +153,47 @@ describe('the step-up page', () => {
     nextStep();
   });
 
+  it('sets up a factor only for a session that proved the password in the last 10 minutes (else the password first, then back)', async () => {
+    const users = await writeTestUsers([{ username: 'hank', password: PASSWORD }]);
+    const own = await serve(users.path);
+    const jar = await signedIn(own, 'hank');
+    clock.t += 11 * 60_000;
+    nextStep();
+    const enrolUrl = '/auth/security/totp?rd=%2Freports';
+    const sent = await html(jar, `${own}${enrolUrl}`);
+    expect(sent.status).toBe(303);
+    const reauth = `/auth/step-up?need=recent-authentication&rd=${encodeURIComponent(enrolUrl)}`;
+    expect(sent.headers.get('location')).toBe(reauth);
+    // A form posted from a page left open meanwhile is sent the same way; JSON gets the code.
+    const api = await jar.fetch(`${own}/auth/security/totp`, {
+      method: 'POST',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ totp: '123456' }),
+    });
+    expect(api.status).toBe(401);
+    expect((await api.json()).error).toBe('REAUTHENTICATION_REQUIRED');
+
+    const page = await (await html(jar, `${own}${reauth}`)).text();
+    expect(page).toContain('name="password"');
+    expect(page).not.toContain('name="totp"'); // no factor yet: the password alone
+    const back = await post(jar, `${own}/auth/step-up`, page, {
+      need: 'recent-authentication',
+      rd: enrolUrl,
+      password: PASSWORD,
+    });
+    expect(back.status).toBe(303);
+    expect(back.headers.get('location')).toBe(enrolUrl);
+    const enrolPage = await (await html(jar, `${own}${enrolUrl}`)).text();
+    const secret = /secret=([A-Z2-7]+)/.exec(enrolPage)?.[1] ?? '';
+    const done = await post(jar, `${own}/auth/security/totp`, enrolPage, {
+      rd: '/reports',
+      totp: totpAt(secret, clock.t),
+    });
+    expect(done.status).toBe(200);
+    expect((await authenticationOf(own, jar)).acr).toBe('aal2');
+    nextStep();
+  });
+
   it('asks for the password again (and the code) for recent-authentication, and moves authTime', async () => {
     const jar = await signedIn(base, 'carol');
     const secret = await enrol(base, jar);

@@ -7,7 +7,11 @@ import type { Csrf } from '../csrf.js';
 import { PASSWORD_MAX, type PasswordVerifier } from '../domain/passwords.js';
 import { safeRedirect } from '../domain/redirects.js';
 import type { SecondFactors } from '../domain/second-factor.js';
-import type { SessionRepository, ValidSession } from '../domain/session-repository.js';
+import {
+  authenticationOfSession,
+  type SessionRepository,
+  type ValidSession,
+} from '../domain/session-repository.js';
 import { storeCall } from '../domain/store-call.js';
 import type { LoginThrottle } from '../domain/throttle.js';
 import type { UsersRepository } from '../domain/users.js';
@@ -20,7 +24,7 @@ import {
   stepUpPage,
   webauthnRequiredPage,
 } from '../views-second-factor.js';
-import { seeOther } from './auth.js';
+import { isForm, seeOther } from './auth.js';
 import {
   bodyOf,
   type Failure,
@@ -49,6 +53,9 @@ export interface SecurityDeps {
   current: WeakMap<Request, ValidSession>;
 }
 
+/** How recently the password must have been proven to set up a second factor. */
+export const RECENT_AUTHENTICATION_MS = 10 * 60_000;
+
 const NEEDS = ['second-factor', 'webauthn', 'recent-authentication'] as const;
 type Need = (typeof NEEDS)[number];
 const needOf = (value: unknown): Need | null =>
@@ -76,6 +83,16 @@ export function createSecurityHandlers(deps: SecurityDeps) {
     id: session.auth.userId,
     username: session.auth.username,
   });
+
+  /**
+   * Setting up a factor steps the session up (the user proved the factor), so a session must
+   * have proven the password recently to do it: otherwise a stolen password-only cookie could
+   * enrol the thief's authenticator and become aal2.
+   */
+  const recentlyAuthenticated = (session: ValidSession) =>
+    deps.now() - authenticationOfSession(session.auth).authTime <= RECENT_AUTHENTICATION_MS;
+  const reauthenticateTo = (back: string) =>
+    `/auth/step-up?need=recent-authentication&rd=${encodeURIComponent(back)}`;
 
   /** A form gets its page again with the message; JSON the error. */
   async function refuse(
@@ -273,6 +290,8 @@ export function createSecurityHandlers(deps: SecurityDeps) {
       const rd = req.query.rd === undefined ? '/auth/security' : rdOf(req.query.rd);
       if (await storeCall(() => deps.secondFactors.enrolled(session.auth.userId)))
         return seeOther(res, rd);
+      if (!recentlyAuthenticated(session))
+        return seeOther(res, reauthenticateTo(`/auth/security/totp?rd=${encodeURIComponent(rd)}`));
       page(res, 200, await enrolView(req, res, session, rd));
     },
 
@@ -285,6 +304,11 @@ export function createSecurityHandlers(deps: SecurityDeps) {
       const fields = bodyOf(req);
       const rd = fields.rd === undefined ? '/auth/security' : rdOf(fields.rd);
       const user = userOf(session);
+      if (!recentlyAuthenticated(session)) {
+        const back = reauthenticateTo(`/auth/security/totp?rd=${encodeURIComponent(rd)}`);
+        if (isForm(req)) return seeOther(res, back);
+        return sendError(req, res, 'REAUTHENTICATION_REQUIRED', { json: true });
+      }
       const checked = await codes.check(req, user, 'enrol', () =>
         deps.secondFactors.confirmEnrolment(user.id, fields.totp),
       );
