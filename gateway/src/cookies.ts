@@ -1,6 +1,7 @@
 /**
- * Gatehouse's own cookies: the session cookie under every name it may take, and the
- * session-service's CSRF cookie. Only the session-service writes them (through /auth/); they never
+ * Gatehouse's own cookies: the session cookie under every name it may take, the
+ * session-service's CSRF cookie and its pending-login cookie (a sign-in waiting for its second
+ * factor). Only the session-service writes them (through /auth/); they never
  * reach a backend (request-headers.ts) and no backend may set or clear them (response-headers.ts).
  *
  * Names are compared folded: lowercase, without a `__Host-` or `__Secure-` prefix in any casing,
@@ -20,9 +21,16 @@ export const foldCookieName = (name: string): string =>
 /** The CSRF cookie's base name (session-service/src/csrf.ts: `gatehouse-csrf`, `__Host-` on https). */
 export const CSRF_COOKIE_BASE = 'gatehouse-csrf';
 
+/**
+ * The pending-login cookie's base name (session-service/src/routes/second-factor.ts:
+ * `gatehouse-login`, `__Secure-` on https). Its Path keeps browsers from sending it to apps; this
+ * keeps backends from setting or clearing it.
+ */
+export const PENDING_LOGIN_COOKIE_BASE = 'gatehouse-login';
+
 export function createCookiePolicy(sessionCookieName: string): CookiePolicy {
   const base = foldCookieName(sessionCookieName);
-  const own = new Set([base, `${base}-csrf`, CSRF_COOKIE_BASE]);
+  const own = new Set([base, `${base}-csrf`, CSRF_COOKIE_BASE, PENDING_LOGIN_COOKIE_BASE]);
   return { isOwn: (name) => own.has(foldCookieName(name)) };
 }
 

@@ -209,6 +209,9 @@ describe('what the upstream receives (client → upstream)', () => {
     'gatehouse-csrf',
     '__Host-gatehouse-csrf',
     '__Secure-gatehouse-csrf',
+    'gatehouse-login',
+    '__Secure-gatehouse-login',
+    '__secure-GATEHOUSE-LOGIN',
   ];
   it(`removes Gatehouse's cookies under ${own.length} spellings, in any position, keeping the app's`, () => {
     for (const name of own) {
@@ -253,6 +256,8 @@ describe('what the browser receives (upstream → browser)', () => {
     '  gatehouse',
     'gatehouse-csrf',
     '__Host-gatehouse-csrf',
+    'gatehouse-login',
+    '__Secure-gatehouse-login',
   ];
   const attributes = [
     '',
