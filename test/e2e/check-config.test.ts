@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/processes.js';
 
@@ -24,30 +24,49 @@ const SERVICES = [
   },
 ] as const;
 
+/** Runs `<main> --check-config` to its exit; several at once (each is mostly tsx compiling). */
 function check(main: string, env: Record<string, string>) {
-  return spawnSync(process.execPath, ['--import', 'tsx', main, '--check-config'], {
-    cwd: ROOT,
-    // No inherited settings: what the test passes is the whole environment. A service that
-    // started serving would not exit, and the timeout would fail the test.
-    env: { PATH: process.env.PATH ?? '', ...env },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
+  return new Promise<{ status: number | null; stdout: string; stderr: string; error?: Error }>(
+    (resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', main, '--check-config'],
+        {
+          cwd: ROOT,
+          // No inherited settings: what the test passes is the whole environment. A service that
+          // started serving would not exit, and the timeout would fail the test.
+          env: { PATH: process.env.PATH ?? '', ...env },
+          encoding: 'utf8',
+          timeout: 20_000,
+        },
+        (error, stdout, stderr) =>
+          resolve({
+            status: error ? (typeof error.code === 'number' ? error.code : null) : 0,
+            stdout,
+            stderr,
+            ...(error && typeof error.code !== 'number' ? { error } : {}),
+          }),
+      );
+    },
+  );
 }
 
 describe('--check-config', () => {
-  it.each(SERVICES)('$main: a valid environment exits 0 without serving', ({ main }) => {
-    const result = check(main, {});
-    expect(result.error).toBeUndefined();
-    expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toBe('configuration is valid\n');
-    expect(result.stdout + result.stderr).not.toMatch(/listening on/);
-  });
+  it.concurrent.each(SERVICES)(
+    '$main: a valid environment exits 0 without serving',
+    async ({ main }) => {
+      const result = await check(main, {});
+      expect(result.error).toBeUndefined();
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toBe('configuration is valid\n');
+      expect(result.stdout + result.stderr).not.toMatch(/listening on/);
+    },
+  );
 
-  it.each(SERVICES)(
+  it.concurrent.each(SERVICES)(
     '$main: an invalid environment exits 1 naming the setting',
-    ({ main, bad, names }) => {
-      const result = check(main, bad);
+    async ({ main, bad, names }) => {
+      const result = await check(main, bad);
       expect(result.status).toBe(1);
       expect(result.stderr).toContain('invalid configuration');
       expect(result.stderr).toContain(names);
