@@ -1,33 +1,21 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import cookieParser from 'cookie-parser';
 import express, { type Request, type Response } from 'express';
 import { NO_STORE, sendError } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
-import { createRequestObserver, observeRequest } from '../../common/src/observability.js';
-import { createRedisSubscriber, pingRedis, type RedisClient } from '../../common/src/redis.js';
+import { createRequestObserver } from '../../common/src/observability.js';
+import { pingRedis, type RedisClient } from '../../common/src/redis.js';
 import { securityHeaders } from '../../common/src/security-headers.js';
 import { createTrust } from '../../common/src/trust-proxy.js';
-import { createRevocationFeed, type RevocationFeed } from './adapters/revocation-subscription.js';
+import type { RevocationFeed } from './adapters/revocation-subscription.js';
 import { createServiceMetrics } from './app-metrics.js';
-import { type SessionServiceConfig, sessionLifetimes } from './config.js';
+import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
-import { createAssertionSigner } from './domain/assertions.js';
-import { createRedisFactorRepository } from './domain/factors-redis.js';
 import type { PasswordVerifier } from './domain/passwords.js';
-import { createPendingLogins } from './domain/pending-logins.js';
-import { createRecoveryCodes } from './domain/recovery-codes.js';
-import { createSealer } from './domain/sealing.js';
-import { createSecondFactors } from './domain/second-factor.js';
 import type { ValidSession } from './domain/session-repository.js';
-import { createRedisSessionRepository } from './domain/session-repository-redis.js';
-import {
-  CODE_THROTTLE_LIMITS,
-  createLoginThrottle,
-  type ThrottleLimits,
-} from './domain/throttle.js';
+import type { ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
-import { createSessionValidator } from './domain/validate-session.js';
 import { errorHandler } from './error-handler.js';
 import { createAuthHandlers, type LoginOutcome } from './routes/auth.js';
 import { revocationsHandler } from './routes/revocation-feed.js';
@@ -39,7 +27,9 @@ import {
   type ValidateOutcome,
   validateHandler,
 } from './routes/validate.js';
+import { createServerEntry } from './server-entry.js';
 import { createSessionMiddleware, SessionRepositoryStore } from './session-middleware.js';
+import { createStores } from './stores.js';
 
 export interface SessionServiceDeps {
   config: SessionServiceConfig;
@@ -64,73 +54,8 @@ const STATIC_DIR = fileURLToPath(new URL('../static/', import.meta.url));
 export function createApp(deps: SessionServiceDeps) {
   const { config, logger, redis } = deps;
   const env = config.env;
-  const lifetimes = sessionLifetimes(env);
-  // Session records sealed at rest with SESSION_ENCRYPTION_KEY (domain/sealing.ts).
-  const records = createSealer(config.encryptionKeys, 'session-record');
-  // The one owner of the session record (domain/session-repository.ts).
-  const sessions = createRedisSessionRepository({
-    redis,
-    lifetimes,
-    prefix: env.REDIS_PREFIX,
-    records,
-    logger,
-  });
-  const validateSession = createSessionValidator({ sessions, users: deps.users });
-  const revocations =
-    deps.revocations ??
-    createRevocationFeed({
-      redis,
-      subscriber: () => createRedisSubscriber(redis, logger),
-      prefix: env.REDIS_PREFIX,
-      logger,
-    });
-  const signer = createAssertionSigner({
-    redis,
-    prefix: env.REDIS_PREFIX,
-    issuer: env.PUBLIC_URL ?? 'gatehouse',
-    // The private key sealed in Redis, with a key of its own derived from the same variable.
-    keys: createSealer(config.encryptionKeys, 'signing-key'),
-    logger,
-  });
-  const throttle = createLoginThrottle({
-    redis,
-    prefix: env.REDIS_PREFIX,
-    limits: {
-      pairFailures: env.LOGIN_THROTTLE_PAIR_FAILURES,
-      accountFailures: env.LOGIN_THROTTLE_ACCOUNT_FAILURES,
-      addressAttempts: env.LOGIN_THROTTLE_ADDRESS_ATTEMPTS,
-      addressFailures: env.LOGIN_THROTTLE_ADDRESS_FAILURES,
-      ...deps.throttleLimits,
-    },
-  });
-  const now = deps.now ?? Date.now;
-  // Second factors (domain/factors*.ts, second-factor.ts): in Redis under the prefix, TOTP
-  // secrets and pending logins sealed with keys of their own from SESSION_ENCRYPTION_KEY.
-  const factors = createRedisFactorRepository({
-    redis,
-    secrets: createSealer(config.encryptionKeys, 'totp-secret'),
-    prefix: env.REDIS_PREFIX,
-    logger,
-  });
-  const secondFactors = createSecondFactors({
-    factors,
-    recovery: createRecoveryCodes(config.encryptionKeys),
-    issuer: env.TOTP_ISSUER,
-    now,
-  });
-  const pendingLogins = createPendingLogins({
-    redis,
-    sealer: createSealer(config.encryptionKeys, 'pending-login'),
-    prefix: env.REDIS_PREFIX,
-  });
-  // Guesses at codes: the login throttle's shape under keys of its own, with a tighter account
-  // ceiling (a 6-digit code is far easier to guess than a password).
-  const codeThrottle = createLoginThrottle({
-    redis,
-    prefix: `${env.REDIS_PREFIX}code:`,
-    now,
-    limits: { ...CODE_THROTTLE_LIMITS, ...deps.codeThrottleLimits },
-  });
+  const stores = createStores(deps);
+  const { sessions, validateSession, revocations, signer, throttle, now } = stores;
   const store = new SessionRepositoryStore(sessions);
   const cookie = {
     name: config.cookieName,
@@ -167,10 +92,10 @@ export function createApp(deps: SessionServiceDeps) {
   const steps = createLoginSteps({
     users: deps.users,
     sessions,
-    secondFactors,
-    factors,
-    pendingLogins,
-    codeThrottle,
+    secondFactors: stores.secondFactors,
+    factors: stores.factors,
+    pendingLogins: stores.pendingLogins,
+    codeThrottle: stores.codeThrottle,
     csrf,
     cookie,
     https: config.https,
@@ -198,7 +123,7 @@ export function createApp(deps: SessionServiceDeps) {
     users: deps.users,
     verifier,
     sessions,
-    secondFactors,
+    secondFactors: stores.secondFactors,
     steps,
     throttle,
     csrf,
@@ -346,46 +271,12 @@ export function createApp(deps: SessionServiceDeps) {
 
   app.use((req: Request, res: Response) => sendError(req, res, 'NOT_FOUND'));
   app.use(errorHandler(logger));
-  // The server entry: GET or HEAD of exactly `/auth/validate` or `/internal/validate` (the
-  // gateway's; with or without a query) goes from the HTTP server to its handler with only the
-  // request observer in front: no Express request/response prototypes, no router walk
-  // (docs/performance.md). Everything else is the Express app.
-  const validateRoute = () => VALIDATE_PATH;
-  const internalValidateRoute = () => INTERNAL_VALIDATE_PATH;
-  function entry(req: IncomingMessage, res: ServerResponse): void {
-    if (isFastPath(req, VALIDATE_PATH)) {
-      res.setHeader('X-Request-Id', observeRequest(logger, metrics, req, res, validateRoute));
-      void serveValidate(req, res);
-      return;
-    }
-    if (isFastPath(req, INTERNAL_VALIDATE_PATH)) {
-      const id = observeRequest(logger, metrics, req, res, internalValidateRoute);
-      res.setHeader('X-Request-Id', id);
-      void serveInternalValidate(req, res);
-      return;
-    }
-    app(req as Request, res as Response);
-  }
-  return Object.assign(entry, {
-    /** An http.Server serving this entry (as Express's app.listen would serve the app alone). */
-    listen(port: number, host: string, callback?: () => void): http.Server {
-      return http.createServer(entry).listen(port, host, callback);
-    },
-    /** End the gateways' revocation streams (shutdown: the server cannot drain them). */
+  return createServerEntry({
+    app,
+    logger,
+    metrics,
+    serveValidate,
+    serveInternalValidate,
     closeRevocationStreams: () => revocations.close(),
   });
-}
-
-const VALIDATE_PATH = '/auth/validate';
-const INTERNAL_VALIDATE_PATH = '/internal/validate';
-
-/** GET or HEAD of exactly `path`, with or without a query. */
-function isFastPath(req: IncomingMessage, path: string): boolean {
-  const url = req.url;
-  return (
-    (req.method === 'GET' || req.method === 'HEAD') &&
-    url !== undefined &&
-    url.startsWith(path) &&
-    (url.length === path.length || url.charCodeAt(path.length) === 63) // '?'
-  );
 }

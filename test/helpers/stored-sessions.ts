@@ -5,10 +5,8 @@
  */
 import { storedSessionId } from '../../common/src/session-id.js';
 import { createSealer } from '../../session-service/src/domain/sealing.js';
-import {
-  parseRecord,
-  type SessionAuth,
-} from '../../session-service/src/domain/session-repository.js';
+import { parseRecord } from '../../session-service/src/domain/session-records.js';
+import type { SessionAuth } from '../../session-service/src/domain/session-repository.js';
 import { TEST_ENCRYPTION_KEY } from './processes.js';
 
 export { storedSessionId };

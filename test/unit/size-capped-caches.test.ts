@@ -7,7 +7,7 @@ import { authenticationOf } from '../../common/src/authentication.js';
 import { storedSessionId } from '../../common/src/session-id.js';
 import type { Validation } from '../../gateway/src/session-client.js';
 import { createValidationCache } from '../../gateway/src/validation-cache.js';
-import { createSlideMemory } from '../../session-service/src/domain/session-repository.js';
+import { createSlideMemory } from '../../session-service/src/domain/session-records.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const cookieOf = (sid: string) => `gatehouse=s%3A${sid}.signature`;

@@ -1,18 +1,16 @@
 import type { Amr, Authentication } from '../../../common/src/authentication.js';
 import { GatehouseError } from '../../../common/src/errors.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
+import { createExpiry, remainingMs, summaryOf } from './session-records.js';
 import {
   authenticationOfSession,
-  createExpiry,
   LOGIN_GRACE_MS,
   loginInterrupted,
-  remainingMs,
   type SessionAuth,
   type SessionRepository,
   type SessionRepositoryOptions,
   type SessionSummary,
   steppedUp,
-  summaryOf,
   type ValidSession,
 } from './session-repository.js';
 

@@ -6,21 +6,23 @@ import { storedSessionId } from '../../../common/src/session-id.js';
 import { publishChanges, publishRevocations } from './revocation-channel.js';
 import type { Sealer } from './sealing.js';
 import {
-  authenticationOfSession,
   createExpiry,
-  LOGIN_GRACE_MS,
-  loginInterrupted,
   logUnreadable,
   openRecord,
   parseRecord,
   recordJson,
   remainingMs,
+  summaryOf,
+} from './session-records.js';
+import {
+  authenticationOfSession,
+  LOGIN_GRACE_MS,
+  loginInterrupted,
   type SessionAuth,
   type SessionRepository,
   type SessionRepositoryOptions,
   type SessionSummary,
   steppedUp,
-  summaryOf,
   type ValidSession,
 } from './session-repository.js';
 import { storeCall } from './store-call.js';

@@ -4,13 +4,11 @@
  * listing and ending sessions is the session repository's (session-repository.ts), the one owner
  * of the record, its key format and the per-user index.
  */
+export { absoluteExpiry, parseRecord, remainingMs } from './session-records.js';
 export {
-  absoluteExpiry,
   authenticationOfSession,
   type Lifetimes,
   LOGIN_GRACE_MS,
-  parseRecord,
-  remainingMs,
   type SessionAuth,
   type SessionRepository,
   type SessionSummary,

@@ -1,3 +1,8 @@
+/**
+ * Step-up and the account's security pages. Over 300 lines on purpose: the handlers share one
+ * closure (the session in hand, the recent-authentication rule, the pages they answer with);
+ * checking codes and the shared dependencies are code-check.ts.
+ */
 import type { Request, Response } from 'express';
 import { type Amr, authenticationBody } from '../../../common/src/authentication.js';
 import { ERRORS, GatehouseError } from '../../../common/src/errors.js';
@@ -28,13 +33,13 @@ import { isForm, seeOther } from './auth.js';
 import {
   bodyOf,
   type Failure,
-  type LoginSteps,
   METHODS_OF_CODE,
   page,
   proofOf,
   qrSvg,
   type SecondFactorPolicy,
-} from './second-factor.js';
+} from './code-check.js';
+import type { LoginSteps } from './second-factor.js';
 
 export interface SecurityDeps {
   users: UsersRepository;

@@ -1,0 +1,104 @@
+import { createRedisSubscriber } from '../../common/src/redis.js';
+import { createRevocationFeed } from './adapters/revocation-subscription.js';
+import type { SessionServiceDeps } from './app.js';
+import { sessionLifetimes } from './config.js';
+import { createAssertionSigner } from './domain/assertions.js';
+import { createRedisFactorRepository } from './domain/factors-redis.js';
+import { createPendingLogins } from './domain/pending-logins.js';
+import { createRecoveryCodes } from './domain/recovery-codes.js';
+import { createSealer } from './domain/sealing.js';
+import { createSecondFactors } from './domain/second-factor.js';
+import { createRedisSessionRepository } from './domain/session-repository-redis.js';
+import { CODE_THROTTLE_LIMITS, createLoginThrottle } from './domain/throttle.js';
+import { createSessionValidator } from './domain/validate-session.js';
+
+/**
+ * What the session-service keeps in Redis, built once from its configuration: the session
+ * repository and its validator, the revocation feed, the identity signer, the login and code
+ * throttles, and the second factors (factors, recovery codes, pending logins). Each record kind is
+ * sealed with a key of its own derived from SESSION_ENCRYPTION_KEY (domain/sealing.ts). app.ts
+ * wires these into handlers.
+ */
+export function createStores(deps: SessionServiceDeps) {
+  const { config, logger, redis } = deps;
+  const env = config.env;
+  const lifetimes = sessionLifetimes(env);
+  // Session records sealed at rest with SESSION_ENCRYPTION_KEY (domain/sealing.ts).
+  const records = createSealer(config.encryptionKeys, 'session-record');
+  // The one owner of the session record (domain/session-repository.ts).
+  const sessions = createRedisSessionRepository({
+    redis,
+    lifetimes,
+    prefix: env.REDIS_PREFIX,
+    records,
+    logger,
+  });
+  const validateSession = createSessionValidator({ sessions, users: deps.users });
+  const revocations =
+    deps.revocations ??
+    createRevocationFeed({
+      redis,
+      subscriber: () => createRedisSubscriber(redis, logger),
+      prefix: env.REDIS_PREFIX,
+      logger,
+    });
+  const signer = createAssertionSigner({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    issuer: env.PUBLIC_URL ?? 'gatehouse',
+    // The private key sealed in Redis, with a key of its own derived from the same variable.
+    keys: createSealer(config.encryptionKeys, 'signing-key'),
+    logger,
+  });
+  const throttle = createLoginThrottle({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    limits: {
+      pairFailures: env.LOGIN_THROTTLE_PAIR_FAILURES,
+      accountFailures: env.LOGIN_THROTTLE_ACCOUNT_FAILURES,
+      addressAttempts: env.LOGIN_THROTTLE_ADDRESS_ATTEMPTS,
+      addressFailures: env.LOGIN_THROTTLE_ADDRESS_FAILURES,
+      ...deps.throttleLimits,
+    },
+  });
+  const now = deps.now ?? Date.now;
+  // Second factors (domain/factors*.ts, second-factor.ts): in Redis under the prefix, TOTP
+  // secrets and pending logins sealed with keys of their own from SESSION_ENCRYPTION_KEY.
+  const factors = createRedisFactorRepository({
+    redis,
+    secrets: createSealer(config.encryptionKeys, 'totp-secret'),
+    prefix: env.REDIS_PREFIX,
+    logger,
+  });
+  const secondFactors = createSecondFactors({
+    factors,
+    recovery: createRecoveryCodes(config.encryptionKeys),
+    issuer: env.TOTP_ISSUER,
+    now,
+  });
+  const pendingLogins = createPendingLogins({
+    redis,
+    sealer: createSealer(config.encryptionKeys, 'pending-login'),
+    prefix: env.REDIS_PREFIX,
+  });
+  // Guesses at codes: the login throttle's shape under keys of its own, with a tighter account
+  // ceiling (a 6-digit code is far easier to guess than a password).
+  const codeThrottle = createLoginThrottle({
+    redis,
+    prefix: `${env.REDIS_PREFIX}code:`,
+    now,
+    limits: { ...CODE_THROTTLE_LIMITS, ...deps.codeThrottleLimits },
+  });
+  return {
+    sessions,
+    validateSession,
+    revocations,
+    signer,
+    throttle,
+    now,
+    factors,
+    secondFactors,
+    pendingLogins,
+    codeThrottle,
+  };
+}
