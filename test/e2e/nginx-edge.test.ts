@@ -1,3 +1,6 @@
+/**
+ * Over 300 lines on purpose: the recipe policy, WebSockets and TLS checks all share one nginx edge in front of one gateway.
+ */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import https from 'node:https';
 import { connect as tlsConnect } from 'node:tls';

@@ -1,4 +1,6 @@
 /**
+ * Over 300 lines on purpose: the faults run in order on one system, each leaving it recovered for the next.
+ *
  * Redis faults against the real system: the session-service, gateway and demo-app as processes,
  * one real redis-server (AOF on, as docker-compose and `npm start` run it) that the tests start
  * late, kill, freeze (SIGSTOP: no RST, the connection just stops answering), restart empty or with

@@ -1,4 +1,6 @@
 /**
+ * Over 300 lines on purpose: one table of spellings per trust class, all on one fixture of real processes.
+ *
  * A signed identity (X-Auth-Request-Jwt) is minted only for a trusted caller, never for a browser
  * (security issue 11, classes 1 and 9). Real processes throughout: Redis, the session-service, a
  * gateway with two routes (`app` for everyone, `finance` for the finance group only), echo

@@ -1,4 +1,6 @@
 /**
+ * Over 300 lines on purpose: the one policy every way in is held to; split, a recipe could be held to part of it.
+ *
  * One policy for every way in: the nginx templates, the Caddy and HAProxy recipes in examples/
  * are each held to the same table-driven assertions, over HTTP/1.1 and HTTP/2 (ALPN h2), against
  * a real session-service, Redis and an upstream that records what it received.

@@ -1,3 +1,6 @@
+/**
+ * Over 300 lines on purpose: the compose file is read once and checked against every service's schema, ports, secrets and health.
+ */
 import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,

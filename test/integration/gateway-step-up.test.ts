@@ -1,4 +1,6 @@
 /**
+ * Over 300 lines on purpose: every requirement and kind of client on one real session-service and gateway.
+ *
  * Issue 14 at the gateway, on real processes: a real session-service on a real Redis, gateways
  * in-process, an echo upstream and a WebSocket upstream. A route's `require` and `maxAge` send a
  * browser to the step-up page and answer API clients 401 with a stable code; the upstream learns

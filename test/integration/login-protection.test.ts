@@ -1,3 +1,6 @@
+/**
+ * Over 300 lines on purpose: the throttle, length and timing cases share one session-service and Redis.
+ */
 import { performance } from 'node:perf_hooks';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,6 @@
 /**
+ * Over 300 lines on purpose: the flows share one session-service, one Redis and a clock the tests move.
+ *
  * The flows around second factors on real Redis and the real session-service (issue 14): the
  * step-up page for each `need`, enrolling as a step-up (no loop), turning TOTP off ending the
  * other sessions, and REQUIRE_SECOND_FACTOR with its grace period. Codes come from the tests' own

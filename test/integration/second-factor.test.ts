@@ -1,4 +1,6 @@
 /**
+ * Over 300 lines on purpose: enrolment, the second step, replay and throttling share one session-service, one Redis and a clock the tests move.
+ *
  * TOTP and recovery codes end to end on real Redis and the real session-service app (issue 14):
  * codes computed by the test's own RFC 6238 (test/helpers/totp.ts, not the service's library),
  * the clock moved through createApp's `now`, two instances sharing one Redis for replays.

@@ -1,4 +1,6 @@
 /**
+ * Over 300 lines on purpose: the contract is one suite, and every implementation runs all of it.
+ *
  * The session repository's contract: one suite, run against every implementation (in-memory in
  * test/unit/session-repository.test.ts; standalone Redis, Redis Cluster and Sentinel in
  * redis-contract.test.ts), as oauth2-proxy runs one session-store suite against every backend.

@@ -1,4 +1,6 @@
 /**
+ * Over 300 lines on purpose: one reader of the sources, templates and docs, and every check it feeds.
+ *
  * One error model: every code a service answers is in the catalogue (common/src/errors.ts) with
  * the status it is answered with, nothing in the catalogue is stale, and the docs name codes only
  * from the catalogue, with its statuses. The sources are read as text: a code answered from a

@@ -1,5 +1,7 @@
 /**
- * The routes file and route matching (gateway/src/routes.ts) without a socket: the schema and its
+ * Over 300 lines on purpose: the schema's messages and the matching tables read as the routes file's reference.
+ *
+ * The routes file and route matching (gateway/src/route-schema.ts, routes-file.ts, route-table.ts) without a socket: the schema and its
  * error messages, which route a host and path reach, and who a route lets in. Routes served by a
  * real gateway (two backends, reloads): test/integration/gateway-routes.test.ts.
  */
