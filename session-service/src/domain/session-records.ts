@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../../../common/src/logger.js';
+import { storedSessionId } from '../../../common/src/session-id.js';
 import { type Sealer, UnreadableSealError } from './sealing.js';
 import {
   authenticationOfSession,
@@ -195,3 +196,18 @@ export const logUnreadable =
       { session: id, reason: err.reason },
       'session record unreadable (forged, moved, or sealed with an unknown key): refused',
     );
+
+/**
+ * Ending one session, by its cookie's id or by its stored id, given an implementation's delete by
+ * stored id (SessionRepository.deleteSession and deleteSessionById).
+ */
+export function endOneSession(deleteById: (id: string, userId?: string) => Promise<boolean>) {
+  return {
+    deleteSession: (sid: string, userId?: string) => deleteById(storedSessionId(sid), userId),
+    deleteSessionById: deleteById,
+  };
+}
+
+/** The stored id of the session deleteUserSessions keeps (the caller's own), if any. */
+export const storedIdExcept = (exceptSid: string | undefined) =>
+  exceptSid === undefined ? undefined : storedSessionId(exceptSid);

@@ -1,7 +1,13 @@
 import type { Amr, Authentication } from '../../../common/src/authentication.js';
 import { GatehouseError } from '../../../common/src/errors.js';
 import { storedSessionId } from '../../../common/src/session-id.js';
-import { createExpiry, remainingMs, summaryOf } from './session-records.js';
+import {
+  createExpiry,
+  endOneSession,
+  remainingMs,
+  storedIdExcept,
+  summaryOf,
+} from './session-records.js';
 import {
   authenticationOfSession,
   LOGIN_GRACE_MS,
@@ -145,14 +151,10 @@ export function createMemorySessionRepository(
       return authenticationOfSession(next);
     },
 
-    async deleteSession(sid: string, userId?: string): Promise<boolean> {
-      return deleteById(storedSessionId(sid), userId);
-    },
-
-    deleteSessionById: deleteById,
+    ...endOneSession(deleteById),
 
     async deleteUserSessions(userId: string, exceptSid?: string): Promise<number> {
-      const except = exceptSid === undefined ? undefined : storedSessionId(exceptSid);
+      const except = storedIdExcept(exceptSid);
       await step();
       const ids = [...(indexes.get(userId)?.keys() ?? [])].filter((id) => id !== except);
       if (ids.length === 0) return 0;

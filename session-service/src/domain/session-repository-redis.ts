@@ -7,11 +7,13 @@ import { publishChanges, publishRevocations } from './revocation-channel.js';
 import type { Sealer } from './sealing.js';
 import {
   createExpiry,
+  endOneSession,
   logUnreadable,
   openRecord,
   parseRecord,
   recordJson,
   remainingMs,
+  storedIdExcept,
   summaryOf,
 } from './session-records.js';
 import {
@@ -181,14 +183,10 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
       return authenticationOfSession(next);
     },
 
-    async deleteSession(sid: string, userId?: string): Promise<boolean> {
-      return deleteById(storedSessionId(sid), userId);
-    },
-
-    deleteSessionById: deleteById,
+    ...endOneSession(deleteById),
 
     async deleteUserSessions(userId: string, exceptSid?: string): Promise<number> {
-      const except = exceptSid === undefined ? undefined : storedSessionId(exceptSid);
+      const except = storedIdExcept(exceptSid);
       return storeCall(async () => {
         const ids = (await redis.zRange(userKey(userId), 0, -1)).filter((s) => s !== except);
         if (ids.length === 0) return 0;
