@@ -47,11 +47,16 @@ app.get('/', (req, res) => {
     res.status(401).end('login first');
     return;
   }
-  res
-    .type('html')
-    .send(
-      homePage({ username: req.session.username, groups: ['bench'], email: '', expiresAt: '' }),
-    );
+  res.type('html').send(
+    homePage({
+      username: req.session.username,
+      groups: ['bench'],
+      email: '',
+      expiresAt: '',
+      // As the gateway's page shows it (the same page, the same work).
+      amr: ['pwd'],
+    }),
+  );
 });
 app.get('/healthz', (_req, res) => {
   res.json({ status: 'ok' });

@@ -10,8 +10,8 @@
  *   }));
  *   app.get('/', (req, res) => res.send(`Hello ${req.identity?.name}`));
  *
- * The gateway sends `X-Auth-Request-Jwt`: an EdDSA JWT (sub, name, groups, email, aud = the route
- * id, exp <= 30 s) signed by the session-service. Requests without exactly one valid one get 401
+ * The gateway sends `X-Auth-Request-Jwt`: an EdDSA JWT (sub, name, groups, email, how the user
+ * signed in: amr, acr, auth_time; aud = the route id, exp <= 30 s) signed by the session-service. Requests without exactly one valid one get 401
  * and never reach your handlers, so a request that bypassed the gateway (or forged the plain
  * X-Auth-Request-* headers) is refused. The demo-app uses this file (demo-app/src/app.ts); it is
  * tested in test/unit/verify-identity.test.ts.
@@ -28,6 +28,15 @@ export interface VerifiedIdentity {
   email: string;
   /** Seconds since the epoch when this assertion expires. */
   exp: number;
+  /**
+   * How the user signed in (RFC 8176 method references: `pwd`, `otp`, `hwk`, `user`, `mfa`);
+   * empty when the assertion does not say (a session-service from before second factors).
+   */
+  amr: string[];
+  /** The assurance level: `aal1` (one factor) or `aal2` (two); '' when the assertion does not say. */
+  acr: string;
+  /** Seconds since the epoch when the user last proved who they are; 0 when not said. */
+  authTime: number;
 }
 
 declare module 'node:http' {
@@ -85,8 +94,7 @@ export function createAssertionVerifier(
     if (!token) throw new IdentityError('no identity assertion');
     const known = verified.get(token);
     if (known) {
-      // A copy: a backend that changes req.identity must not change it for other requests.
-      if (now() < known.untilMs) return { ...known.identity, groups: [...known.identity.groups] };
+      if (now() < known.untilMs) return copyOf(known.identity);
       verified.delete(token);
     }
     try {
@@ -98,15 +106,17 @@ export function createAssertionVerifier(
         requiredClaims: ['sub', 'exp', 'aud'],
         ...(options.now ? { currentDate: new Date(options.now()) } : {}),
       });
-      const groups = Array.isArray(payload.groups)
-        ? payload.groups.filter((g): g is string => typeof g === 'string')
-        : [];
+      const strings = (value: unknown) =>
+        Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
       const identity: VerifiedIdentity = {
         id: String(payload.sub),
         name: typeof payload.name === 'string' ? payload.name : '',
-        groups,
+        groups: strings(payload.groups),
         email: typeof payload.email === 'string' ? payload.email : '',
         exp: Number(payload.exp),
+        amr: strings(payload.amr),
+        acr: typeof payload.acr === 'string' ? payload.acr : '',
+        authTime: typeof payload.auth_time === 'number' ? payload.auth_time : 0,
       };
       // jose refuses once floor(now / 1000) >= exp + tolerance; so do we. `nbf`, when present,
       // has passed already (it only moves further into the past).
@@ -115,7 +125,7 @@ export function createAssertionVerifier(
         if (!oldest.done) verified.delete(oldest.value);
       }
       verified.set(token, {
-        identity: { ...identity, groups: [...groups] },
+        identity: copyOf(identity),
         untilMs: (identity.exp + tolerance) * 1000,
       });
       return identity;
@@ -124,6 +134,13 @@ export function createAssertionVerifier(
     }
   };
 }
+
+/** A copy: a backend that changes req.identity must not change it for other requests. */
+const copyOf = (identity: VerifiedIdentity): VerifiedIdentity => ({
+  ...identity,
+  groups: [...identity.groups],
+  amr: [...identity.amr],
+});
 
 /** What createAssertionVerifier returns: token in, identity out, IdentityError when refused. */
 export type AssertionVerifier = (token: string | undefined) => Promise<VerifiedIdentity>;

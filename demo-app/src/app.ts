@@ -28,6 +28,7 @@ function viewerOf(req: Request): Viewer | null {
       groups: req.identity.groups,
       email: req.identity.email,
       expiresAt: req.get('x-auth-request-expires') ?? '',
+      amr: req.identity.amr,
     };
   }
   const user = req.get('x-auth-request-user');
@@ -38,6 +39,7 @@ function viewerOf(req: Request): Viewer | null {
     groups: groups ? groups.split(',').map(decode) : [],
     email: decode(req.get('x-auth-request-email') ?? ''),
     expiresAt: req.get('x-auth-request-expires') ?? '',
+    amr: (req.get('x-auth-request-amr') ?? '').split(',').filter(Boolean),
   };
 }
 

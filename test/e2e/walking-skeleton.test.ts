@@ -68,23 +68,30 @@ describe('through the gateway, as a browser', () => {
         'X-Auth-Request-User': 'mallory',
         'x-auth-request-groups': 'admins,root',
         'X-AUTH-REQUEST-EMAIL': 'm@evil.example',
+        'X-Auth-Request-Amr': 'hwk,user,mfa',
       },
     });
     expect(res.status).toBe(200);
     const seen = (await res.json()) as {
-      user: { username: string; groups: string[]; email: string };
+      user: { username: string; groups: string[]; email: string; amr: string[] };
+      signed: boolean;
       requestId: string;
     };
+    // From the signed identity: who, and how they signed in (a password, whatever the client said).
+    expect(seen.signed).toBe(true);
     expect(seen.user).toMatchObject({
       username: 'alice',
       groups: ['admins'],
       email: 'alice@example.com',
+      amr: ['pwd'],
     });
     expect(seen.requestId).toBe(res.headers.get('x-request-id'));
 
     const home = await jar.fetch(`${system.gateway.url}/`, { headers: HTML });
     expect(home.status).toBe(200);
-    expect(await home.text()).toContain('Welcome, <span id="username">alice</span>');
+    const page = await home.text();
+    expect(page).toContain('Welcome, <span id="username">alice</span>');
+    expect(page).toContain('<dd id="signed-in-with">password</dd>');
   });
 
   it('never lets a client-sent identity through without a session', async () => {

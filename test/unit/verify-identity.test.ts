@@ -135,7 +135,28 @@ describe('createAssertionVerifier', () => {
       groups: ['dev', 'ops'],
       email: 'a@example.com',
       exp: payloadOf(token).exp,
+      // An assertion that does not say how the user signed in says nothing of it.
+      amr: [],
+      acr: '',
+      authTime: 0,
     });
+  });
+
+  it('returns how the user signed in: amr, acr and auth_time, malformed values as unsaid', async () => {
+    const verify = verifierFor({ keys: [current.publicJwk] });
+    const authTime = nowSeconds() - 60;
+    const signedIn = await verify(
+      await sign({ claims: { amr: ['pwd', 'otp', 'mfa'], acr: 'aal2', auth_time: authTime } }),
+    );
+    expect(signedIn).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: 'aal2', authTime });
+    const odd = await verify(
+      await sign({ claims: { amr: ['pwd', 7, null], acr: 2, auth_time: '1700000000' } }),
+    );
+    expect(odd).toMatchObject({ amr: ['pwd'], acr: '', authTime: 0 });
+    // Each answer is a copy: changing one does not change the next (the verified-token cache).
+    const token = await sign({ claims: { amr: ['pwd'] } });
+    (await verify(token)).amr.push('mfa');
+    expect((await verify(token)).amr).toEqual(['pwd']);
   });
 
   it('accepts ES256 too (the other algorithm it allows)', async () => {
