@@ -69,6 +69,52 @@ export function describeFactorRepositoryContract(name: string, make: () => Facto
       expect(await factors.removeFactors(alice)).toBe(false);
     });
 
+    it('keeps WebAuthn credentials per user by id: added, updated after a use, removed', async () => {
+      const factors = make();
+      const [alice, bob] = [newUserId(), newUserId()];
+      const key = {
+        id: 'cred-1',
+        publicKey: 'pk',
+        counter: 0,
+        transports: ['usb'],
+        backupEligible: false,
+        backedUp: false,
+        name: 'YubiKey',
+        createdAt: 2000,
+        lastUsedAt: null,
+      };
+      expect(await factors.listWebauthn(alice)).toEqual([]);
+      await factors.saveWebauthn(alice, key);
+      await factors.saveWebauthn(alice, { ...key, id: 'cred-0', name: 'Laptop', createdAt: 1000 });
+      expect((await factors.listWebauthn(alice)).map((c) => c.name)).toEqual(['Laptop', 'YubiKey']);
+      await factors.saveWebauthn(alice, { ...key, counter: 7, backedUp: true, lastUsedAt: 3000 });
+      expect((await factors.listWebauthn(alice))[1]).toEqual({
+        ...key,
+        counter: 7,
+        backedUp: true,
+        lastUsedAt: 3000,
+      });
+      expect(await factors.listWebauthn(bob)).toEqual([]);
+      expect(await factors.removeWebauthn(alice, 'cred-1')).toBe(true);
+      expect(await factors.removeWebauthn(alice, 'cred-1')).toBe(false);
+      expect((await factors.listWebauthn(alice)).map((c) => c.id)).toEqual(['cred-0']);
+    });
+
+    it('gives a WebAuthn challenge once, to its own binding, however many callers race', async () => {
+      const factors = make();
+      const binding = `session:${newUserId()}`;
+      expect(await factors.takeWebauthnChallenge(binding)).toBeNull();
+      await factors.saveWebauthnChallenge(binding, { challenge: 'first', userId: 'u' });
+      await factors.saveWebauthnChallenge(binding, { challenge: 'second', userId: 'u' });
+      expect(await factors.takeWebauthnChallenge(`${binding}x`)).toBeNull();
+      const racing = await Promise.all(
+        Array.from({ length: 5 }, () => factors.takeWebauthnChallenge(binding)),
+      );
+      expect(racing.filter((r) => r !== null)).toEqual([{ challenge: 'second', userId: 'u' }]);
+      await factors.saveWebauthnChallenge(binding, { challenge: 'passkey' });
+      expect(await factors.takeWebauthnChallenge(binding)).toEqual({ challenge: 'passkey' });
+    });
+
     it('keeps the first grace start of a user', async () => {
       const factors = make();
       const alice = newUserId();

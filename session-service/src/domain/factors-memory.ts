@@ -3,6 +3,9 @@ import {
   type FactorRepository,
   type TotpFactor,
   USED_STEP_TTL_MS,
+  WEBAUTHN_CHALLENGE_TTL_MS,
+  type WebauthnChallenge,
+  type WebauthnCredential,
 } from './factors.js';
 
 /**
@@ -19,6 +22,8 @@ export function createMemoryFactorRepository(
   const used = new Map<string, number>();
   const recovery = new Map<string, Set<string>>();
   const grace = new Map<string, number>();
+  const webauthn = new Map<string, Map<string, WebauthnCredential>>();
+  const challenges = new Map<string, { challenge: WebauthnChallenge; until: number }>();
 
   return {
     async getTotp(userId) {
@@ -63,6 +68,30 @@ export function createMemoryFactorRepository(
       pending.delete(userId);
       recovery.delete(userId);
       return had;
+    },
+    async listWebauthn(userId) {
+      return [...(webauthn.get(userId)?.values() ?? [])]
+        .map((c) => ({ ...c, transports: [...c.transports] }))
+        .sort((a, b) => a.createdAt - b.createdAt);
+    },
+    async saveWebauthn(userId, credential) {
+      const mine = webauthn.get(userId) ?? new Map<string, WebauthnCredential>();
+      mine.set(credential.id, { ...credential, transports: [...credential.transports] });
+      webauthn.set(userId, mine);
+    },
+    async removeWebauthn(userId, credentialId) {
+      return webauthn.get(userId)?.delete(credentialId) ?? false;
+    },
+    async saveWebauthnChallenge(binding, challenge) {
+      challenges.set(binding, {
+        challenge: { ...challenge },
+        until: now() + WEBAUTHN_CHALLENGE_TTL_MS,
+      });
+    },
+    async takeWebauthnChallenge(binding) {
+      const entry = challenges.get(binding);
+      challenges.delete(binding);
+      return entry && entry.until > now() ? entry.challenge : null;
     },
     async graceStart(userId, t) {
       const start = grace.get(userId) ?? t;

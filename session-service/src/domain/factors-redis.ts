@@ -6,6 +6,9 @@ import {
   type FactorRepository,
   type TotpFactor,
   USED_STEP_TTL_MS,
+  WEBAUTHN_CHALLENGE_TTL_MS,
+  type WebauthnChallenge,
+  type WebauthnCredential,
 } from './factors.js';
 import { type Sealer, UnreadableSealError } from './sealing.js';
 import { storeCall } from './store-call.js';
@@ -24,6 +27,17 @@ if #ARGV > 0 then redis.call('SADD', KEYS[1], unpack(ARGV)) end
 return #ARGV
 `;
 const CARDINALITY = `return redis.call('SCARD', KEYS[1])`;
+// The hash commands through EVAL: RedisClient's command list stays the one that every topology
+// adapter wraps (common/src/redis/commands.ts), and each script still names its one key.
+const HASH_VALUES = `return redis.call('HVALS', KEYS[1])`;
+const HASH_SET = `return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])`;
+const HASH_DELETE = `return redis.call('HDEL', KEYS[1], ARGV[1])`;
+/** GETDEL, atomically, on any Redis (GETDEL itself is 6.2+): one caller gets the value. */
+const TAKE = `
+local value = redis.call('GET', KEYS[1])
+if value then redis.call('DEL', KEYS[1]) end
+return value
+`;
 
 /**
  * Second factors in Redis, under the key prefix, so every instance sees the same (standalone,
@@ -36,7 +50,11 @@ const CARDINALITY = `return redis.call('SCARD', KEYS[1])`;
  * - `…:totp-pending`: an enrolment in progress, sealed the same way, expiring;
  * - `…:totp-used:<step>`: a TOTP step used once (SET NX, expiring): replays are refused;
  * - `…:recovery`: a set of recovery code digests (keyed hashes, recovery-codes.ts);
- * - `…:grace`: when the user's grace period to enrol started (SET NX).
+ * - `…:grace`: when the user's grace period to enrol started (SET NX);
+ * - `…:webauthn`: a hash of WebAuthn credentials, field = credential ID, value = JSON (public
+ *   keys and counters: nothing secret, so not sealed);
+ * - `<prefix>webauthn-challenge:<binding>`: a challenge waiting for its answer, expiring, taken
+ *   with GETDEL (single use however many instances race).
  *
  * Redis failures become SESSION_STORE_UNAVAILABLE (503): never "no factor", which would let a
  * password alone in.
@@ -144,6 +162,45 @@ export function createRedisFactorRepository(options: {
           ['totp', 'totp-pending', 'recovery'].map((name) => redis.del(keyOf(userId, name))),
         );
         return (had ?? 0) > 0;
+      }),
+    listWebauthn: (userId) =>
+      storeCall(async () => {
+        const all = (await redis.eval(HASH_VALUES, {
+          keys: [keyOf(userId, 'webauthn')],
+        })) as string[];
+        return all
+          .map((json) => JSON.parse(json) as WebauthnCredential)
+          .sort((a, b) => a.createdAt - b.createdAt);
+      }),
+    saveWebauthn: (userId, credential) =>
+      storeCall(async () => {
+        await redis.eval(HASH_SET, {
+          keys: [keyOf(userId, 'webauthn')],
+          arguments: [credential.id, JSON.stringify(credential)],
+        });
+      }),
+    removeWebauthn: (userId, credentialId) =>
+      storeCall(
+        async () =>
+          count(
+            await redis.eval(HASH_DELETE, {
+              keys: [keyOf(userId, 'webauthn')],
+              arguments: [credentialId],
+            }),
+          ) > 0,
+      ),
+    saveWebauthnChallenge: (binding, challenge) =>
+      storeCall(async () => {
+        await redis.set(`${prefix}webauthn-challenge:${binding}`, JSON.stringify(challenge), {
+          expiration: { type: 'PX', value: WEBAUTHN_CHALLENGE_TTL_MS },
+        });
+      }),
+    takeWebauthnChallenge: (binding) =>
+      storeCall(async () => {
+        const raw = (await redis.eval(TAKE, {
+          keys: [`${prefix}webauthn-challenge:${binding}`],
+        })) as string | null;
+        return raw === null ? null : (JSON.parse(raw) as WebauthnChallenge);
       }),
     graceStart: (userId, now) =>
       storeCall(async () => {

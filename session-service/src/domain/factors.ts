@@ -14,6 +14,38 @@ export interface TotpFactor {
   createdAt: number;
 }
 
+/**
+ * A WebAuthn credential (a security key, a platform authenticator or a passkey). Public data
+ * only: the private key never leaves the authenticator, so nothing here is sealed.
+ */
+export interface WebauthnCredential {
+  /** The credential ID, base64url. */
+  id: string;
+  /** The COSE public key, base64url. */
+  publicKey: string;
+  /** The authenticator's signature counter as last seen (0: it keeps none). */
+  counter: number;
+  /** Transports the authenticator said it speaks (usb, nfc, ble, internal, hybrid). */
+  transports: string[];
+  /** May be synced to other devices (a multi-device passkey). */
+  backupEligible: boolean;
+  /** Was synced (backed up) as of its last use. */
+  backedUp: boolean;
+  /** The user's own name for it ("YubiKey", "Laptop"). */
+  name: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+/** A WebAuthn challenge waiting for its answer; `userId` when it is for a known user. */
+export interface WebauthnChallenge {
+  challenge: string;
+  userId?: string;
+}
+
+/** How long a WebAuthn challenge can be answered (the options' timeout is the same). */
+export const WEBAUTHN_CHALLENGE_TTL_MS = 5 * 60_000;
+
 /** How long a TOTP enrolment (the secret shown, not yet confirmed with a code) is kept. */
 export const ENROLMENT_TTL_MS = 15 * 60_000;
 /**
@@ -45,6 +77,19 @@ export interface FactorRepository {
   recoveryCodesLeft(userId: string): Promise<number>;
   /** Remove TOTP (enrolled and in progress) and recovery codes. True when a TOTP was enrolled. */
   removeFactors(userId: string): Promise<boolean>;
+  /** The user's WebAuthn credentials, oldest first. */
+  listWebauthn(userId: string): Promise<WebauthnCredential[]>;
+  /** Add a credential, or replace the one with its id (after a use: counter, flags, time). */
+  saveWebauthn(userId: string, credential: WebauthnCredential): Promise<void>;
+  /** Remove one credential; true when it was there. */
+  removeWebauthn(userId: string, credentialId: string): Promise<boolean>;
+  /**
+   * Remember the challenge given to `binding` (a session, a pending login, a passkey sign-in)
+   * for WEBAUTHN_CHALLENGE_TTL_MS, replacing any earlier one of the same binding.
+   */
+  saveWebauthnChallenge(binding: string, challenge: WebauthnChallenge): Promise<void>;
+  /** The challenge of `binding`, removed as it is read (single use, on every instance); or null. */
+  takeWebauthnChallenge(binding: string): Promise<WebauthnChallenge | null>;
   /**
    * When the user's grace period to enrol started (REQUIRE_SECOND_FACTOR): `now` on the first
    * call, and that same time on every later call, on every instance.
