@@ -66,10 +66,10 @@ export const ERRORS = {
     'A second factor is required. Sign in with a browser to set one up.',
     'info',
   ),
-  /** A route requires a security key or passkey, which Gatehouse does not offer yet. */
+  /** A route requires a security key or passkey: the user has none, or the caller is not a browser. */
   WEBAUTHN_REQUIRED: spec(
     403,
-    'This page requires a security key or passkey, which cannot be used here yet.',
+    'This page requires a security key or passkey. Add one under Security, then use it in a browser.',
     'info',
   ),
   CROSS_SITE_REQUEST: spec(403, 'Cross-site requests are not allowed.', 'info'),

@@ -2,7 +2,9 @@ import helmet from 'helmet';
 
 /**
  * The security headers of every page Gatehouse serves (helmet): a CSP that allows nothing but
- * our own stylesheets and images and forms posting to us (plus `formAction`), no framing, no
+ * our own stylesheets and images and forms posting to us (plus `formAction`), and with `scripts`
+ * our own script files and fetches to us (the session-service's static/webauthn.js: WebAuthn
+ * needs a script; still nothing inline), no framing, no
  * referrer to other origins, and HSTS when served over HTTPS.
  *
  * Referrer-Policy is `same-origin`, not `no-referrer`: under `no-referrer` a browser sends
@@ -11,13 +13,16 @@ import helmet from 'helmet';
  * (Fetch spec, "serializing a request origin"). Other origins still get neither Referer nor a
  * real Origin from our pages.
  */
-export function securityHeaders(options: { formAction?: readonly string[]; hsts?: boolean } = {}) {
+export function securityHeaders(
+  options: { formAction?: readonly string[]; hsts?: boolean; scripts?: boolean } = {},
+) {
   return helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
         defaultSrc: ["'none'"],
         styleSrc: ["'self'"],
+        ...(options.scripts ? { scriptSrc: ["'self'"], connectSrc: ["'self'"] } : {}),
         imgSrc: ["'self'"],
         formAction: ["'self'", ...(options.formAction ?? [])],
         frameAncestors: ["'none'"],

@@ -27,6 +27,7 @@ import {
   type ValidateOutcome,
   validateHandler,
 } from './routes/validate.js';
+import { createWebauthnHandlers } from './routes/webauthn.js';
 import { createServerEntry } from './server-entry.js';
 import { createSessionMiddleware, SessionRepositoryStore } from './session-middleware.js';
 import { createStores } from './stores.js';
@@ -124,12 +125,26 @@ export function createApp(deps: SessionServiceDeps) {
     verifier,
     sessions,
     secondFactors: stores.secondFactors,
+    webauthn: stores.webauthn,
     steps,
     throttle,
     csrf,
     policy,
     allowedRedirectHosts: env.ALLOWED_REDIRECT_HOSTS,
     audit,
+    now,
+    current: currentSessions,
+  });
+  const keys = createWebauthnHandlers({
+    webauthn: stores.webauthn,
+    steps,
+    users: deps.users,
+    sessions,
+    throttle,
+    csrf,
+    publicUrl: env.PUBLIC_URL,
+    https: config.https,
+    allowedRedirectHosts: env.ALLOWED_REDIRECT_HOSTS,
     now,
     current: currentSessions,
   });
@@ -214,6 +229,7 @@ export function createApp(deps: SessionServiceDeps) {
     securityHeaders({
       formAction: env.ALLOWED_REDIRECT_HOSTS.map((h) => (h.startsWith('.') ? `*${h}` : h)),
       hsts: config.https,
+      scripts: true,
     }),
   );
   app.use(
@@ -236,6 +252,11 @@ export function createApp(deps: SessionServiceDeps) {
   // The login's second step (a pending login, its own cookie), and enrolment when required.
   app.get('/auth/login/second-factor', steps.showSecondStep);
   app.post('/auth/login/second-factor', ...body, sessionMiddleware, steps.submitSecondStep);
+  // WebAuthn (routes/webauthn.ts): the second step with a key, and a passkey instead of a password.
+  app.post('/auth/login/webauthn/options', ...body, keys.secondStepOptions);
+  app.post('/auth/login/webauthn', ...body, sessionMiddleware, keys.secondStep);
+  app.post('/auth/login/passkey/options', ...body, keys.passkeyOptions);
+  app.post('/auth/login/passkey', ...body, sessionMiddleware, keys.passkey);
   app.get('/auth/login/enrol', steps.showEnrolStep);
   app.post('/auth/login/enrol', ...body, sessionMiddleware, steps.submitEnrolStep);
   // Bodies the parser refuses (broken JSON, too large) count as failed attempts of the address.
@@ -263,6 +284,10 @@ export function createApp(deps: SessionServiceDeps) {
   app.post('/auth/security/totp', ...signedInForm, security.submitEnrol);
   app.post('/auth/security/recovery-codes', ...signedInForm, security.regenerateRecoveryCodes);
   app.post('/auth/security/totp/remove', ...signedInForm, security.removeTotp);
+  app.post('/auth/security/webauthn/options', ...signedInForm, keys.registrationOptions);
+  app.post('/auth/security/webauthn', ...signedInForm, keys.register);
+  app.post('/auth/step-up/webauthn/options', ...signedInForm, keys.stepUpOptions);
+  app.post('/auth/step-up/webauthn', ...signedInForm, keys.stepUp);
 
   // Service-to-service only: the gateway never proxies /admin (it is not under /auth/).
   app.get('/admin/users/:username/sessions', mine.requireAdmin, mine.adminList);

@@ -45,7 +45,7 @@ function isOwnOrigin(req: Request, origin: string, allowedOrigins: readonly stri
 }
 
 /** Our origin as the browser saw it: scheme and host from a trusted proxy, else our own. */
-function ownOrigin(req: Request): string | null {
+export function ownOrigin(req: Request): string | null {
   const host = req.host; // Express 5: X-Forwarded-Host from a TRUST_PROXY peer, else Host (with port)
   if (!host) return null;
   try {

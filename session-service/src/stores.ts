@@ -11,6 +11,7 @@ import { createSecondFactors } from './domain/second-factor.js';
 import { createRedisSessionRepository } from './domain/session-repository-redis.js';
 import { CODE_THROTTLE_LIMITS, createLoginThrottle } from './domain/throttle.js';
 import { createSessionValidator } from './domain/validate-session.js';
+import { createWebauthn } from './domain/webauthn.js';
 
 /**
  * What the session-service keeps in Redis, built once from its configuration: the session
@@ -76,6 +77,8 @@ export function createStores(deps: SessionServiceDeps) {
     issuer: env.TOTP_ISSUER,
     now,
   });
+  // WebAuthn credentials live with the other factors; the RP name is what authenticators show.
+  const webauthn = createWebauthn({ factors, rpName: env.TOTP_ISSUER, now });
   const pendingLogins = createPendingLogins({
     redis,
     sealer: createSealer(config.encryptionKeys, 'pending-login'),
@@ -98,6 +101,7 @@ export function createStores(deps: SessionServiceDeps) {
     now,
     factors,
     secondFactors,
+    webauthn,
     pendingLogins,
     codeThrottle,
   };

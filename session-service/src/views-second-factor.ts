@@ -23,20 +23,64 @@ const recoveryField = `<details>
 </div>
 </details>`;
 
-/** The login's second step: a TOTP code, or a recovery code. */
-export function secondStepPage(view: { csrfToken: string; error?: string }): string {
+/** The first-party script of the WebAuthn buttons (static/webauthn.js: the CSP allows no inline script). */
+export const WEBAUTHN_SCRIPT = '<script src="/auth/static/webauthn.js" defer></script>';
+
+/**
+ * A button that runs a WebAuthn ceremony (static/webauthn.js): it asks `options` for options,
+ * calls the browser, posts the answer to `verify` and follows the `location` it answers.
+ */
+export const webauthnButton = (view: {
+  id: string;
+  label: string;
+  ceremony: 'create' | 'get';
+  options: string;
+  verify: string;
+  csrfToken: string;
+  fields?: Record<string, string>;
+}) =>
+  `<div class="webauthn" data-webauthn="${view.ceremony}" data-options="${escapeHtml(view.options)}" data-verify="${escapeHtml(view.verify)}" data-csrf="${escapeHtml(view.csrfToken)}"${Object.entries(
+    view.fields ?? {},
+  )
+    .map(([k, v]) => ` data-field-${k}="${escapeHtml(v)}"`)
+    .join('')}>
+<button type="button" class="block" id="${view.id}">${escapeHtml(view.label)}</button>
+<p class="error" role="alert" hidden></p>
+</div>`;
+
+/** The login's second step: a TOTP code, or a recovery code, or a security key. */
+export function secondStepPage(view: {
+  csrfToken: string;
+  totp: boolean;
+  webauthn: boolean;
+  error?: string;
+}): string {
+  const key = view.webauthn
+    ? webauthnButton({
+        id: 'use-key',
+        label: 'Use your security key or passkey',
+        ceremony: 'get',
+        options: '/auth/login/webauthn/options',
+        verify: '/auth/login/webauthn',
+        csrfToken: view.csrfToken,
+      })
+    : '';
+  const codes = view.totp
+    ? `<form method="post" action="/auth/login/second-factor"${described(view.error)}>
+${csrfField(view.csrfToken)}
+${codeField(!view.webauthn)}
+${recoveryField}
+<button class="block" type="submit">Verify</button>
+</form>`
+    : '';
   return htmlPage(
     'Two-factor authentication · Gatehouse',
     `<h1>Two-factor authentication</h1>
-<p class="lead">Enter the 6-digit code your authenticator app shows for Gatehouse.</p>
+<p class="lead">${view.totp ? 'Enter the 6-digit code your authenticator app shows for Gatehouse' : 'Confirm with your security key or passkey'}${view.totp && view.webauthn ? ', or use your security key' : ''}.</p>
 ${errorLine(view.error)}
-<form method="post" action="/auth/login/second-factor"${described(view.error)}>
-${csrfField(view.csrfToken)}
-${codeField(true)}
-${recoveryField}
-<button class="block" type="submit">Verify</button>
-</form>
-<p class="muted"><a href="/auth/login">Start over</a></p>`,
+${key}
+${codes}
+<p class="muted"><a href="/auth/login">Start over</a></p>${view.webauthn ? WEBAUTHN_SCRIPT : ''}`,
   );
 }
 
@@ -114,7 +158,7 @@ export function recoveryCodeUsedPage(view: { left: number; next: string }): stri
   );
 }
 
-export type StepUpNeed = 'second-factor' | 'recent-authentication';
+export type StepUpNeed = 'second-factor' | 'webauthn' | 'recent-authentication';
 
 /** Step-up: a code (second-factor), or the password again, plus a code when the user has one. */
 export function stepUpPage(view: {
@@ -123,8 +167,22 @@ export function stepUpPage(view: {
   csrfToken: string;
   username: string;
   withCode: boolean;
+  /** The user has a WebAuthn credential: offer it (second-factor, webauthn). */
+  withKey?: boolean;
   error?: string;
 }): string {
+  const key =
+    view.withKey && view.need !== 'recent-authentication'
+      ? webauthnButton({
+          id: 'use-key',
+          label: 'Use your security key or passkey',
+          ceremony: 'get',
+          options: '/auth/step-up/webauthn/options',
+          verify: '/auth/step-up/webauthn',
+          csrfToken: view.csrfToken,
+          fields: { rd: view.rd, need: view.need },
+        })
+      : '';
   const password =
     view.need === 'recent-authentication'
       ? `<input type="hidden" name="username" value="${escapeHtml(view.username)}" autocomplete="username">
@@ -136,31 +194,38 @@ export function stepUpPage(view: {
   const lead =
     view.need === 'recent-authentication'
       ? 'This page needs a recent sign-in. Enter your password again to continue.'
-      : 'This page needs a second factor. Enter a code to continue.';
+      : view.need === 'webauthn'
+        ? 'This page needs your security key or passkey.'
+        : 'This page needs a second factor. Enter a code to continue.';
+  const form =
+    view.need === 'webauthn'
+      ? ''
+      : `<form method="post" action="/auth/step-up"${described(view.error)}>
+${csrfField(view.csrfToken)}
+${hidden('rd', view.rd)}
+${hidden('need', view.need)}
+${password}
+${view.withCode ? `${codeField(view.need === 'second-factor' && !key)}\n${recoveryField}` : ''}
+<button class="block" type="submit">Continue</button>
+</form>`;
   return htmlPage(
     'Confirm it is you · Gatehouse',
     `<h1>Confirm it is you</h1>
 <p class="lead">${lead}</p>
 ${errorLine(view.error)}
-<form method="post" action="/auth/step-up"${described(view.error)}>
-${csrfField(view.csrfToken)}
-${hidden('rd', view.rd)}
-${hidden('need', view.need)}
-${password}
-${view.withCode ? `${codeField(view.need === 'second-factor')}\n${recoveryField}` : ''}
-<button class="block" type="submit">Continue</button>
-</form>`,
+${key}
+${form}${key ? WEBAUTHN_SCRIPT : ''}`,
   );
 }
 
-/** A route needs a security key; WebAuthn is not offered yet. */
-export function webauthnRequiredPage(): string {
+/** A route needs a security key and the user has none yet: add one first. */
+export function webauthnRequiredPage(rd: string): string {
   return htmlPage(
     'Security key required · Gatehouse',
     `<h1>Security key required</h1>
-<p class="lead">This page requires signing in with a security key or passkey. Gatehouse does not offer security keys yet, so you cannot continue to it.</p>
+<p class="lead">This page requires a security key or passkey, and your account has none yet.</p>
 <p class="muted">Code: WEBAUTHN_REQUIRED</p>
-<div class="actions"><a href="/">Back</a></div>`,
+<div class="actions"><a href="/auth/security">Add a security key or passkey</a> <a href="${escapeHtml(rd)}">Back</a></div>`,
   );
 }
 
@@ -169,11 +234,44 @@ export function securityPage(view: {
   username: string;
   totp: boolean;
   recoveryCodesLeft: number;
+  /** The user's WebAuthn credentials. */
+  keys: readonly {
+    id: string;
+    name: string;
+    createdAt: number;
+    lastUsedAt: number | null;
+    backedUp: boolean;
+  }[];
   csrfToken: string;
   notice?: string;
   error?: string;
 }): string {
   const token = csrfField(view.csrfToken);
+  const day = (ms: number | null) =>
+    ms === null ? 'never' : new Date(ms).toISOString().slice(0, 10);
+  const keys = `<h2>Security keys and passkeys</h2>
+${
+  view.keys.length === 0
+    ? '<p>None yet.</p>'
+    : `<ul id="webauthn-keys">
+${view.keys
+  .map(
+    (k) =>
+      `<li><strong>${escapeHtml(k.name)}</strong> · added ${day(k.createdAt)} · last used ${day(k.lastUsedAt)}${k.backedUp ? ' · synced passkey' : ''}</li>`,
+  )
+  .join('\n')}
+</ul>`
+}
+<div class="field"><label for="key-name">Name for the new key</label>
+<input id="key-name" name="name" type="text" maxlength="64" autocomplete="off" placeholder="e.g. YubiKey, Laptop"></div>
+${webauthnButton({
+  id: 'add-key',
+  label: 'Add a security key or passkey',
+  ceremony: 'create',
+  options: '/auth/security/webauthn/options',
+  verify: '/auth/security/webauthn',
+  csrfToken: view.csrfToken,
+})}${WEBAUTHN_SCRIPT}`;
   const manage = view.totp
     ? `<p>Authenticator app: <strong>on</strong>. Recovery codes left: <strong id="codes-left">${view.recoveryCodesLeft}</strong>.</p>
 ${errorLine(view.error)}
@@ -198,6 +296,7 @@ ${token}
 <p class="lead">Two-factor authentication for <strong>${escapeHtml(view.username)}</strong>.</p>
 ${view.notice ? `<p class="notice" role="status">${escapeHtml(view.notice)}</p>` : ''}
 ${manage}
+${keys}
 <div class="actions"><a href="/auth/sessions">Your sessions</a> <a href="/">Back to the app</a></div>`,
   );
 }

@@ -1,4 +1,5 @@
 import { escapeHtml, htmlPage } from '../../common/src/http.js';
+import { WEBAUTHN_SCRIPT, webauthnButton } from './views-second-factor.js';
 
 export interface LoginView {
   rd: string;
@@ -37,7 +38,20 @@ ${csrf}
 </div>
 ${remember}
 <button class="block" type="submit">Sign in</button>
-</form>`,
+</form>
+${
+  view.csrfToken
+    ? `${webauthnButton({
+        id: 'passkey',
+        label: 'Sign in with a passkey',
+        ceremony: 'get',
+        options: '/auth/login/passkey/options',
+        verify: '/auth/login/passkey',
+        csrfToken: view.csrfToken,
+        fields: { rd: view.rd },
+      })}${WEBAUTHN_SCRIPT}`
+    : ''
+}`,
   );
 }
 

@@ -163,7 +163,7 @@ export async function submitLogin(page: Page, username: string, password: string
     page.waitForResponse(
       (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/auth/login',
     ),
-    page.getByRole('button', { name: 'Sign in' }).click(),
+    page.getByRole('button', { name: 'Sign in', exact: true }).click(),
   ]);
   await page.waitForLoadState('load');
   return answer;

@@ -276,7 +276,7 @@ describe('turning two-factor authentication off', () => {
     const status = await (
       await jar.fetch(`${base}/auth/security`, { headers: { accept: 'application/json' } })
     ).json();
-    expect(status).toEqual({ totp: false, recoveryCodesLeft: 0 });
+    expect(status).toEqual({ totp: false, recoveryCodesLeft: 0, webauthn: 0 });
     // The password alone signs in again.
     const login = await fetch(`${base}/auth/login`, {
       method: 'POST',

@@ -186,7 +186,7 @@ describe('enrolling an authenticator app from the browser', () => {
     const status = await (
       await jar.fetch(`${bases[0]}/auth/security`, { headers: { accept: 'application/json' } })
     ).json();
-    expect(status).toEqual({ totp: false, recoveryCodesLeft: 0 });
+    expect(status).toEqual({ totp: false, recoveryCodesLeft: 0, webauthn: 0 });
   });
 
   it('keeps no TOTP secret and no recovery code in clear anywhere in Redis', async () => {

@@ -324,15 +324,19 @@ describe('POST /auth/logout', () => {
 });
 
 describe('GET /auth/login', () => {
-  it('serves an accessible form with no script and no third-party assets', async () => {
+  it('serves an accessible form with no script but our own and no third-party assets', async () => {
     const res = await request(service.app).get('/auth/login?rd=%2Fprivate%3Fa%3D1');
     expect(res.status).toBe(200);
     expect(res.text).toContain('<label for="username">');
     expect(res.text).toContain('autocomplete="current-password"');
     expect(res.text).toContain('name="rd" value="/private?a=1"');
-    expect(res.text).not.toMatch(/<script/i);
+    // The passkey button's first-party script (static/webauthn.js), nothing inline.
+    expect(res.text.match(/<script[^>]*>/gi)).toEqual([
+      '<script src="/auth/static/webauthn.js" defer>',
+    ]);
     expect(res.text).not.toMatch(/https?:\/\//);
     expect(res.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(res.headers['content-security-policy']).toContain("script-src 'self'");
   });
 
   it('drops a hostile rd from the page', async () => {

@@ -4,7 +4,7 @@ import { recoveryCodeInput } from './recovery-codes.js';
 import { matchTotp, newTotpSecret, totpCode, totpUri } from './totp.js';
 
 /** The second-factor methods a login or a step-up may be completed with (API names). */
-export type SecondFactorMethod = 'totp' | 'recovery_code';
+export type SecondFactorMethod = 'totp' | 'recovery_code' | 'webauthn';
 
 /** What a client sent as a second factor: a TOTP code, or a recovery code. */
 export interface SecondFactorProof {
@@ -13,13 +13,19 @@ export interface SecondFactorProof {
 }
 
 export type Verification =
-  | { ok: true; method: SecondFactorMethod; recoveryCodesLeft?: number }
-  /** `missing`: no code given; `invalid`: wrong, malformed or outside the window; `replayed`. */
-  | { ok: false; reason: 'missing' | 'invalid' | 'replayed' };
+  | { ok: true; method: SecondFactorMethod; recoveryCodesLeft?: number; userVerified?: boolean }
+  /**
+   * `missing`: no code given; `invalid`: wrong, malformed or outside the window (or a WebAuthn
+   * answer that does not verify); `replayed`; WebAuthn's `unknown-credential` and `counter` (the
+   * sign counter went backwards: a cloned key).
+   */
+  | { ok: false; reason: 'missing' | 'invalid' | 'replayed' | 'unknown-credential' | 'counter' };
 
 export interface FactorStatus {
   totp: boolean;
   recoveryCodesLeft: number;
+  /** WebAuthn credentials (security keys, passkeys). */
+  webauthn: number;
 }
 
 /**
@@ -55,11 +61,12 @@ export function createSecondFactors(deps: {
 
   return {
     async status(userId: string): Promise<FactorStatus> {
-      const [totp, recoveryCodesLeft] = await Promise.all([
+      const [totp, recoveryCodesLeft, webauthn] = await Promise.all([
         factors.getTotp(userId),
         factors.recoveryCodesLeft(userId),
+        factors.listWebauthn(userId),
       ]);
-      return { totp: totp !== null, recoveryCodesLeft };
+      return { totp: totp !== null, recoveryCodesLeft, webauthn: webauthn.length };
     },
 
     async enrolled(userId: string): Promise<boolean> {

@@ -1,14 +1,18 @@
 import type { Request, Response } from 'express';
 import QRCode from 'qrcode';
 import type { Amr } from '../../../common/src/authentication.js';
-import type { ErrorCode } from '../../../common/src/errors.js';
+import { type ErrorCode, GatehouseError } from '../../../common/src/errors.js';
 import { NO_STORE } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { Csrf } from '../csrf.js';
 import type { FactorRepository } from '../domain/factors.js';
 import type { PendingLogins } from '../domain/pending-logins.js';
 import type { SecondFactorProof, SecondFactors, Verification } from '../domain/second-factor.js';
-import type { SessionRepository } from '../domain/session-repository.js';
+import {
+  authenticationOfSession,
+  type SessionRepository,
+  type ValidSession,
+} from '../domain/session-repository.js';
 import { storeCall } from '../domain/store-call.js';
 import type { LoginThrottle } from '../domain/throttle.js';
 import type { User, UsersRepository } from '../domain/users.js';
@@ -50,6 +54,34 @@ export interface SecondFactorDeps {
   onLogin?: (outcome: 'success' | 'failure' | 'throttled' | 'unavailable') => void;
 }
 
+/** The handlers of a signed-in user's session (requireSession put it in `current`). */
+export function sessionHelpers(deps: {
+  current: WeakMap<Request, ValidSession>;
+  now: () => number;
+}) {
+  return {
+    me(req: Request): ValidSession {
+      const session = deps.current.get(req);
+      if (!session) throw new GatehouseError('UNAUTHENTICATED');
+      return session;
+    },
+    userOf: (session: ValidSession) => ({
+      id: session.auth.userId,
+      username: session.auth.username,
+    }),
+    /**
+     * Setting up a factor steps the session up (the user proved the factor), so a session must
+     * have proven the password recently to do it: otherwise a stolen password-only cookie could
+     * enrol the thief's authenticator and become aal2.
+     */
+    recentlyAuthenticated: (session: ValidSession) =>
+      deps.now() - authenticationOfSession(session.auth).authTime <= RECENT_AUTHENTICATION_MS,
+  };
+}
+
+/** How recently the password must have been proven to set up a second factor. */
+export const RECENT_AUTHENTICATION_MS = 10 * 60_000;
+
 export const bodyOf = (req: Request) =>
   (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
 
@@ -69,6 +101,8 @@ const CODE_MESSAGES: Record<Exclude<Verification, { ok: true }>['reason'], strin
   missing: 'Enter the code from your authenticator app, or a recovery code.',
   invalid: 'That code is not valid. Check your app and try again.',
   replayed: 'That code was just used. Wait for the next one.',
+  'unknown-credential': 'That security key is not registered for this account.',
+  counter: 'That security key was refused: its counter went backwards (it may have been cloned).',
 };
 
 /**
@@ -150,3 +184,9 @@ export const hasProof = (proof: SecondFactorProof) =>
 
 /** The methods a verification adds (RFC 8176: a TOTP or a recovery code is `otp`). */
 export const METHODS_OF_CODE: readonly Amr[] = ['otp'];
+
+/** What a verification proved: `otp` for codes; `hwk` for WebAuthn, plus `user` when verified. */
+export const methodsOf = (verification: Verification & { ok: true }): Amr[] =>
+  verification.method === 'webauthn'
+    ? ['hwk', ...(verification.userVerified ? (['user'] as const) : [])]
+    : [...METHODS_OF_CODE];

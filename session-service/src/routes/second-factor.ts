@@ -32,6 +32,7 @@ import {
   type Failure,
   FORM_EXPIRED,
   hasProof,
+  methodsOf,
   page,
   proofOf,
   qrSvg,
@@ -149,6 +150,17 @@ export function createLoginSteps(deps: SecondFactorDeps) {
     seeOther(res, rd);
   }
 
+  /** The second step's page: a code form when the user has TOTP, a key button when WebAuthn. */
+  async function secondStepView(req: Request, res: Response, login: PendingLogin, error?: string) {
+    const status = await storeCall(() => deps.secondFactors.status(login.userId));
+    return secondStepPage({
+      csrfToken: deps.csrf.token(req, res),
+      totp: status.totp,
+      webauthn: status.webauthn > 0,
+      ...(error ? { error } : {}),
+    });
+  }
+
   async function enrolView(req: Request, res: Response, login: PendingLogin, error?: string) {
     const { secret, uri } = await deps.secondFactors.startEnrolment(login.userId, login.username);
     return enrolPage({
@@ -183,6 +195,8 @@ export function createLoginSteps(deps: SecondFactorDeps) {
         async () =>
           secondStepPage({
             csrfToken: deps.csrf.token(req, res),
+            totp: true,
+            webauthn: false,
             error: 'Too many wrong codes. Sign in again.',
           }),
       );
@@ -223,13 +237,17 @@ export function createLoginSteps(deps: SecondFactorDeps) {
       });
       const status = await storeCall(() => deps.secondFactors.status(user.id));
 
-      if (status.totp) {
+      if (status.totp || status.webauthn > 0) {
         if (form)
           return startPending(req, res, pending('second-factor'), '/auth/login/second-factor');
         const proof = proofOf(fields);
         if (!hasProof(proof)) {
           audit('login.mfa_required', req, { username: user.username, userId: user.id });
-          const methods = status.recoveryCodesLeft > 0 ? ['totp', 'recovery_code'] : ['totp'];
+          const methods = [
+            ...(status.totp ? ['totp'] : []),
+            ...(status.recoveryCodesLeft > 0 ? ['recovery_code'] : []),
+            ...(status.webauthn > 0 ? ['webauthn'] : []),
+          ];
           res
             .status(ERRORS.MFA_REQUIRED.status)
             .set('Cache-Control', NO_STORE)
@@ -281,17 +299,36 @@ export function createLoginSteps(deps: SecondFactorDeps) {
     async showSecondStep(req: Request, res: Response) {
       const pending = await storeCall(() => pendingOf(req));
       if (pending?.login.needs !== 'second-factor') return seeOther(res, '/auth/login');
-      page(res, 200, secondStepPage({ csrfToken: deps.csrf.token(req, res) }));
+      page(res, 200, await secondStepView(req, res, pending.login));
     },
 
     /** POST /auth/login/second-factor: the code; right, the session (used once). */
     submitSecondStep: (req: Request, res: Response) =>
       completePending(req, res, 'second-factor', {
         context: 'login',
-        render: (_login, error) =>
-          secondStepPage({ csrfToken: deps.csrf.token(req, res), ...(error ? { error } : {}) }),
+        render: (login, error) => secondStepView(req, res, login, error),
         verify: (login) => deps.secondFactors.verify(login.userId, proofOf(bodyOf(req))),
         done: (login, verification) => afterSignIn(res, login.rd, verification),
+      }),
+
+    pendingOf,
+
+    /**
+     * POST /auth/login/webauthn: the pending login's second step with a security key or passkey
+     * (`verify` checks the assertion against the challenge bound to the pending login); JSON in,
+     * `{ location }` out.
+     */
+    submitWebauthnStep: <V extends Verification>(
+      req: Request,
+      res: Response,
+      verify: (login: PendingLogin, token: string) => Promise<V>,
+    ) =>
+      completePending(req, res, 'second-factor', {
+        context: 'login',
+        render: (login, error) => secondStepView(req, res, login, error),
+        verify,
+        done: (login) =>
+          res.status(200).set('Cache-Control', NO_STORE).json({ location: login.rd }),
       }),
 
     /** GET /auth/login/enrol: REQUIRE_SECOND_FACTOR past its grace: set one up to sign in. */
@@ -343,7 +380,7 @@ export function createLoginSteps(deps: SecondFactorDeps) {
     step: {
       context: string;
       render: (login: PendingLogin, error?: string) => Promise<string> | string;
-      verify: (login: PendingLogin) => Promise<V>;
+      verify: (login: PendingLogin, token: string) => Promise<V>;
       done: (login: PendingLogin, verification: V & { ok: true }) => unknown;
     },
   ) {
@@ -354,7 +391,9 @@ export function createLoginSteps(deps: SecondFactorDeps) {
     if (!deps.csrf.valid(req))
       return refuse(req, res, FORM_EXPIRED, () => render(FORM_EXPIRED.message));
     const user = { id: login.userId, username: login.username };
-    const checked = await codes.check(req, user, step.context, () => step.verify(login));
+    const checked = await codes.check(req, user, step.context, () =>
+      step.verify(login, pending.token),
+    );
     if (!checked.ok)
       return failPending(req, res, pending, checked.failure, () => render(checked.failure.message));
     // Used once: of two requests racing with the same pending login, one gets the session.
@@ -364,7 +403,7 @@ export function createLoginSteps(deps: SecondFactorDeps) {
     const current = await freshUser(login);
     if (!current) return seeOther(res, '/auth/login');
     await signIn(req, current, {
-      methods: ['pwd', 'otp'],
+      methods: ['pwd', ...methodsOf(checked.verification)],
       remember: login.remember,
       ip: login.ip,
       ua: login.ua,

@@ -5,21 +5,18 @@
  */
 import type { Request, Response } from 'express';
 import { type Amr, authenticationBody } from '../../../common/src/authentication.js';
-import { ERRORS, GatehouseError } from '../../../common/src/errors.js';
+import { ERRORS } from '../../../common/src/errors.js';
 import { sendError, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { Csrf } from '../csrf.js';
 import { PASSWORD_MAX, type PasswordVerifier } from '../domain/passwords.js';
 import { safeRedirect } from '../domain/redirects.js';
 import type { SecondFactors } from '../domain/second-factor.js';
-import {
-  authenticationOfSession,
-  type SessionRepository,
-  type ValidSession,
-} from '../domain/session-repository.js';
+import type { SessionRepository, ValidSession } from '../domain/session-repository.js';
 import { storeCall } from '../domain/store-call.js';
 import type { LoginThrottle } from '../domain/throttle.js';
 import type { UsersRepository } from '../domain/users.js';
+import type { Webauthn } from '../domain/webauthn.js';
 import {
   enrolPage,
   recoveryCodesPage,
@@ -38,6 +35,7 @@ import {
   proofOf,
   qrSvg,
   type SecondFactorPolicy,
+  sessionHelpers,
 } from './code-check.js';
 import type { LoginSteps } from './second-factor.js';
 
@@ -46,6 +44,7 @@ export interface SecurityDeps {
   verifier: PasswordVerifier;
   sessions: SessionRepository;
   secondFactors: SecondFactors;
+  webauthn: Webauthn;
   steps: LoginSteps;
   /** The password throttle (a re-authentication is a password guess like any). */
   throttle: LoginThrottle;
@@ -58,8 +57,7 @@ export interface SecurityDeps {
   current: WeakMap<Request, ValidSession>;
 }
 
-/** How recently the password must have been proven to set up a second factor. */
-export const RECENT_AUTHENTICATION_MS = 10 * 60_000;
+export { RECENT_AUTHENTICATION_MS } from './code-check.js';
 
 const NEEDS = ['second-factor', 'webauthn', 'recent-authentication'] as const;
 type Need = (typeof NEEDS)[number];
@@ -79,23 +77,7 @@ export function createSecurityHandlers(deps: SecurityDeps) {
   const { codes } = deps.steps;
   const { audit } = codes;
   const rdOf = (value: unknown) => safeRedirect(value, deps.allowedRedirectHosts);
-  const me = (req: Request) => {
-    const session = deps.current.get(req);
-    if (!session) throw new GatehouseError('UNAUTHENTICATED');
-    return session;
-  };
-  const userOf = (session: ValidSession) => ({
-    id: session.auth.userId,
-    username: session.auth.username,
-  });
-
-  /**
-   * Setting up a factor steps the session up (the user proved the factor), so a session must
-   * have proven the password recently to do it: otherwise a stolen password-only cookie could
-   * enrol the thief's authenticator and become aal2.
-   */
-  const recentlyAuthenticated = (session: ValidSession) =>
-    deps.now() - authenticationOfSession(session.auth).authTime <= RECENT_AUTHENTICATION_MS;
+  const { me, userOf, recentlyAuthenticated } = sessionHelpers(deps);
   const reauthenticateTo = (back: string) =>
     `/auth/step-up?need=recent-authentication&rd=${encodeURIComponent(back)}`;
 
@@ -144,10 +126,16 @@ export function createSecurityHandlers(deps: SecurityDeps) {
     session: ValidSession,
     extra: { notice?: string; error?: string } = {},
   ) {
-    const status = await storeCall(() => deps.secondFactors.status(session.auth.userId));
+    const [status, keys] = await storeCall(() =>
+      Promise.all([
+        deps.secondFactors.status(session.auth.userId),
+        deps.webauthn.list(session.auth.userId),
+      ]),
+    );
     return securityPage({
       username: session.auth.username,
       ...status,
+      keys,
       csrfToken: deps.csrf.token(req, res),
       ...extra,
     });
@@ -159,6 +147,7 @@ export function createSecurityHandlers(deps: SecurityDeps) {
     need: StepUpNeed,
     rd: string,
     withCode: boolean,
+    withKey: boolean,
     error?: string,
   ) {
     return stepUpPage({
@@ -167,6 +156,7 @@ export function createSecurityHandlers(deps: SecurityDeps) {
       csrfToken: deps.csrf.token(req, res),
       username: me(req).auth.username,
       withCode,
+      withKey,
       ...(error ? { error } : {}),
     });
   }
@@ -181,15 +171,18 @@ export function createSecurityHandlers(deps: SecurityDeps) {
         return sendError(req, res, 'BAD_REQUEST', {
           message: 'need must be second-factor, webauthn or recent-authentication.',
         });
+      const status = await storeCall(() => deps.secondFactors.status(session.auth.userId));
+      const [enrolled, withKey] = [status.totp, status.webauthn > 0];
       if (need === 'webauthn') {
+        // JSON clients cannot run the ceremony from here; a browser without a key adds one first.
         if (!wantsHtml(req)) return sendError(req, res, 'WEBAUTHN_REQUIRED');
-        return page(res, ERRORS.WEBAUTHN_REQUIRED.status, webauthnRequiredPage());
+        if (!withKey) return page(res, ERRORS.WEBAUTHN_REQUIRED.status, webauthnRequiredPage(rd));
+        return page(res, 200, stepUpView(req, res, need, rd, false, true));
       }
-      const enrolled = await storeCall(() => deps.secondFactors.enrolled(session.auth.userId));
       // No factor yet: enrol first; confirming it is the step-up, then back to rd (no loop).
-      if (need === 'second-factor' && !enrolled)
+      if (need === 'second-factor' && !enrolled && !withKey)
         return seeOther(res, `/auth/security/totp?rd=${encodeURIComponent(rd)}`);
-      page(res, 200, stepUpView(req, res, need, rd, enrolled));
+      page(res, 200, stepUpView(req, res, need, rd, enrolled, withKey));
     },
 
     /** POST /auth/step-up: the code (and the password, for recent-authentication); then rd. */
@@ -201,10 +194,19 @@ export function createSecurityHandlers(deps: SecurityDeps) {
       if (need === null || need === 'webauthn')
         return sendError(req, res, need === 'webauthn' ? 'WEBAUTHN_REQUIRED' : 'BAD_REQUEST');
       const user = userOf(session);
-      const enrolled = await storeCall(() => deps.secondFactors.enrolled(user.id));
-      if (need === 'second-factor' && !enrolled)
-        return seeOther(res, `/auth/security/totp?rd=${encodeURIComponent(rd)}`);
-      const render = (error: string) => stepUpView(req, res, need, rd, enrolled, error);
+      const status = await storeCall(() => deps.secondFactors.status(user.id));
+      const [enrolled, withKey] = [status.totp, status.webauthn > 0];
+      const render = (error: string) => stepUpView(req, res, need, rd, enrolled, withKey, error);
+      if (need === 'second-factor' && !enrolled) {
+        if (!withKey) return seeOther(res, `/auth/security/totp?rd=${encodeURIComponent(rd)}`);
+        // Only a security key: its own endpoint (POST /auth/step-up/webauthn), never no proof.
+        return refuse(
+          req,
+          res,
+          { code: 'INVALID_CODE', message: 'Use your security key or passkey.' },
+          render,
+        );
+      }
       const methods: Amr[] = [];
       if (need === 'recent-authentication') {
         const ip = req.ip ?? '';
