@@ -197,6 +197,20 @@ describe('docs/openapi.yaml against real answers', () => {
       await call('post', '/auth/security/recovery-codes', (r) =>
         json({ totp: '123' })(r.set('cookie', aal2)),
       );
+      // WebAuthn: options, and answers that do not verify (browser/webauthn.test.ts has real ones).
+      const credential = { id: 'not-a-key', response: {} };
+      await call('post', '/auth/security/webauthn/options', (r) => json({})(r.set('cookie', aal2)));
+      await call('post', '/auth/security/webauthn', (r) =>
+        json({ name: 'Key', credential })(r.set('cookie', aal2)),
+      );
+      await call('post', '/auth/step-up/webauthn/options', (r) => json({})(r.set('cookie', aal2)));
+      await call('post', '/auth/step-up/webauthn', (r) =>
+        json({ rd: '/', credential })(r.set('cookie', aal2)),
+      );
+      await call('post', '/auth/login/webauthn/options', json({}));
+      await call('post', '/auth/login/webauthn', json({ credential }));
+      await call('post', '/auth/login/passkey/options', json({}));
+      await call('post', '/auth/login/passkey', json({ credential }));
       await call('post', '/auth/security/totp/remove', (r) =>
         json({ code: nextCode(secret) })(r.set('cookie', aal2)),
       );
