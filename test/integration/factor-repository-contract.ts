@@ -69,6 +69,35 @@ export function describeFactorRepositoryContract(name: string, make: () => Facto
       expect(await factors.removeFactors(alice)).toBe(false);
     });
 
+    it('removes all the factors of a user, WebAuthn credentials included (an admin reset), and no one else', async () => {
+      const factors = make();
+      const [alice, bob, carol] = [newUserId(), newUserId(), newUserId()];
+      const key = {
+        id: 'cred-1',
+        publicKey: 'pk',
+        counter: 0,
+        transports: ['usb'],
+        backupEligible: false,
+        backedUp: false,
+        name: 'YubiKey',
+        createdAt: 1,
+        lastUsedAt: null,
+      };
+      await factors.saveTotp(alice, { secret: 'S', createdAt: 1 });
+      await factors.replaceRecoveryCodes(alice, ['a']);
+      await factors.saveWebauthn(alice, key);
+      await factors.saveWebauthn(bob, key);
+      await factors.saveWebauthn(carol, { ...key, id: 'cred-2' });
+      expect(await factors.removeAllFactors(alice)).toBe(true);
+      expect(await factors.getTotp(alice)).toBeNull();
+      expect(await factors.recoveryCodesLeft(alice)).toBe(0);
+      expect(await factors.listWebauthn(alice)).toEqual([]);
+      // A user with only a key had a factor too; the others keep theirs.
+      expect(await factors.removeAllFactors(carol)).toBe(true);
+      expect(await factors.listWebauthn(bob)).toHaveLength(1);
+      expect(await factors.removeAllFactors(alice)).toBe(false);
+    });
+
     it('keeps WebAuthn credentials per user by id: added, updated after a use, removed', async () => {
       const factors = make();
       const [alice, bob] = [newUserId(), newUserId()];

@@ -57,6 +57,17 @@ async function userWithFactors(username: string) {
   });
   await factors.saveTotp(user.id, { secret: 'JBSWY3DPEHPK3PXP', createdAt: Date.now() });
   await factors.replaceRecoveryCodes(user.id, ['a', 'b']);
+  await factors.saveWebauthn(user.id, {
+    id: `key-of-${username}`,
+    publicKey: 'pk',
+    counter: 3,
+    transports: ['usb'],
+    backupEligible: false,
+    backedUp: false,
+    name: 'YubiKey',
+    createdAt: Date.now(),
+    lastUsedAt: null,
+  });
   const sessions = createRedisSessionRepository({ redis: client, lifetimes, records: testRecords });
   const sids = [randomBytes(32).toString('base64url'), randomBytes(32).toString('base64url')];
   for (const sid of sids)
@@ -72,6 +83,7 @@ async function userWithFactors(username: string) {
   const state = async () => ({
     totp: (await factors.getTotp(user.id)) !== null,
     recoveryCodes: await factors.recoveryCodesLeft(user.id),
+    keys: (await factors.listWebauthn(user.id)).length,
     sessions: (await sessions.listUserSessions(user.id)).length,
   });
   return { file, state };
@@ -81,14 +93,14 @@ const run = (file: string, args: string[], redisUrl = redis.url) =>
   runUsersCli(args, { env: { USERS_FILE: file, REDIS_URL: redisUrl, REDIS_PREFIX: 'gh:' } });
 
 describe('users reset-factors', { timeout: TIMEOUT_MS }, () => {
-  it('removes the TOTP and recovery codes and ends every session of the user', async () => {
+  it('removes the TOTP, recovery codes and security keys and ends every session of the user', async () => {
     const { file, state } = await userWithFactors('alice');
-    expect(await state()).toEqual({ totp: true, recoveryCodes: 2, sessions: 2 });
+    expect(await state()).toEqual({ totp: true, recoveryCodes: 2, keys: 1, sessions: 2 });
     const result = await run(file, ['reset-factors', 'Alice']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('removed the second factors of "alice"'); // found by any spelling
     expect(result.stdout).toContain('ended 2 sessions');
-    expect(await state()).toEqual({ totp: false, recoveryCodes: 0, sessions: 0 });
+    expect(await state()).toEqual({ totp: false, recoveryCodes: 0, keys: 0, sessions: 0 });
     const again = await run(file, ['reset-factors', 'alice']);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('"alice" had no second factor');
@@ -106,7 +118,7 @@ describe('users reset-factors', { timeout: TIMEOUT_MS }, () => {
     );
     expect(down.code).toBe(1);
     expect(down.stderr).toContain('could not remove the second factors of "bob"');
-    expect(await state()).toEqual({ totp: true, recoveryCodes: 2, sessions: 2 });
+    expect(await state()).toEqual({ totp: true, recoveryCodes: 2, keys: 1, sessions: 2 });
   });
 });
 
@@ -115,13 +127,13 @@ describe('users remove and disable', { timeout: TIMEOUT_MS }, () => {
     const { file, state } = await userWithFactors('carol');
     const result = await run(file, ['remove', 'carol']);
     expect(result.code).toBe(0);
-    expect(await state()).toEqual({ totp: false, recoveryCodes: 0, sessions: 0 });
+    expect(await state()).toEqual({ totp: false, recoveryCodes: 0, keys: 0, sessions: 0 });
   });
 
   it('disable keeps them, so enable gives the user back as they were', async () => {
     const { file, state } = await userWithFactors('dave');
     const result = await run(file, ['disable', 'dave']);
     expect(result.code).toBe(0);
-    expect(await state()).toEqual({ totp: true, recoveryCodes: 2, sessions: 0 });
+    expect(await state()).toEqual({ totp: true, recoveryCodes: 2, keys: 1, sessions: 0 });
   });
 });

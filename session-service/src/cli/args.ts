@@ -15,7 +15,8 @@ Commands:
                                              (their second factors are kept for enable)
   enable <username>                          allow the user's logins again
   reset-factors <username>                   remove the user's second factors (authenticator
-                                             app, recovery codes) and end their sessions
+                                             app, recovery codes, security keys, passkeys)
+                                             and end their sessions
 
 add and passwd read the password from the first line of stdin when it is not a terminal,
 otherwise they ask for it twice without echoing it.

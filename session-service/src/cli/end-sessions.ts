@@ -34,7 +34,7 @@ async function revokeSessions(
     return await withDeadline(
       (async () => {
         await redis.connect();
-        const hadFactor = resetFactors ? await factors.removeFactors(userId) : false;
+        const hadFactor = resetFactors ? await factors.removeAllFactors(userId) : false;
         return { ended: await sessions.deleteUserSessions(userId), hadFactor };
       })(),
       REDIS_DEADLINE_MS,

@@ -69,6 +69,14 @@ export function createMemoryFactorRepository(
       recovery.delete(userId);
       return had;
     },
+    async removeAllFactors(userId) {
+      const hadTotp = totp.delete(userId);
+      pending.delete(userId);
+      recovery.delete(userId);
+      const hadKeys = (webauthn.get(userId)?.size ?? 0) > 0;
+      webauthn.delete(userId);
+      return hadTotp || hadKeys;
+    },
     async listWebauthn(userId) {
       return [...(webauthn.get(userId)?.values() ?? [])]
         .map((c) => ({ ...c, transports: [...c.transports] }))

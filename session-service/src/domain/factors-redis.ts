@@ -163,6 +163,15 @@ export function createRedisFactorRepository(options: {
         );
         return (had ?? 0) > 0;
       }),
+    removeAllFactors: (userId) =>
+      storeCall(async () => {
+        const removed = await Promise.all(
+          ['totp', 'totp-pending', 'recovery', 'webauthn'].map((name) =>
+            redis.del(keyOf(userId, name)),
+          ),
+        );
+        return (removed[0] ?? 0) > 0 || (removed[3] ?? 0) > 0;
+      }),
     listWebauthn: (userId) =>
       storeCall(async () => {
         const all = (await redis.eval(HASH_VALUES, {

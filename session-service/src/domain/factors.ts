@@ -77,6 +77,11 @@ export interface FactorRepository {
   recoveryCodesLeft(userId: string): Promise<number>;
   /** Remove TOTP (enrolled and in progress) and recovery codes. True when a TOTP was enrolled. */
   removeFactors(userId: string): Promise<boolean>;
+  /**
+   * Remove every factor: TOTP, recovery codes and every WebAuthn credential (an admin's reset of
+   * a lost device, or a user removed). True when the user had a TOTP or a credential.
+   */
+  removeAllFactors(userId: string): Promise<boolean>;
   /** The user's WebAuthn credentials, oldest first. */
   listWebauthn(userId: string): Promise<WebauthnCredential[]>;
   /** Add a credential, or replace the one with its id (after a use: counter, flags, time). */
