@@ -9,6 +9,19 @@ import type { FactorRepository } from '../../session-service/src/domain/factors.
 
 const newUserId = () => `user-${randomBytes(4).toString('hex')}`;
 
+/** A WebAuthn credential as the repository stores it (tests vary its fields). */
+const KEY = {
+  id: 'cred-1',
+  publicKey: 'pk',
+  counter: 0,
+  transports: ['usb'],
+  backupEligible: false,
+  backedUp: false,
+  name: 'YubiKey',
+  createdAt: 2000,
+  lastUsedAt: null,
+};
+
 export function describeFactorRepositoryContract(name: string, make: () => FactorRepository) {
   describe(`the factor repository on ${name}`, () => {
     it('keeps a TOTP factor per user, and an enrolment in progress beside it', async () => {
@@ -72,17 +85,7 @@ export function describeFactorRepositoryContract(name: string, make: () => Facto
     it('removes all the factors of a user, WebAuthn credentials included (an admin reset), and no one else', async () => {
       const factors = make();
       const [alice, bob, carol] = [newUserId(), newUserId(), newUserId()];
-      const key = {
-        id: 'cred-1',
-        publicKey: 'pk',
-        counter: 0,
-        transports: ['usb'],
-        backupEligible: false,
-        backedUp: false,
-        name: 'YubiKey',
-        createdAt: 1,
-        lastUsedAt: null,
-      };
+      const key = { ...KEY, createdAt: 1 };
       await factors.saveTotp(alice, { secret: 'S', createdAt: 1 });
       await factors.replaceRecoveryCodes(alice, ['a']);
       await factors.saveWebauthn(alice, key);
@@ -101,17 +104,7 @@ export function describeFactorRepositoryContract(name: string, make: () => Facto
     it('keeps WebAuthn credentials per user by id: added, updated after a use, removed', async () => {
       const factors = make();
       const [alice, bob] = [newUserId(), newUserId()];
-      const key = {
-        id: 'cred-1',
-        publicKey: 'pk',
-        counter: 0,
-        transports: ['usb'],
-        backupEligible: false,
-        backedUp: false,
-        name: 'YubiKey',
-        createdAt: 2000,
-        lastUsedAt: null,
-      };
+      const key = KEY;
       expect(await factors.listWebauthn(alice)).toEqual([]);
       await factors.saveWebauthn(alice, key);
       await factors.saveWebauthn(alice, { ...key, id: 'cred-0', name: 'Laptop', createdAt: 1000 });
