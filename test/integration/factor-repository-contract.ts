@@ -122,6 +122,19 @@ export function describeFactorRepositoryContract(name: string, make: () => Facto
       expect((await factors.listWebauthn(alice)).map((c) => c.id)).toEqual(['cred-0']);
     });
 
+    it('updates a WebAuthn credential only while the user still has it (a removed key stays removed)', async () => {
+      const factors = make();
+      const [alice, bob] = [newUserId(), newUserId()];
+      await factors.saveWebauthn(alice, KEY);
+      expect(await factors.updateWebauthn(alice, { ...KEY, name: 'Spare' })).toBe(true);
+      expect((await factors.listWebauthn(alice)).map((c) => c.name)).toEqual(['Spare']);
+      expect(await factors.updateWebauthn(bob, { ...KEY, name: 'Mine' })).toBe(false);
+      expect(await factors.listWebauthn(bob)).toEqual([]);
+      await factors.removeWebauthn(alice, KEY.id);
+      expect(await factors.updateWebauthn(alice, { ...KEY, counter: 9 })).toBe(false);
+      expect(await factors.listWebauthn(alice)).toEqual([]);
+    });
+
     it('gives a WebAuthn challenge once, to its own binding, however many callers race', async () => {
       const factors = make();
       const binding = `session:${newUserId()}`;

@@ -87,6 +87,12 @@ export function createMemoryFactorRepository(
       mine.set(credential.id, { ...credential, transports: [...credential.transports] });
       webauthn.set(userId, mine);
     },
+    async updateWebauthn(userId, credential) {
+      const mine = webauthn.get(userId);
+      if (!mine?.has(credential.id)) return false;
+      mine.set(credential.id, { ...credential, transports: [...credential.transports] });
+      return true;
+    },
     async removeWebauthn(userId, credentialId) {
       return webauthn.get(userId)?.delete(credentialId) ?? false;
     },

@@ -31,6 +31,12 @@ const CARDINALITY = `return redis.call('SCARD', KEYS[1])`;
 // adapter wraps (common/src/redis/commands.ts), and each script still names its one key.
 const HASH_VALUES = `return redis.call('HVALS', KEYS[1])`;
 const HASH_SET = `return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])`;
+/** HSET only where the field is (HSETEX FXX is Redis 8+): 1 when replaced, 0 when absent. */
+const HASH_REPLACE = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
 const HASH_DELETE = `return redis.call('HDEL', KEYS[1], ARGV[1])`;
 /** GETDEL, atomically, on any Redis (GETDEL itself is 6.2+): one caller gets the value. */
 const TAKE = `
@@ -188,6 +194,16 @@ export function createRedisFactorRepository(options: {
           arguments: [credential.id, JSON.stringify(credential)],
         });
       }),
+    updateWebauthn: (userId, credential) =>
+      storeCall(
+        async () =>
+          count(
+            await redis.eval(HASH_REPLACE, {
+              keys: [keyOf(userId, 'webauthn')],
+              arguments: [credential.id, JSON.stringify(credential)],
+            }),
+          ) > 0,
+      ),
     removeWebauthn: (userId, credentialId) =>
       storeCall(
         async () =>

@@ -86,6 +86,11 @@ export interface FactorRepository {
   listWebauthn(userId: string): Promise<WebauthnCredential[]>;
   /** Add a credential, or replace the one with its id (after a use: counter, flags, time). */
   saveWebauthn(userId: string, credential: WebauthnCredential): Promise<void>;
+  /**
+   * Replace a credential the user still has (after a use, a new name); false, and nothing
+   * written, when it is gone: a key removed while it was being used or renamed stays removed.
+   */
+  updateWebauthn(userId: string, credential: WebauthnCredential): Promise<boolean>;
   /** Remove one credential; true when it was there. */
   removeWebauthn(userId: string, credentialId: string): Promise<boolean>;
   /**
