@@ -21,6 +21,7 @@ import { createAuthHandlers, type LoginOutcome } from './routes/auth.js';
 import { revocationsHandler } from './routes/revocation-feed.js';
 import { createLoginSteps } from './routes/second-factor.js';
 import { createSecurityHandlers } from './routes/security.js';
+import { createSecurityKeyHandlers } from './routes/security-keys.js';
 import { createSessionsHandlers } from './routes/sessions.js';
 import {
   internalValidateHandler,
@@ -120,7 +121,7 @@ export function createApp(deps: SessionServiceDeps) {
     audit,
     onLogin,
   });
-  const security = createSecurityHandlers({
+  const securityDeps = {
     users: deps.users,
     verifier,
     sessions,
@@ -134,7 +135,9 @@ export function createApp(deps: SessionServiceDeps) {
     audit,
     now,
     current: currentSessions,
-  });
+  };
+  const security = createSecurityHandlers(securityDeps);
+  const ownKeys = createSecurityKeyHandlers(securityDeps);
   const keys = createWebauthnHandlers({
     webauthn: stores.webauthn,
     steps,
@@ -286,6 +289,10 @@ export function createApp(deps: SessionServiceDeps) {
   app.post('/auth/security/totp/remove', ...signedInForm, security.removeTotp);
   app.post('/auth/security/webauthn/options', ...signedInForm, keys.registrationOptions);
   app.post('/auth/security/webauthn', ...signedInForm, keys.register);
+  // One key: renamed or removed (a form, or JSON; DELETE as for one session).
+  app.post('/auth/security/webauthn/:id/name', ...signedInForm, ownKeys.rename);
+  app.post('/auth/security/webauthn/:id/remove', ...signedInForm, ownKeys.remove);
+  app.delete('/auth/security/webauthn/:id', ...signedIn, ownKeys.remove);
   app.post('/auth/step-up/webauthn/options', ...signedInForm, keys.stepUpOptions);
   app.post('/auth/step-up/webauthn', ...signedInForm, keys.stepUp);
 

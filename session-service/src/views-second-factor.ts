@@ -256,11 +256,22 @@ ${
     : `<ul id="webauthn-keys">
 ${view.keys
   .map(
-    (k) =>
-      `<li><strong>${escapeHtml(k.name)}</strong> · added ${day(k.createdAt)} · last used ${day(k.lastUsedAt)}${k.backedUp ? ' · synced passkey' : ''}</li>`,
+    (k, i) =>
+      `<li><strong>${escapeHtml(k.name)}</strong> · added ${day(k.createdAt)} · last used ${day(k.lastUsedAt)}${k.backedUp ? ' · synced passkey' : ''}
+<form method="post" action="/auth/security/webauthn/${encodeURIComponent(k.id)}/name">
+${token}
+<div class="field"><label for="rename-key-${i}">New name for ${escapeHtml(k.name)}</label>
+<input id="rename-key-${i}" name="name" type="text" maxlength="64" required autocomplete="off" value="${escapeHtml(k.name)}"></div>
+<button class="secondary" type="submit">Rename</button>
+</form>
+<form method="post" action="/auth/security/webauthn/${encodeURIComponent(k.id)}/remove">
+${token}
+<button class="secondary" type="submit">Remove ${escapeHtml(k.name)}</button>
+</form></li>`,
   )
   .join('\n')}
-</ul>`
+</ul>
+<p class="muted">Removing a key signs out your other sessions.</p>`
 }
 <div class="field"><label for="key-name">Name for the new key</label>
 <input id="key-name" name="name" type="text" maxlength="64" autocomplete="off" placeholder="e.g. YubiKey, Laptop"></div>
@@ -274,7 +285,6 @@ ${webauthnButton({
 })}${WEBAUTHN_SCRIPT}`;
   const manage = view.totp
     ? `<p>Authenticator app: <strong>on</strong>. Recovery codes left: <strong id="codes-left">${view.recoveryCodesLeft}</strong>.</p>
-${errorLine(view.error)}
 <form method="post" action="/auth/security/recovery-codes">
 ${token}
 <div class="field"><label for="regen-totp">Code from your app</label>
@@ -295,6 +305,7 @@ ${token}
     `<h1>Security</h1>
 <p class="lead">Two-factor authentication for <strong>${escapeHtml(view.username)}</strong>.</p>
 ${view.notice ? `<p class="notice" role="status">${escapeHtml(view.notice)}</p>` : ''}
+${errorLine(view.error)}
 ${manage}
 ${keys}
 <div class="actions"><a href="/auth/sessions">Your sessions</a> <a href="/">Back to the app</a></div>`,

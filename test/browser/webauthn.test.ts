@@ -4,7 +4,8 @@
  * verification) added on the security page signs in alone, no password, at aal2; a u2f security
  * key (usb, no resident keys) is the login's second factor and answers a `need=webauthn`
  * step-up; an answer made on another origin is refused, and so is a key whose counter went
- * backwards (audited). The browser reaches the gateway as `localhost`: an RP ID is a domain, never
+ * backwards (audited); a passkey renamed and then removed on the security page signs nobody in
+ * though the authenticator still holds it, and the user's other sessions end. The browser reaches the gateway as `localhost`: an RP ID is a domain, never
  * an IP address, and no PUBLIC_URL is set, so the RP is the request's own origin.
  */
 import type { CDPSession, Page } from 'playwright-core';
@@ -59,6 +60,8 @@ async function addKey(page: Page, name: string) {
 const audited = (event: string) => running.system.sessionService.output().includes(`"${event}"`);
 
 let passkey: { cdp: CDPSession; authenticatorId: string };
+/** The user handles of alice's passkeys on the virtual authenticator (the rest are carol's). */
+const alicesHandles = new Set<string>();
 let securityKey: { cdp: CDPSession; authenticatorId: string };
 
 beforeAll(async () => {
@@ -66,6 +69,7 @@ beforeAll(async () => {
     users: [
       { username: 'alice', password: PASSWORD },
       { username: 'bob', password: PASSWORD },
+      { username: 'carol', password: PASSWORD },
     ],
     browsers: [{}, {}],
   });
@@ -102,6 +106,7 @@ describe('a passkey in Chromium', () => {
     await screenshot(page, 'webauthn-security');
     const [credential] = await credentialsOf(passkey.cdp, passkey.authenticatorId);
     expect(credential?.isResidentCredential).toBe(true);
+    alicesHandles.add(credential?.userHandle ?? '');
     expect(passkeyBrowser.take(() => true)).toEqual([]);
   });
 
@@ -239,5 +244,76 @@ describe('a security key (u2f, no resident key) in Chromium', () => {
     expect(audited('webauthn.counter_regression')).toBe(true);
     keyBrowser.take((n) => n.text.includes('401'));
     expect(keyBrowser.take(() => true)).toEqual([]);
+  });
+});
+
+describe('renaming and removing a passkey on the security page', () => {
+  /** A session of carol's made elsewhere (a script's JSON sign-in): the "other session". */
+  let elsewhere = '';
+  const validates = async (cookie: string) =>
+    (await fetch(`${gw}/auth/validate`, { headers: { cookie } })).status;
+
+  it('is added, then renamed (the name escaped as text)', async () => {
+    const { page, context } = passkeyBrowser;
+    const login = await fetch(`${gw}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ username: 'carol', password: PASSWORD }),
+    });
+    expect(login.status).toBe(200);
+    elsewhere = (login.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+    expect(await validates(elsewhere)).toBe(200);
+    await context.clearCookies();
+    await page.goto(`${gw}/auth/security`);
+    expect((await submitLogin(page, 'carol', PASSWORD)).status()).toBe(303);
+    await page.waitForURL(`${gw}/auth/security`);
+    await addKey(page, 'Work laptop');
+    const item = page.locator('#webauthn-keys li');
+    await item.getByLabel('New name for Work laptop').fill('<i>Home</i> & co');
+    await item.getByRole('button', { name: 'Rename' }).click();
+    await page.waitForURL(`${gw}/auth/security?key-renamed=1`);
+    await expect.poll(() => item.locator('strong').textContent()).toBe('<i>Home</i> & co');
+    expect(await item.locator('i').count()).toBe(0);
+    expect(audited('webauthn.renamed')).toBe(true);
+  });
+
+  it('is removed: the other sessions end, and the passkey, still on the device, signs nobody in', async () => {
+    const { page, context } = passkeyBrowser;
+    const { cdp, authenticatorId } = passkey;
+    const carols = (await credentialsOf(cdp, authenticatorId)).filter(
+      (c) => c.userHandle !== undefined && !alicesHandles.has(c.userHandle),
+    );
+    expect(carols).toHaveLength(1);
+    await page.getByRole('button', { name: 'Remove <i>Home</i> & co' }).click();
+    await page.waitForURL(/\/auth\/security\?key-removed=1$/);
+    await expect
+      .poll(() => page.getByRole('status').textContent())
+      .toContain('is removed: it signs nobody in. Ended 1 other session(s).');
+    expect(await page.locator('#webauthn-keys').count()).toBe(0);
+    expect(running.system.sessionService.output()).toContain(
+      `"credentialId":"${carols[0]?.credentialId.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}"`,
+    );
+    expect(await validates(elsewhere)).toBe(401);
+    expect((await page.request.get(`${gw}/auth/validate`)).status()).toBe(200);
+
+    // Only carol's passkey left on the authenticator, so the browser offers that one.
+    for (const c of await credentialsOf(cdp, authenticatorId))
+      if (c.credentialId !== carols[0]?.credentialId)
+        await cdp.send('WebAuthn.removeCredential', {
+          authenticatorId,
+          credentialId: c.credentialId,
+        });
+    expect(await credentialsOf(cdp, authenticatorId)).toHaveLength(1);
+    await context.clearCookies();
+    await page.goto(`${gw}/auth/login`);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    const alert = page.locator('.webauthn .error');
+    await expect.poll(() => alert.textContent()).toContain('was not accepted');
+    expect((await page.request.get(`${gw}/auth/validate`)).status()).toBe(401);
+    expect(running.system.sessionService.output()).toMatch(
+      /"event":"login\.failure"[^\n]*"method":"passkey"[^\n]*"reason":"unknown-credential"/,
+    );
+    passkeyBrowser.take((n) => n.text.includes('401'));
+    expect(passkeyBrowser.take(() => true)).toEqual([]);
   });
 });

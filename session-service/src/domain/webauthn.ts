@@ -219,13 +219,35 @@ export function createWebauthn(deps: {
         backedUp: info.credentialBackedUp,
         lastUsedAt: now(),
       };
-      await factors.saveWebauthn(userId, credential);
+      // Removed while it was being used: it signs nobody in.
+      if (!(await factors.updateWebauthn(userId, credential)))
+        return { ok: false, reason: 'unknown-credential', userId };
       return { ok: true, method: 'webauthn', userId, credential, userVerified: info.userVerified };
     },
 
     list: (userId: string) => factors.listWebauthn(userId),
     remove: (userId: string, credentialId: string) => factors.removeWebauthn(userId, credentialId),
+
+    /**
+     * Give one of the user's credentials a new name; the renamed credential, or null when the
+     * user has none with that id (or it was removed meanwhile: never written back). A use landing
+     * between the read and the write has its counter written back one lower, which lets only that
+     * one counter value be seen twice.
+     */
+    async rename(userId: string, credentialId: string, name: string) {
+      const stored = (await factors.listWebauthn(userId)).find((c) => c.id === credentialId);
+      if (!stored) return null;
+      const renamed = { ...stored, name };
+      return (await factors.updateWebauthn(userId, renamed)) ? renamed : null;
+    },
   };
+}
+
+/** A key's name: 1 to 64 printable characters (no control or format characters), trimmed; else null. */
+export function keyNameOf(input: unknown): string | null {
+  if (typeof input !== 'string') return null;
+  const name = input.trim();
+  return /^[^\p{C}]{1,64}$/u.test(name) ? name : null;
 }
 
 export type Webauthn = ReturnType<typeof createWebauthn>;

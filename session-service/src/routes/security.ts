@@ -22,7 +22,6 @@ import {
   recoveryCodesPage,
   recoveryCodeUsedPage,
   type StepUpNeed,
-  securityPage,
   stepUpPage,
   webauthnRequiredPage,
 } from '../views-second-factor.js';
@@ -38,6 +37,7 @@ import {
   sessionHelpers,
 } from './code-check.js';
 import type { LoginSteps } from './second-factor.js';
+import { createSecurityView, lastRequiredFactor } from './security-keys.js';
 
 export interface SecurityDeps {
   users: UsersRepository;
@@ -120,26 +120,7 @@ export function createSecurityHandlers(deps: SecurityDeps) {
     });
   }
 
-  async function securityView(
-    req: Request,
-    res: Response,
-    session: ValidSession,
-    extra: { notice?: string; error?: string } = {},
-  ) {
-    const [status, keys] = await storeCall(() =>
-      Promise.all([
-        deps.secondFactors.status(session.auth.userId),
-        deps.webauthn.list(session.auth.userId),
-      ]),
-    );
-    return securityPage({
-      username: session.auth.username,
-      ...status,
-      keys,
-      csrfToken: deps.csrf.token(req, res),
-      ...extra,
-    });
-  }
+  const securityView = createSecurityView(deps);
 
   function stepUpView(
     req: Request,
@@ -283,11 +264,16 @@ export function createSecurityHandlers(deps: SecurityDeps) {
         const status = await storeCall(() => deps.secondFactors.status(session.auth.userId));
         return res.json(status);
       }
-      const removed = req.query.removed;
+      const { removed, 'key-removed': keyRemoved, 'key-renamed': keyRenamed } = req.query;
+      const ended = (n: unknown) => `Ended ${Number(n) || 0} other session(s).`;
       const notice =
         typeof removed === 'string'
-          ? `Two-factor authentication is off. Ended ${Number(removed) || 0} other session(s).`
-          : undefined;
+          ? `Two-factor authentication is off. ${ended(removed)}`
+          : typeof keyRemoved === 'string'
+            ? `The security key or passkey is removed: it signs nobody in. ${ended(keyRemoved)}`
+            : typeof keyRenamed === 'string'
+              ? 'The security key or passkey is renamed.'
+              : undefined;
       page(res, 200, await securityView(req, res, session, notice ? { notice } : {}));
     },
 
@@ -358,6 +344,9 @@ export function createSecurityHandlers(deps: SecurityDeps) {
       const session = me(req);
       const user = userOf(session);
       const fields = bodyOf(req);
+      const last = await lastRequiredFactor(deps, user.id, 'totp');
+      if (last)
+        return refuse(req, res, last, (error) => securityView(req, res, session, { error }));
       const code = fields.code ?? fields.totp ?? fields.recovery_code;
       const checked = await codes.check(req, user, 'remove', async () => {
         const asTotp = await deps.secondFactors.verify(user.id, { totp: code });
