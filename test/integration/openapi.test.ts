@@ -203,6 +203,14 @@ describe('docs/openapi.yaml against real answers', () => {
       await call('post', '/auth/security/webauthn', (r) =>
         json({ name: 'Key', credential })(r.set('cookie', aal2)),
       );
+      // One key (none here: browser/webauthn.test.ts and second-factor-keys.test.ts have real ones).
+      await call('post', '/auth/security/webauthn/not-a-key/name', (r) =>
+        json({ name: 'Key' })(r.set('cookie', aal2)),
+      );
+      await call('post', '/auth/security/webauthn/not-a-key/remove', (r) =>
+        json({})(r.set('cookie', aal2)),
+      );
+      await call('delete', '/auth/security/webauthn/not-a-key', (r) => r.set('cookie', aal2));
       await call('post', '/auth/step-up/webauthn/options', (r) => json({})(r.set('cookie', aal2)));
       await call('post', '/auth/step-up/webauthn', (r) =>
         json({ rd: '/', credential })(r.set('cookie', aal2)),
