@@ -1,3 +1,8 @@
+/**
+ * The session-service's Express app: wiring (stores.ts builds what lives in Redis) and the route
+ * table. Just over 300 lines on purpose: every route is listed here, in one place, with the
+ * middleware in front of it; the handlers are routes/*.ts.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import cookieParser from 'cookie-parser';
