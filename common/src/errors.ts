@@ -34,6 +34,8 @@ export const ERRORS = {
   INVALID_JSON: spec(400, 'The request body is not valid JSON.'),
   BAD_PATH: spec(400, 'The request path is not allowed.'),
   BAD_HOST: spec(400, 'The Host header is not a valid host name and port.'),
+  /** An OpenID Connect callback that is not the answer to this browser's sign-in (state, code, ID token). */
+  SIGN_IN_INVALID: spec(400, 'That sign-in could not be completed. Please sign in again.', 'info'),
   INVALID_AUDIENCE: spec(
     400,
     'aud must be given once: 1 to 64 letters, digits, ".", "_" or "-".',
@@ -72,6 +74,8 @@ export const ERRORS = {
     'This page requires a security key or passkey. Add one under Security, then use it in a browser.',
     'info',
   ),
+  /** The identity provider vouched for the user, but its domain or groups may not sign in here. */
+  SIGN_IN_NOT_ALLOWED: spec(403, 'Your account is not allowed to sign in here.', 'info'),
   CROSS_SITE_REQUEST: spec(403, 'Cross-site requests are not allowed.', 'info'),
   CSRF_TOKEN_INVALID: spec(403, 'This form expired. Reload the page and try again.', 'info'),
   ORIGIN_NOT_ALLOWED: spec(403, 'This page may not open a WebSocket here.', 'info'),
@@ -85,6 +89,12 @@ export const ERRORS = {
     409,
     'Your sessions were ended while you signed in. Please sign in again.',
     'info',
+  ),
+  /** A provider's or the directory's username already belongs to another account here. */
+  USERNAME_TAKEN: spec(
+    409,
+    'This username already belongs to another account here. Ask your administrator.',
+    'warn',
   ),
   PAYLOAD_TOO_LARGE: spec(413, 'The request body is too large.'),
   UNSUPPORTED_MEDIA_TYPE: spec(415, 'Send application/json or application/x-www-form-urlencoded.'),
@@ -113,6 +123,18 @@ export const ERRORS = {
   GATEWAY_UNAVAILABLE: spec(
     503,
     'The service is not reachable right now. Try again shortly.',
+    'warn',
+  ),
+  /** An OpenID Connect provider did not answer (discovery, token endpoint, JWKS). */
+  IDENTITY_PROVIDER_UNAVAILABLE: spec(
+    503,
+    'The sign-in provider is not reachable right now. Try again shortly.',
+    'warn',
+  ),
+  /** The LDAP directory did not answer, or its certificate was refused: never "wrong password". */
+  DIRECTORY_UNAVAILABLE: spec(
+    503,
+    'The user directory is not reachable right now. Try again shortly.',
     'warn',
   ),
   /** Load shedding (every password hasher busy): counted in metrics, not one log line each. */
