@@ -7,7 +7,10 @@
  *   op.requests                     every request seen, { method, path, url, status }
  *   op.currentKid()                 the kid ID tokens are signed with now
  *   await op.rotateKeys({ keepOld }) a new signing key (new kid); the old one stays in the JWKS
- *                                   unless keepOld: false. See rotateKeys below for what survives.
+ *                                   unless keepOld: false. A new Provider instance behind the same
+ *                                   server: same port, issuer, clients, accounts, cookie keys and
+ *                                   storage, so provider sessions (cookies), grants, codes,
+ *                                   refresh tokens and interactions under way all survive.
  *   op.tamper(fn | null)            rewrite POST /token answers: fn(json, { decode, sign, breakSignature })
  *   op.signWithProviderKey(payload, header?) / op.signWithForeignKey(payload, header?)
  *   await op.backchannelLogout({ clientId, accountId | sub, sid? })  the provider itself POSTs its
@@ -34,6 +37,11 @@
  * name=logout value=yes) signs out of the whole provider session and sends back-channel logout
  * to every client of it; OIDC_LOGOUT_FORM.no only ends the requesting client's part. With
  * `autoConfirmLogout: true` the page submits "yes" by itself (a browser needs no click).
+ *
+ * Clients: http://localhost redirect_uris, post_logout_redirect_uris and backchannel_logout_uri
+ * are accepted as they are (web clients, code flow). Back-channel logout to localhost needs the
+ * `fetch` option below: oidc-provider's own fetch refuses loopback addresses (SSRF guard).
+ * The ID token carries the scope claims (conformIdTokenClaims: false), amr, acr, auth_time, sid.
  *
  * Cookies are named op_session, op_interaction, op_interaction_resume: cookies do not care
  * about ports, and the RP under test also lives on localhost.
@@ -212,7 +220,7 @@ export interface OidcProviderHandle {
   currentKid(): string;
   /** The published JWKS (public keys). */
   jwks(): { keys: JWK[] };
-  /** A new signing key; resolves to its kid. */
+  /** A new signing key; resolves to its kid. Sessions, grants and tokens survive (see top). */
   rotateKeys(options?: { keepOld?: boolean }): Promise<string>;
   tamper(fn: TokenTamper | null): void;
   signWithProviderKey(payload: JWTPayload, header?: Record<string, unknown>): Promise<string>;
@@ -454,9 +462,9 @@ function claimsConfig(accounts: Map<string, OidcAccount>): Record<string, string
     }
   }
   return {
-    // amr and acr with openid: as standalone claims they would reach the ID token only when the
-    // RP asks for them (acr_values, claims parameter)
-    openid: ['sub', 'amr', 'acr', ...extra],
+    // amr, acr and auth_time with openid, so every ID token has them (as Keycloak's do): as
+    // standalone claims they would reach it only when the RP asks (acr_values, max_age, claims)
+    openid: ['sub', 'amr', 'acr', 'auth_time', ...extra],
     ...STANDARD_SCOPES,
     sid: null,
     auth_time: null,
@@ -865,6 +873,12 @@ export async function startOidcProvider(
     res.on('finish', () => {
       entry.status = res.statusCode;
     });
+    if (path === '/favicon.ico') {
+      // a browser asks; a 404 would be a console error in browser tests that watch for them
+      res.statusCode = 204;
+      res.end();
+      return;
+    }
     if (path.startsWith('/interaction/')) {
       interaction(req, res, path).catch((err: unknown) => {
         if (!res.headersSent) {

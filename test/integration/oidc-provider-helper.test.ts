@@ -7,7 +7,13 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  jwtVerify,
+} from 'jose';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
@@ -21,6 +27,8 @@ import { waitFor } from '../helpers/ports.js';
 
 const CLIENT_ID = 'gatehouse';
 const CLIENT_SECRET = 'rp-secret-0123456789';
+const JWT_CLIENT_ID = 'gatehouse-jwt';
+const jwtClientKeys = await generateKeyPair('ES256', { extractable: true });
 
 interface BackchannelRp {
   url: string;
@@ -70,6 +78,12 @@ beforeAll(async () => {
         backchannel_logout_uri: rp.url,
         backchannel_logout_session_required: true,
         grant_types: ['authorization_code', 'refresh_token'],
+      },
+      {
+        client_id: JWT_CLIENT_ID,
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [{ ...(await exportJWK(jwtClientKeys.publicKey)), alg: 'ES256' }] },
+        redirect_uris: [REDIRECT_URI],
       },
     ],
     accounts: {
@@ -249,8 +263,22 @@ describe('the test OpenID Provider', () => {
       realm_access: { roles: ['offline', 'editor'] },
     });
     expect(typeof claims?.sid).toBe('string');
+    expect(typeof claims?.auth_time).toBe('number');
     expect(claims?.sid).toBe(op.sidFor('sub-alice', CLIENT_ID));
     expect(decodeProtectedHeader(tokens.id_token ?? '').kid).toBe(op.currentKid());
+  });
+
+  it('accepts a private_key_jwt client', async () => {
+    const config = await client.discovery(
+      new URL(op.issuer),
+      JWT_CLIENT_ID,
+      undefined,
+      client.PrivateKeyJwt(jwtClientKeys.privateKey),
+      { execute: [client.allowInsecureRequests] },
+    );
+    client.enableNonRepudiationChecks(config);
+    const { tokens } = await signIn(config, 'alice', 'alice-pass');
+    expect(tokens.claims()).toMatchObject({ aud: JWT_CLIENT_ID, sub: 'sub-alice' });
   });
 
   it('carries amr and acr of an account that sets them', async () => {
@@ -261,6 +289,20 @@ describe('the test OpenID Provider', () => {
       amr: ['pwd', 'otp', 'mfa'],
       acr: 'urn:example:mfa',
       groups: [],
+    });
+  });
+
+  it('setAccount adds an account, with a claim name not seen before', async () => {
+    await op.setAccount('carol', {
+      sub: 'sub-carol',
+      claims: { email: 'carol@example.com', department: { name: 'Ops', cost_centre: 42 } },
+    });
+    const config = await discover();
+    const { tokens } = await signIn(config, 'carol', DEFAULT_OIDC_PASSWORD);
+    expect(tokens.claims()).toMatchObject({
+      sub: 'sub-carol',
+      email: 'carol@example.com',
+      department: { name: 'Ops', cost_centre: 42 },
     });
   });
 
