@@ -17,12 +17,14 @@ import type { RevocationFeed } from './adapters/revocation-subscription.js';
 import { createServiceMetrics } from './app-metrics.js';
 import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
+import type { Directory } from './domain/directory.js';
 import type { PasswordVerifier } from './domain/passwords.js';
 import type { ValidSession } from './domain/session-repository.js';
 import type { ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
 import { errorHandler } from './error-handler.js';
 import { createAuthHandlers, type LoginOutcome } from './routes/auth.js';
+import { createOidcHandlers } from './routes/oidc.js';
 import { revocationsHandler } from './routes/revocation-feed.js';
 import { createLoginSteps } from './routes/second-factor.js';
 import { createSecurityHandlers } from './routes/security.js';
@@ -52,6 +54,8 @@ export interface SessionServiceDeps {
   now?: () => number;
   /** The revocation feed; by default one Redis subscription, opened by the first gateway. */
   revocations?: RevocationFeed;
+  /** The LDAP directory (IDENTITY_SOURCES_FILE's ldap:), built by main.ts. */
+  directory?: Directory;
 }
 
 const currentSessions = new WeakMap<Request, ValidSession>();
@@ -96,8 +100,25 @@ export function createApp(deps: SessionServiceDeps) {
     required: env.REQUIRE_SECOND_FACTOR,
     graceDays: env.SECOND_FACTOR_GRACE_DAYS,
   };
+  const users = stores.users;
+  const oidc = createOidcHandlers({
+    clients: stores.oidcClients,
+    logins: stores.oidcLogins,
+    externalUsers: stores.externalUsers,
+    fileUsers: deps.users,
+    sessions,
+    steps: { afterPassword: (...args) => steps.afterPassword(...args) },
+    https: config.https,
+    allowedRedirectHosts: env.ALLOWED_REDIRECT_HOSTS,
+    sessionRetentionMs: stores.sessionRetentionMs,
+    audit,
+    now,
+    current: currentSessions,
+    onLogin,
+  });
   const steps = createLoginSteps({
-    users: deps.users,
+    users,
+    onSessionStarted: (sid, started) => oidc.indexSession(sid, started),
     sessions,
     secondFactors: stores.secondFactors,
     factors: stores.factors,
@@ -113,7 +134,11 @@ export function createApp(deps: SessionServiceDeps) {
     onLogin,
   });
   const auth = createAuthHandlers({
-    users: deps.users,
+    users,
+    ...(stores.directoryLogin ? { directoryLogin: stores.directoryLogin } : {}),
+    passwordForm: config.identitySources.passwordForm,
+    providers: config.identitySources.oidc.map(({ id, name }) => ({ id, name })),
+    providerLogoutUrl: (session) => oidc.providerLogoutUrl(session, env.PUBLIC_URL ?? ''),
     verifier,
     sessions,
     throttle,
@@ -127,7 +152,7 @@ export function createApp(deps: SessionServiceDeps) {
     onLogin,
   });
   const securityDeps = {
-    users: deps.users,
+    users,
     verifier,
     sessions,
     secondFactors: stores.secondFactors,
@@ -146,7 +171,7 @@ export function createApp(deps: SessionServiceDeps) {
   const keys = createWebauthnHandlers({
     webauthn: stores.webauthn,
     steps,
-    users: deps.users,
+    users,
     sessions,
     throttle,
     csrf,
@@ -159,7 +184,7 @@ export function createApp(deps: SessionServiceDeps) {
   const mine = createSessionsHandlers({
     validateSession,
     sessions,
-    users: deps.users,
+    users,
     csrf,
     cookie,
     secrets: config.secrets,
@@ -270,6 +295,11 @@ export function createApp(deps: SessionServiceDeps) {
   // Bodies the parser refuses (broken JSON, too large) count as failed attempts of the address.
   app.use('/auth/login', auth.countUnparsable);
   app.post('/auth/logout', ...body, sessionMiddleware, auth.logout);
+  // OpenID Connect providers (routes/oidc.ts): sign in, step up, and the provider's logout.
+  app.get('/auth/oidc/:provider/start', oidc.start);
+  app.get('/auth/oidc/:provider/reauth', mine.requireSession, oidc.reauth);
+  app.get('/auth/oidc/:provider/callback', sessionMiddleware, oidc.callback);
+  app.post('/auth/oidc/:provider/backchannel-logout', ...body, oidc.backchannelLogout);
 
   app.get('/auth/sessions', mine.requireSession, mine.list);
   app.delete('/auth/sessions/:id', mine.requireSession, mine.revokeJson);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  ConfigError,
   flag,
   logLevel,
   nodeEnv,
@@ -16,6 +17,7 @@ import {
   type RedisTopology,
 } from '../../common/src/redis.js';
 import type { Lifetimes } from './domain/session-repository.js';
+import { type IdentitySources, loadIdentitySources } from './identity-sources.js';
 
 /** Secrets we ship in examples and docs: never accepted in production. */
 export const KNOWN_DEFAULT_SECRETS = new Set([
@@ -164,6 +166,8 @@ export const sessionServiceSchema = z.object({
     .min(0, 'must be 0 or more days')
     .max(365, 'must be at most 365 days')
     .default(7),
+  /** Identity sources besides the users file: OpenID Connect providers, LDAP (identity-sources.ts). */
+  IDENTITY_SOURCES_FILE: optionalText,
   /** The name authenticator apps show for Gatehouse's TOTP entries. */
   TOTP_ISSUER: z
     .string()
@@ -241,13 +245,33 @@ export interface SessionServiceConfig {
   cookieName: string;
   /** true when PUBLIC_URL is https: the cookie is always Secure and takes the __Host- prefix. */
   https: boolean;
+  /** IDENTITY_SOURCES_FILE, read and checked (none: the users file alone). */
+  identitySources: IdentitySources;
 }
 
 export function loadSessionServiceConfig(
   env: NodeJS.ProcessEnv,
   devSecret?: string,
 ): Readonly<SessionServiceConfig> {
-  const parsed = parseConfig(sessionServiceSchema, env, crossChecks);
+  // Every problem at once: the variables' and the identity sources file's together.
+  const problems: string[] = [];
+  const collect = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+      return undefined;
+    }
+  };
+  const maybeParsed = collect(() => parseConfig(sessionServiceSchema, env, crossChecks));
+  const identitySources = collect(() => loadIdentitySources(env));
+  if (identitySources && identitySources.oidc.length > 0 && !env.PUBLIC_URL)
+    problems.push(
+      'PUBLIC_URL: is required with OpenID Connect providers (their callback is <PUBLIC_URL>/auth/oidc/<id>/callback)',
+    );
+  if (problems.length > 0 || !maybeParsed || !identitySources) throw new ConfigError(problems);
+  const parsed = maybeParsed;
   const https = parsed.PUBLIC_URL?.startsWith('https:') ?? false;
   const secret = parsed.SESSION_SECRET ?? devSecret;
   if (!secret) throw new Error('no SESSION_SECRET and no development secret');
@@ -262,5 +286,6 @@ export function loadSessionServiceConfig(
       : [],
     cookieName,
     https,
+    identitySources,
   });
 }

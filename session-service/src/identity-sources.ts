@@ -23,14 +23,11 @@ const claimPath = z
   .string()
   .regex(/^[A-Za-z0-9_:$-]+(\.[A-Za-z0-9_:$-]+)*$/, 'must be a claim name or a dotted path');
 
-/** A secret by reference: an environment variable's name or a file's path, never the value. */
-const secretRef = (what: string) => ({
-  [`${what}Env`]: z
-    .string()
-    .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
-    .optional(),
-  [`${what}File`]: z.string().min(1).optional(),
-});
+const envName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+  .optional();
+const filePath = z.string().min(1).optional();
 
 const httpsOrLocal = z.string().refine((value) => {
   try {
@@ -51,10 +48,14 @@ export const oidcProviderSchema = z
     /** The issuer; its discovery document is <issuer>/.well-known/openid-configuration. */
     issuer: httpsOrLocal,
     clientId: z.string().min(1),
-    ...secretRef('clientSecret'),
+    /** The client secret by reference: an environment variable's name, or a file. */
+    clientSecretEnv: envName,
+    clientSecretFile: filePath,
     /** private_key_jwt instead of a secret: a PEM (PKCS#8) or JWK file with the client's key. */
     privateKeyFile: z.string().min(1).optional(),
-    scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/)).default(['openid', 'profile', 'email']),
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/))
+      .default(['openid', 'profile', 'email']),
     claims: z
       .strictObject({
         /** The claim that becomes the Gatehouse username. */
@@ -100,13 +101,16 @@ export const oidcProviderSchema = z
 export const ldapSchema = z
   .strictObject({
     /** ldap://host:389 (with startTls) or ldaps://host:636. */
-    url: z.string().regex(/^ldaps?:\/\/[^/\s]+\/?$/, 'must be ldap://host[:port] or ldaps://host[:port]'),
+    url: z
+      .string()
+      .regex(/^ldaps?:\/\/[^/\s]+\/?$/, 'must be ldap://host[:port] or ldaps://host[:port]'),
     startTls: z.boolean().default(false),
     /** A private CA (PEM) the server's certificate must chain to; else the system's CAs. */
     caFile: z.string().min(1).optional(),
     /** The service account that searches for users (the user then binds with their password). */
     bindDn: z.string().min(1),
-    ...secretRef('bindPassword'),
+    bindPasswordEnv: envName,
+    bindPasswordFile: filePath,
     userBase: z.string().min(1),
     /** {username} is replaced by the escaped username (RFC 4515). */
     userFilter: z
@@ -152,7 +156,11 @@ export const ldapSchema = z
     if (l.startTls && l.url.startsWith('ldaps:'))
       ctx.addIssue({ code: 'custom', path: ['startTls'], message: 'ldaps:// is TLS already' });
     if (l.groups.from === 'search' && !l.groups.base)
-      ctx.addIssue({ code: 'custom', path: ['groups', 'base'], message: 'is required with from: search' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['groups', 'base'],
+        message: 'is required with from: search',
+      });
   });
 
 export const identitySourcesSchema = z

@@ -4,6 +4,7 @@ import { createLogger } from '../../common/src/logger.js';
 import { connectInBackground, createRedis, describeRedis } from '../../common/src/redis.js';
 import { onShutdown } from '../../common/src/shutdown.js';
 import { createPasswordVerifier } from './adapters/hasher-pool.js';
+import { createLdapDirectory } from './adapters/ldap-directory.js';
 import { createUsersRepository } from './adapters/users-file.js';
 import { createApp } from './app.js';
 import { loadSessionServiceConfig } from './config.js';
@@ -69,7 +70,17 @@ const users = createUsersRepository(
   },
 );
 const verifier = await createPasswordVerifier();
-const app = createApp({ config, logger, redis, users, verifier });
+// The LDAP directory (IDENTITY_SOURCES_FILE's ldap:): its pool connects on first use.
+const ldap = config.identitySources.ldap;
+const directory = ldap ? createLdapDirectory(ldap, logger) : undefined;
+const app = createApp({
+  config,
+  logger,
+  redis,
+  users,
+  verifier,
+  ...(directory ? { directory } : {}),
+});
 const server = app.listen(config.env.SESSION_SERVICE_PORT, config.env.SESSION_SERVICE_HOST, () => {
   const address = server.address();
   const port =
@@ -87,4 +98,7 @@ server.keepAliveTimeout = 65_000;
 // Revocation streams never go idle, so the server could not drain them: end them at once.
 for (const signal of ['SIGTERM', 'SIGINT'] as const)
   process.on(signal, () => app.closeRevocationStreams());
-onShutdown(server, logger, [{ name: 'redis connection', run: () => redis.close() }]);
+onShutdown(server, logger, [
+  { name: 'redis connection', run: () => redis.close() },
+  ...(directory ? [{ name: 'ldap connections', run: () => directory.close() }] : []),
+]);

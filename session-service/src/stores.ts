@@ -1,9 +1,12 @@
 import { createRedisSubscriber } from '../../common/src/redis.js';
+import { createOidcClient } from './adapters/oidc-client.js';
 import { createRevocationFeed } from './adapters/revocation-subscription.js';
 import type { SessionServiceDeps } from './app.js';
 import { sessionLifetimes } from './config.js';
 import { createAssertionSigner } from './domain/assertions.js';
+import { composeUsers, createExternalUsers } from './domain/external-users.js';
 import { createRedisFactorRepository } from './domain/factors-redis.js';
+import { createOidcLogins } from './domain/oidc-logins.js';
 import { createPendingLogins } from './domain/pending-logins.js';
 import { createRecoveryCodes } from './domain/recovery-codes.js';
 import { createSealer } from './domain/sealing.js';
@@ -12,6 +15,7 @@ import { createRedisSessionRepository } from './domain/session-repository-redis.
 import { CODE_THROTTLE_LIMITS, createLoginThrottle } from './domain/throttle.js';
 import { createSessionValidator } from './domain/validate-session.js';
 import { createWebauthn } from './domain/webauthn.js';
+import { createDirectoryLogin, createIdentityRecheck } from './identity-recheck.js';
 
 /**
  * What the session-service keeps in Redis, built once from its configuration: the session
@@ -34,7 +38,43 @@ export function createStores(deps: SessionServiceDeps) {
     records,
     logger,
   });
-  const validateSession = createSessionValidator({ sessions, users: deps.users });
+  // Users of identity sources (OpenID Connect, LDAP) beside the users file's, read by validate
+  // alike, and kept true while signed in (identity-recheck.ts).
+  const sessionRetentionMs =
+    Math.max(lifetimes.absoluteSeconds, lifetimes.rememberAbsoluteSeconds) * 1000;
+  const externalUsers = createExternalUsers({
+    redis,
+    sealer: createSealer(config.encryptionKeys, 'external-user'),
+    prefix: env.REDIS_PREFIX,
+    retentionMs: sessionRetentionMs + 86_400_000,
+  });
+  const users = composeUsers(deps.users, externalUsers);
+  const sources = config.identitySources;
+  const oidcClients = new Map(
+    sources.oidc.map((provider) => [
+      provider.id,
+      createOidcClient({ config: provider, publicUrl: env.PUBLIC_URL ?? '' }),
+    ]),
+  );
+  const oidcLogins = createOidcLogins({
+    redis,
+    sealer: createSealer(config.encryptionKeys, 'oidc-login'),
+    prefix: env.REDIS_PREFIX,
+  });
+  const recheck = createIdentityRecheck({
+    externalUsers,
+    sessions,
+    clients: oidcClients,
+    ...(deps.directory ? { directory: deps.directory } : {}),
+    ...(sources.ldap ? { ldapRecheckSeconds: sources.ldap.recheckSeconds } : {}),
+    logger,
+    now: deps.now ?? Date.now,
+  });
+  const validateSession = createSessionValidator({
+    sessions,
+    users,
+    onExternalUser: recheck.onValidated,
+  });
   const revocations =
     deps.revocations ??
     createRevocationFeed({
@@ -94,6 +134,15 @@ export function createStores(deps: SessionServiceDeps) {
   });
   return {
     sessions,
+    users,
+    externalUsers,
+    oidcClients,
+    oidcLogins,
+    recheck,
+    sessionRetentionMs,
+    directoryLogin: deps.directory
+      ? createDirectoryLogin({ directory: deps.directory, externalUsers, now })
+      : undefined,
     validateSession,
     revocations,
     signer,

@@ -311,3 +311,16 @@ ${keys}
 <div class="actions"><a href="/auth/sessions">Your sessions</a> <a href="/">Back to the app</a></div>`,
   );
 }
+
+/**
+ * A page that moves on to `to` (same origin) at once: after an identity provider's redirect, so
+ * that the next request is a same-site navigation and carries SameSite=Strict cookies. A meta
+ * refresh (no script: the page's CSP allows none inline) and a link for when it does not fire.
+ */
+export function continuePage(to: string): string {
+  return htmlPage(
+    'Continue · Gatehouse',
+    `<h1>One more step</h1>
+<p>Continue to <a id="continue" href="${escapeHtml(to)}">the second sign-in step</a>.</p>`,
+  ).replace('<head>', `<head>\n<meta http-equiv="refresh" content="0;url=${escapeHtml(to)}">`);
+}

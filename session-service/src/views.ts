@@ -1,8 +1,16 @@
 import { escapeHtml, htmlPage } from '../../common/src/http.js';
 import { WEBAUTHN_SCRIPT, webauthnButton } from './views-second-factor.js';
 
+export interface LoginProvider {
+  id: string;
+  name: string;
+}
+
 export interface LoginView {
   rd: string;
+  /** false: providers only (IDENTITY_SOURCES_FILE passwordForm: false). */
+  passwordForm?: boolean;
+  providers?: readonly LoginProvider[];
   username?: string;
   error?: string;
   csrfToken?: string;
@@ -20,12 +28,14 @@ export function loginPage(view: LoginView): string {
     ? `<input type="hidden" name="_csrf" value="${escapeHtml(view.csrfToken)}">`
     : '';
   const invalid = view.error ? ' aria-invalid="true"' : '';
-  return htmlPage(
-    'Sign in · Gatehouse',
-    `<h1>Sign in</h1>
-<p class="lead">Sign in to continue to your app.</p>
-${error}
-<form method="post" action="/auth/login"${view.error ? ' aria-describedby="login-error"' : ''}>
+  const providers = (view.providers ?? [])
+    .map(
+      (p) =>
+        `<a class="button block secondary" id="oidc-${escapeHtml(p.id)}" href="/auth/oidc/${encodeURIComponent(p.id)}/start?rd=${encodeURIComponent(view.rd)}">Sign in with ${escapeHtml(p.name)}</a>`,
+    )
+    .join('\n');
+  const offerPassword = view.passwordForm !== false;
+  const passwordForm = `<form method="post" action="/auth/login"${view.error ? ' aria-describedby="login-error"' : ''}>
 ${csrf}
 <input type="hidden" name="rd" value="${escapeHtml(view.rd)}">
 <div class="field">
@@ -51,7 +61,14 @@ ${
         fields: { rd: view.rd },
       })}${WEBAUTHN_SCRIPT}`
     : ''
-}`,
+}`;
+  return htmlPage(
+    'Sign in · Gatehouse',
+    `<h1>Sign in</h1>
+<p class="lead">Sign in to continue to your app.</p>
+${error}
+${providers ? `<div class="providers">\n${providers}\n</div>` : ''}
+${offerPassword ? passwordForm : ''}`,
   );
 }
 

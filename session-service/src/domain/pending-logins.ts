@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { Amr } from '../../../common/src/authentication.js';
 import type { RedisClient } from '../../../common/src/redis.js';
 import { type Sealer, UnreadableSealError } from './sealing.js';
+import type { IdentityProviderSession } from './session-repository.js';
 import { storeCall } from './store-call.js';
 
 /**
@@ -27,6 +29,10 @@ export interface PendingLogin {
   ip: string;
   ua: string;
   failures: number;
+  /** How the first step was proven (a provider's methods); absent: a password (`['pwd']`). */
+  firstFactor?: Amr[];
+  /** The identity provider the first step came from (domain/session-repository.ts SessionAuth.idp). */
+  idp?: IdentityProviderSession;
 }
 
 export function createPendingLogins(options: {

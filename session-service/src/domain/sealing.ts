@@ -26,6 +26,8 @@ export type SealPurpose =
   | 'signing-key'
   | 'totp-secret'
   | 'pending-login'
+  | 'external-user'
+  | 'oidc-login'
   | 'recovery-code';
 
 /** Why a value did not open. Stable, for logs and tests. */

@@ -73,6 +73,14 @@ export interface SessionAuth {
   remember?: boolean;
   ip?: string;
   ua?: string;
+  /** Signed in through an OpenID Connect provider: which, and its session id (back-channel logout). */
+  idp?: IdentityProviderSession;
+}
+
+export interface IdentityProviderSession {
+  provider: string;
+  /** The ID token's `sid`, when the provider sends one. */
+  sid?: string;
 }
 
 /**

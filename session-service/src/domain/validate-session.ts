@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { SessionRepository, ValidSession } from './session-repository.js';
-import type { UsersRepository } from './users.js';
+import type { User, UsersRepository } from './users.js';
 
 /** A session's id in, the session with its user's live identity out; null when it is not valid. */
 export type SessionValidator = (sid: string) => Promise<ValidSession | null>;
@@ -14,6 +14,8 @@ export type SessionValidator = (sid: string) => Promise<ValidSession | null>;
 export function createSessionValidator(deps: {
   sessions: SessionRepository;
   users: UsersRepository;
+  /** Told of every identity-source user a session is validated for (identity-recheck.ts). */
+  onExternalUser?: (user: User) => void;
 }): SessionValidator {
   return async (sid) => {
     const session = await deps.sessions.validateSession(sid);
@@ -27,6 +29,7 @@ export function createSessionValidator(deps: {
       await deps.sessions.deleteSession(sid, session.auth.userId);
       return null;
     }
+    if (user.source) deps.onExternalUser?.(user);
     return {
       ...session,
       auth: { ...session.auth, username: user.username, groups: user.groups, email: user.email },

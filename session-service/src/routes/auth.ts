@@ -6,13 +6,14 @@ import type { Csrf } from '../csrf.js';
 import { provenSameOrigin } from '../csrf.js';
 import { PASSWORD_MAX, type PasswordVerifier } from '../domain/passwords.js';
 import { safeRedirect } from '../domain/redirects.js';
-import type { SessionRepository } from '../domain/session-repository.js';
+import type { SessionAuth, SessionRepository } from '../domain/session-repository.js';
 import { storeCall } from '../domain/store-call.js';
 import type { LoginThrottle } from '../domain/throttle.js';
 import type { UsersRepository } from '../domain/users.js';
+import type { DirectoryLogin } from '../identity-recheck.js';
 import type { CookieSettings } from '../session-middleware.js';
 import { cookieAttributes } from '../session-middleware.js';
-import { confirmLogoutPage, loginPage } from '../views.js';
+import { confirmLogoutPage, type LoginProvider, loginPage } from '../views.js';
 import type { LoginSteps } from './second-factor.js';
 
 export type LoginOutcome = 'success' | 'failure' | 'throttled' | 'unavailable';
@@ -31,6 +32,14 @@ export interface AuthDeps {
   steps: Pick<LoginSteps, 'afterPassword'>;
   audit: Logger;
   onLogin?: (outcome: LoginOutcome) => void;
+  /** The LDAP directory's password check, for usernames the users file does not have. */
+  directoryLogin?: DirectoryLogin;
+  /** IDENTITY_SOURCES_FILE's passwordForm: false offers providers only. */
+  passwordForm?: boolean;
+  /** OpenID Connect providers, offered as "Sign in with <name>". */
+  providers?: readonly LoginProvider[];
+  /** After a logout of a provider's session: its end-session page, or null. */
+  providerLogoutUrl?: (auth: SessionAuth) => Promise<string | null>;
 }
 
 const GENERIC_FAILURE = 'Invalid username or password.';
@@ -82,7 +91,13 @@ export function createAuthHandlers(deps: AuthDeps) {
       .set('Cache-Control', NO_STORE)
       .type('html')
       .send(
-        loginPage({ rememberMe: deps.rememberMe, csrfToken: deps.csrf.token(req, res), ...view }),
+        loginPage({
+          rememberMe: deps.rememberMe,
+          csrfToken: deps.csrf.token(req, res),
+          passwordForm: deps.passwordForm !== false,
+          providers: deps.providers ?? [],
+          ...view,
+        }),
       );
   }
 
@@ -112,6 +127,8 @@ export function createAuthHandlers(deps: AuthDeps) {
     },
 
     async login(req: Request, res: Response) {
+      // Providers only (passwordForm: false): no password is checked here at all.
+      if (deps.passwordForm === false) throw new GatehouseError('NOT_FOUND');
       const form = isForm(req);
       if (!form && req.is('application/json') !== 'application/json') {
         throw new GatehouseError('UNSUPPORTED_MEDIA_TYPE');
@@ -179,10 +196,16 @@ export function createAuthHandlers(deps: AuthDeps) {
         );
       }
 
-      const user = await deps.users.findByUsername(username);
+      const found = await deps.users.findByUsername(username);
+      // A users-file entry is checked here; an identity source's user only by its source.
+      const local = found && !found.source ? found : null;
       // Always one argon2id verification: unknown, disabled and wrong-password cost the same.
-      const passwordOk = await deps.verifier.verify(user?.passwordHash ?? null, password);
-      if (!user || user.disabled || !passwordOk) {
+      const passwordOk = await deps.verifier.verify(local?.passwordHash ?? null, password);
+      let user = local && !local.disabled && passwordOk ? local : null;
+      // No users-file entry: the directory's (LDAP). It down is 503 DIRECTORY_UNAVAILABLE,
+      // never "invalid password"; a wrong password there counts like one here.
+      if (!local && deps.directoryLogin) user = await deps.directoryLogin(username, password);
+      if (!user) {
         return refuse({ code: 'INVALID_CREDENTIALS', message: GENERIC_FAILURE }, 'credentials');
       }
 
@@ -232,8 +255,11 @@ export function createAuthHandlers(deps: AuthDeps) {
       res.set('Cache-Control', NO_STORE);
       // The back button after logout shows nothing private.
       res.set('Clear-Site-Data', '"cache"');
-      if (form || (wantsHtml(req) && !req.is('application/json')))
-        return res.redirect(303, '/auth/login');
+      if (form || (wantsHtml(req) && !req.is('application/json'))) {
+        // Signed in through a provider that offers it: sign out there too (RP-initiated logout).
+        const next = auth ? await deps.providerLogoutUrl?.(auth) : null;
+        return res.redirect(303, next ?? '/auth/login');
+      }
       res.status(204).end();
     },
   };

@@ -10,6 +10,7 @@ import type { PendingLogins } from '../domain/pending-logins.js';
 import type { SecondFactorProof, SecondFactors, Verification } from '../domain/second-factor.js';
 import {
   authenticationOfSession,
+  type SessionAuth,
   type SessionRepository,
   type ValidSession,
 } from '../domain/session-repository.js';
@@ -52,6 +53,8 @@ export interface SecondFactorDeps {
   audit: Logger;
   now: () => number;
   onLogin?: (outcome: 'success' | 'failure' | 'throttled' | 'unavailable') => void;
+  /** A session was just created (sid: the cookie's id): back-channel logout indexes it. */
+  onSessionStarted?: (sid: string, auth: SessionAuth) => Promise<void>;
 }
 
 /** The handlers of a signed-in user's session (requireSession put it in `current`). */

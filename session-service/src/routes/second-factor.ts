@@ -14,11 +14,16 @@ import { NO_STORE, sendError } from '../../../common/src/http.js';
 import type { PendingLogin } from '../domain/pending-logins.js';
 import { PENDING_LOGIN_TTL_MS } from '../domain/pending-logins.js';
 import type { Verification } from '../domain/second-factor.js';
-import { authenticationOfSession, type SessionAuth } from '../domain/session-repository.js';
+import {
+  authenticationOfSession,
+  type IdentityProviderSession,
+  type SessionAuth,
+} from '../domain/session-repository.js';
 import { storeCall } from '../domain/store-call.js';
 import type { User } from '../domain/users.js';
 import { startSession } from '../session-middleware.js';
 import {
+  continuePage,
   enrolPage,
   recoveryCodesPage,
   recoveryCodeUsedPage,
@@ -69,7 +74,13 @@ export function createLoginSteps(deps: SecondFactorDeps) {
   async function signIn(
     req: Request,
     user: Pick<User, 'id' | 'username' | 'groups' | 'email'>,
-    options: { methods: readonly Amr[]; remember: boolean; ip: string; ua: string },
+    options: {
+      methods: readonly Amr[];
+      remember: boolean;
+      ip: string;
+      ua: string;
+      idp?: IdentityProviderSession | undefined;
+    },
   ): Promise<SessionAuth> {
     const t = deps.now();
     const auth: SessionAuth = {
@@ -83,6 +94,7 @@ export function createLoginSteps(deps: SecondFactorDeps) {
       ...(options.remember ? { remember: true } : {}),
       ip: options.ip,
       ua: options.ua,
+      ...(options.idp ? { idp: options.idp } : {}),
     };
     try {
       await startSession(
@@ -95,11 +107,13 @@ export function createLoginSteps(deps: SecondFactorDeps) {
       deps.onLogin?.('unavailable');
       throw err;
     }
+    await deps.onSessionStarted?.(req.sessionID, auth);
     audit('login.success', req, {
       username: user.username,
       userId: user.id,
       remember: options.remember,
       amr: auth.amr,
+      ...(auth.idp ? { provider: auth.idp.provider } : {}),
     });
     deps.onLogin?.('success');
     return auth;
@@ -111,7 +125,19 @@ export function createLoginSteps(deps: SecondFactorDeps) {
     return start + deps.policy.graceDays * 86_400_000;
   }
 
-  async function startPending(req: Request, res: Response, login: PendingLogin, to: string) {
+  /**
+   * `viaProvider`: the browser came back from an identity provider (a cross-site navigation).
+   * A redirect would keep the request chain cross-site and the browser would withhold the
+   * SameSite=Strict pending-login cookie on the next page; a page of ours that moves on makes it
+   * a same-site navigation (continuePage).
+   */
+  async function startPending(
+    req: Request,
+    res: Response,
+    login: PendingLogin,
+    to: string,
+    viaProvider = false,
+  ) {
     const token = await deps.pendingLogins.create(login);
     res.cookie(pendingCookie, token, { ...pendingAttrs(req), maxAge: PENDING_LOGIN_TTL_MS });
     audit(
@@ -122,6 +148,7 @@ export function createLoginSteps(deps: SecondFactorDeps) {
         userId: login.userId,
       },
     );
+    if (viaProvider) return page(res, 200, continuePage(to));
     seeOther(res, to);
   }
 
@@ -218,10 +245,21 @@ export function createLoginSteps(deps: SecondFactorDeps) {
     async afterPassword(
       req: Request,
       res: Response,
-      ctx: { user: User; remember: boolean; rd: string; fields: Record<string, unknown> },
+      ctx: {
+        user: User;
+        remember: boolean;
+        rd: string;
+        fields: Record<string, unknown>;
+        /** The first step's methods when not a password (a provider's: oidc-claims.ts methodsOf). */
+        methods?: Amr[];
+        /** A browser that is not posting a form (a provider's callback): pages, not JSON. */
+        browser?: boolean;
+        idp?: IdentityProviderSession;
+      },
     ) {
-      const { user, remember, rd, fields } = ctx;
-      const form = isForm(req);
+      const { user, remember, rd, fields, idp } = ctx;
+      const first: Amr[] = ctx.methods ?? ['pwd'];
+      const form = ctx.browser === true || isForm(req);
       const ip = req.ip ?? '';
       const ua = String(req.headers['user-agent'] ?? '').slice(0, 256);
       const pending = (needs: PendingLogin['needs']): PendingLogin => ({
@@ -234,12 +272,25 @@ export function createLoginSteps(deps: SecondFactorDeps) {
         ip,
         ua,
         failures: 0,
+        ...(ctx.methods ? { firstFactor: first } : {}),
+        ...(idp ? { idp } : {}),
       });
+      // The provider checked a second factor already (its amr or acr): no second step here.
+      if (authenticationOf(first, 0).acr === 'aal2') {
+        await signIn(req, user, { methods: first, remember, ip, ua, idp });
+        return seeOther(res, rd);
+      }
       const status = await storeCall(() => deps.secondFactors.status(user.id));
 
       if (status.totp || status.webauthn > 0) {
         if (form)
-          return startPending(req, res, pending('second-factor'), '/auth/login/second-factor');
+          return startPending(
+            req,
+            res,
+            pending('second-factor'),
+            '/auth/login/second-factor',
+            ctx.browser,
+          );
         const proof = proofOf(fields);
         if (!hasProof(proof)) {
           audit('login.mfa_required', req, { username: user.username, userId: user.id });
@@ -261,7 +312,13 @@ export function createLoginSteps(deps: SecondFactorDeps) {
           deps.onLogin?.(checked.failure.code === 'TOO_MANY_ATTEMPTS' ? 'throttled' : 'failure');
           return refuse(req, res, checked.failure, async () => '');
         }
-        const auth = await signIn(req, user, { methods: ['pwd', 'otp'], remember, ip, ua });
+        const auth = await signIn(req, user, {
+          methods: [...first, 'otp'],
+          remember,
+          ip,
+          ua,
+          idp,
+        });
         return res
           .status(200)
           .set('Cache-Control', NO_STORE)
@@ -276,11 +333,12 @@ export function createLoginSteps(deps: SecondFactorDeps) {
 
       const deadline = deps.policy.required ? await storeCall(() => enrolBy(user.id)) : undefined;
       if (deadline !== undefined && deps.now() >= deadline) {
-        if (form) return startPending(req, res, pending('enrolment'), '/auth/login/enrol');
+        if (form)
+          return startPending(req, res, pending('enrolment'), '/auth/login/enrol', ctx.browser);
         audit('login.mfa_enrolment_required', req, { username: user.username, userId: user.id });
         return sendError(req, res, 'MFA_ENROLMENT_REQUIRED', { json: true });
       }
-      const auth = await signIn(req, user, { methods: ['pwd'], remember, ip, ua });
+      const auth = await signIn(req, user, { methods: first, remember, ip, ua, idp });
       if (form)
         return seeOther(
           res,
@@ -403,10 +461,11 @@ export function createLoginSteps(deps: SecondFactorDeps) {
     const current = await freshUser(login);
     if (!current) return seeOther(res, '/auth/login');
     await signIn(req, current, {
-      methods: ['pwd', ...methodsOf(checked.verification)],
+      methods: [...(login.firstFactor ?? ['pwd']), ...methodsOf(checked.verification)],
       remember: login.remember,
       ip: login.ip,
       ua: login.ua,
+      idp: login.idp,
     });
     return step.done(login, checked.verification);
   }

@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import { GatehouseError } from '../../../common/src/errors.js';
+import type { RedisClient } from '../../../common/src/redis.js';
+import { type Sealer, UnreadableSealError } from './sealing.js';
+import { storeCall } from './store-call.js';
+import { canonicalUsername, usernameKey } from './usernames.js';
+import type { User, UsersRepository } from './users.js';
+
+/**
+ * Users who come from an identity source (an OpenID Connect provider, the LDAP directory) rather
+ * than the users file: the one owner of their records. A record is written at each sign-in and
+ * each re-check, read by validate like a users-file entry (so a group removed at the source
+ * reaches backends at the next re-check), and deleted when the source says the account is gone:
+ * its sessions then end at their next validation, as a removed local user's do.
+ *
+ * In Redis, under the key prefix:
+ * - `<prefix>xuser:<user id>`: the record, sealed (purpose `external-user`; it holds email,
+ *   groups and, for a provider with refreshSeconds, the refresh token);
+ * - `<prefix>xname:<username key>`: the user id a username belongs to. A username is one account
+ *   across every source: the first to sign in keeps it, a later one with another id is refused
+ *   (USERNAME_TAKEN), and a users-file entry always wins (checked by the caller).
+ * Both live as long as the longest session could (`retentionMs`), renewed at every sign-in and
+ * re-check: a user not seen for longer is forgotten, and their name is free again.
+ */
+export type SourceKind = 'oidc' | 'ldap';
+
+export interface ExternalUser {
+  /** `oidc:<provider id>:<digest of sub>` or `ldap:<digest of the account id>`. */
+  id: string;
+  source: SourceKind;
+  /** The provider's id, or `ldap`. */
+  provider: string;
+  /** The provider's `sub`, or the directory's account id. */
+  subject: string;
+  username: string;
+  email: string;
+  name: string;
+  groups: string[];
+  /** ms since the epoch: when the source last vouched for this account (sign-in, re-check). */
+  checkedAt: number;
+  /** LDAP: where the account is, its username as the directory spells it (re-checks search it), and its password-changed value at sign-in. */
+  dn?: string;
+  subjectUsername?: string;
+  passwordChanged?: string;
+  /** OpenID Connect with refreshSeconds: the newest refresh token. */
+  refreshToken?: string;
+  /** ms since the epoch: sessions created before this were ended by the source (password change). */
+  sessionsNotBefore?: number;
+}
+
+const digest = (value: string) =>
+  createHash('sha256').update(value).digest('base64url').slice(0, 22);
+
+/** The user id of an account of a source (stable for the same provider and subject). */
+export function externalUserId(source: SourceKind, provider: string, subject: string): string {
+  return source === 'oidc' ? `oidc:${provider}:${digest(subject)}` : `ldap:${digest(subject)}`;
+}
+
+export const isExternalUserId = (id: string) => id.startsWith('oidc:') || id.startsWith('ldap:');
+
+/** What validate and the login see of an external user: a User with no password of ours. */
+export function asUser(record: ExternalUser): User {
+  return {
+    id: record.id,
+    username: record.username,
+    passwordHash: '',
+    groups: record.groups,
+    email: record.email,
+    disabled: false,
+    ...(record.sessionsNotBefore !== undefined
+      ? { sessionsNotBefore: record.sessionsNotBefore }
+      : {}),
+    source: record.source,
+    checkedAt: record.checkedAt,
+  };
+}
+
+export interface ExternalUsers {
+  get(id: string): Promise<ExternalUser | null>;
+  /**
+   * Write the record of a sign-in or re-check, claiming its username. Throws USERNAME_TAKEN when
+   * the (canonical) username belongs to another id, SIGN_IN_NOT_ALLOWED when it is no valid
+   * username. Returns the record as stored (username canonical).
+   */
+  save(record: ExternalUser): Promise<ExternalUser>;
+  /** The id that holds a username now, or null. */
+  idOfUsername(username: string): Promise<string | null>;
+  /** Forget the account (its name too); its sessions end at their next validation. */
+  remove(id: string): Promise<void>;
+}
+
+export function createExternalUsers(options: {
+  redis: RedisClient;
+  /** createSealer(keys, 'external-user'). */
+  sealer: Sealer;
+  prefix: string;
+  retentionMs: number;
+}): ExternalUsers {
+  const { redis, sealer, prefix, retentionMs } = options;
+  const userKey = (id: string) => `${prefix}xuser:${id}`;
+  const nameKey = (username: string) => `${prefix}xname:${digest(usernameKey(username))}`;
+  const ttl = { expiration: { type: 'PX' as const, value: retentionMs } };
+
+  async function get(id: string): Promise<ExternalUser | null> {
+    const key = userKey(id);
+    const raw = await redis.get(key);
+    if (raw === null) return null;
+    try {
+      return JSON.parse(sealer.open(raw, key).plaintext) as ExternalUser;
+    } catch (err) {
+      if (err instanceof UnreadableSealError) return null;
+      throw err;
+    }
+  }
+
+  return {
+    get: (id) => storeCall(() => get(id)),
+    save: (record) =>
+      storeCall(async () => {
+        const name = canonicalUsername(record.username);
+        if (!name.ok)
+          throw new GatehouseError('SIGN_IN_NOT_ALLOWED', {
+            message: `The username your account has (${name.message}) cannot be used here.`,
+          });
+        const stored = { ...record, username: name.username };
+        const key = nameKey(stored.username);
+        // Claim the name, or find it ours already (a re-check, a second sign-in).
+        const claimed = await redis.set(key, stored.id, { ...ttl, condition: 'NX' });
+        if (claimed === null) {
+          const holder = await redis.get(key);
+          if (holder !== null && holder !== stored.id) throw new GatehouseError('USERNAME_TAKEN');
+          await redis.set(key, stored.id, ttl);
+        }
+        const previous = await get(stored.id);
+        // A renamed account (the provider's username claim changed): free its old name.
+        if (previous && usernameKey(previous.username) !== usernameKey(stored.username)) {
+          const oldKey = nameKey(previous.username);
+          if ((await redis.get(oldKey)) === stored.id) await redis.del(oldKey);
+        }
+        const uKey = userKey(stored.id);
+        await redis.set(uKey, sealer.seal(JSON.stringify(stored), uKey), ttl);
+        return stored;
+      }),
+    idOfUsername: (username) => storeCall(() => redis.get(nameKey(username))),
+    remove: (id) =>
+      storeCall(async () => {
+        const record = await get(id);
+        await redis.del(userKey(id));
+        if (record) {
+          const key = nameKey(record.username);
+          if ((await redis.get(key)) === id) await redis.del(key);
+        }
+      }),
+  };
+}
+
+/**
+ * The users validate and the login see: users-file entries, and external users by their ids
+ * (`oidc:…`, `ldap:…`). findByUsername finds either (the admin API lists anyone's sessions); the
+ * password form checks a password only against a users-file entry (`source` unset).
+ */
+export function composeUsers(file: UsersRepository, external: ExternalUsers): UsersRepository {
+  return {
+    async findByUsername(username) {
+      const local = await file.findByUsername(username);
+      if (local) return local;
+      const id = await external.idOfUsername(username);
+      const record = id ? await external.get(id) : null;
+      return record ? asUser(record) : null;
+    },
+    async findById(id) {
+      if (!isExternalUserId(id)) return file.findById(id);
+      const record = await external.get(id);
+      return record ? asUser(record) : null;
+    },
+  };
+}
