@@ -3,6 +3,7 @@ import request from 'supertest';
 import type { Logger } from '../../common/src/logger.js';
 import { createRedis, type RedisClient } from '../../common/src/redis.js';
 import { createPasswordVerifier } from '../../session-service/src/adapters/hasher-pool.js';
+import { createLdapDirectory } from '../../session-service/src/adapters/ldap-directory.js';
 import { createUsersRepository } from '../../session-service/src/adapters/users-file.js';
 import { createApp } from '../../session-service/src/app.js';
 import { loadSessionServiceConfig } from '../../session-service/src/config.js';
@@ -43,17 +44,29 @@ export async function buildSessionService(options: {
   const logger = options.logger ?? silentLogger;
   const redis = options.redis ?? createRedis(config.redis, logger);
   if (!options.redis) await redis.connect();
+  // The LDAP directory of IDENTITY_SOURCES_FILE's ldap:, as main.ts builds it.
+  const ldap = config.identitySources.ldap;
+  const directory = ldap ? createLdapDirectory(ldap, logger) : undefined;
   const app = createApp({
     config,
     logger,
     redis,
+    ...(directory ? { directory } : {}),
     users: createUsersRepository(options.usersFile),
     verifier: options.verifier ?? (await createPasswordVerifier()),
     ...(options.throttleLimits ? { throttleLimits: options.throttleLimits } : {}),
     ...(options.codeThrottleLimits ? { codeThrottleLimits: options.codeThrottleLimits } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
-  return { app, config, redis, close: () => (options.redis ? Promise.resolve() : redis.close()) };
+  return {
+    app,
+    config,
+    redis,
+    close: async () => {
+      await directory?.close();
+      if (!options.redis) await redis.close();
+    },
+  };
 }
 
 /**
