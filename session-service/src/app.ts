@@ -153,6 +153,7 @@ export function createApp(deps: SessionServiceDeps) {
   });
   const securityDeps = {
     users,
+    directoryLogin: stores.directoryLogin,
     verifier,
     sessions,
     secondFactors: stores.secondFactors,

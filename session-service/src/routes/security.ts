@@ -17,6 +17,7 @@ import { storeCall } from '../domain/store-call.js';
 import type { LoginThrottle } from '../domain/throttle.js';
 import type { UsersRepository } from '../domain/users.js';
 import type { Webauthn } from '../domain/webauthn.js';
+import type { DirectoryLogin } from '../identity-recheck.js';
 import {
   enrolPage,
   recoveryCodesPage,
@@ -55,6 +56,8 @@ export interface SecurityDeps {
   now: () => number;
   /** The caller's session, set by requireSession (routes/sessions.ts). */
   current: WeakMap<Request, ValidSession>;
+  /** A directory user's password is the directory's to check (identity-recheck.ts). */
+  directoryLogin?: DirectoryLogin | undefined;
 }
 
 export { RECENT_AUTHENTICATION_MS } from './code-check.js';
@@ -152,6 +155,12 @@ export function createSecurityHandlers(deps: SecurityDeps) {
         return sendError(req, res, 'BAD_REQUEST', {
           message: 'need must be second-factor, webauthn or recent-authentication.',
         });
+      // A provider's user proves a recent sign-in at the provider (prompt=login, max_age=0).
+      if (need === 'recent-authentication' && session.auth.idp)
+        return seeOther(
+          res,
+          `/auth/oidc/${encodeURIComponent(session.auth.idp.provider)}/reauth?rd=${encodeURIComponent(rd)}`,
+        );
       const status = await storeCall(() => deps.secondFactors.status(session.auth.userId));
       const [enrolled, withKey] = [status.totp, status.webauthn > 0];
       if (need === 'webauthn') {
@@ -212,7 +221,12 @@ export function createSecurityHandlers(deps: SecurityDeps) {
           typeof password === 'string' &&
           password.length > 0 &&
           [...password].length <= PASSWORD_MAX &&
-          (await deps.verifier.verify(record?.passwordHash ?? null, password));
+          (record?.source === 'ldap' && deps.directoryLogin
+            ? (await deps.directoryLogin(record.username, password))?.id === record.id
+            : await deps.verifier.verify(
+                record?.source ? null : (record?.passwordHash ?? null),
+                password,
+              ));
         if (!ok || !record || record.disabled) {
           await storeCall(() => deps.throttle.recordFailure(user.username, ip));
           audit('step_up.failure', req, {
