@@ -237,14 +237,12 @@ export function parseIdentitySources(
     );
   const data: unknown = doc.toJS() ?? {};
   const result = identitySourcesSchema.safeParse(data);
-  if (!result.success)
-    throw new ConfigError(
-      result.error.issues.map((issue) => {
+  const problems: string[] = result.success
+    ? []
+    : result.error.issues.map((issue) => {
         const where = issuePath(issue.path, data);
         return `${source}: ${where ? `${where}: ` : ''}${issue.message}`;
-      }),
-    );
-  const problems: string[] = [];
+      });
   const secret = (where: string, byEnv?: string, byFile?: string): string | undefined => {
     if (byEnv) {
       const value = env[byEnv];
@@ -264,6 +262,24 @@ export function parseIdentitySources(
     }
     return undefined;
   };
+  if (!result.success) {
+    // The secrets the file names are read too, so that they are listed with its other problems.
+    const named = (v: unknown) =>
+      typeof v === 'string' && /^[A-Z_][A-Z0-9_]*$/.test(v) ? v : undefined;
+    const path = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+    const raw = (data ?? {}) as { oidc?: unknown; ldap?: Record<string, unknown> };
+    (Array.isArray(raw.oidc) ? (raw.oidc as Array<Record<string, unknown> | null>) : []).forEach(
+      (p, i) => {
+        if (typeof p !== 'object' || p === null) return;
+        const at = `oidc[${i}]${typeof p.id === 'string' && p.id ? ` (${p.id})` : ''}.`;
+        secret(`${at}clientSecret`, named(p.clientSecretEnv), path(p.clientSecretFile));
+        if (path(p.privateKeyFile)) secret(`${at}privateKey`, undefined, path(p.privateKeyFile));
+      },
+    );
+    if (typeof raw.ldap === 'object' && raw.ldap !== null)
+      secret('ldap.bindPassword', named(raw.ldap.bindPasswordEnv), path(raw.ldap.bindPasswordFile));
+    throw new ConfigError(problems);
+  }
   const parsed = result.data;
   const oidc = parsed.oidc.map((p, i) => {
     const at = `oidc[${i}] (${p.id}).`;
