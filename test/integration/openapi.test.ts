@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { reservedDeadPort } from '../helpers/ports.js';
 import { ROOT, TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
@@ -74,10 +76,22 @@ beforeAll(async () => {
       email: 'a@example.com',
     },
   ]);
+  // A provider nobody answers for: its operations are exercised by their refusals (the flows
+  // themselves: test/integration/oidc-relying-party.test.ts, test/browser/oidc.test.ts).
+  const sources = join(mkdtempSync(join(tmpdir(), 'gatehouse-openapi-')), 'sources.yaml');
+  writeFileSync(
+    sources,
+    `oidc:\n  - id: acme\n    name: Acme\n    issuer: http://127.0.0.1:${await reservedDeadPort()}\n    clientId: gatehouse\n    clientSecretEnv: ACME_SECRET\n`,
+  );
   service = await buildSessionService({
     redisUrl: redis.url,
     usersFile: users.path,
-    env: { ADMIN_TOKEN: ADMIN },
+    env: {
+      ADMIN_TOKEN: ADMIN,
+      IDENTITY_SOURCES_FILE: sources,
+      ACME_SECRET: 'acme-secret',
+      PUBLIC_URL: 'http://localhost:8080',
+    },
     now: () => clock.t,
   });
 });
@@ -231,6 +245,22 @@ describe('docs/openapi.yaml against real answers', () => {
     const cookie3 =
       ([] as string[]).concat(third.headers['set-cookie'] ?? [])[0]?.split(';')[0] ?? '';
     await call('post', '/auth/logout', (r) => json({})(r.set('cookie', cookie3)));
+    // OpenID Connect: the provider does not answer; no such provider; a callback that is not
+    // this browser's; a reauth without a session and by a users-file user; a logout token missing.
+    const asJson = (r: request.Test) => r.set('accept', 'application/json');
+    await call('get', '/auth/oidc/acme/start?rd=/x', asJson);
+    await call('get', '/auth/oidc/nope/start', asJson);
+    await call('get', '/auth/oidc/acme/callback?state=forged&code=x', asJson);
+    await call('get', '/auth/oidc/acme/reauth', asJson);
+    const fourth = await request(app)
+      .post('/auth/login')
+      .set('content-type', 'application/json')
+      .send(JSON.stringify({ username: 'alice', password: 'correct horse battery' }));
+    const cookie4 = cookiePairOf(fourth.headers['set-cookie']);
+    await call('get', '/auth/oidc/acme/reauth', (r) => asJson(r.set('cookie', cookie4)));
+    await call('post', '/auth/oidc/acme/backchannel-logout', (r) =>
+      r.type('form').send('logout_token='),
+    );
     await call('get', '/healthz');
     await call('get', '/readyz');
     await call('get', '/metrics');
