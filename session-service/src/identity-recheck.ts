@@ -167,8 +167,16 @@ export function createDirectoryLogin(deps: {
     const checked = await deps.directory.authenticate(username, password);
     if (!checked.ok) return null;
     const { account } = checked;
+    const id = externalUserId('ldap', 'ldap', account.id);
+    // The password changed since the record's sign-in (or re-check): sessions made before this
+    // sign-in end, as a re-check would have ended them. Without this the new sign-in would store
+    // the new value and the re-check would find nothing changed for the old password's sessions.
+    const previous = await deps.externalUsers.get(id);
+    const passwordChanged =
+      previous !== null && (previous.passwordChanged ?? '') !== (account.passwordChanged ?? '');
+    const sessionsNotBefore = passwordChanged ? deps.now() : previous?.sessionsNotBefore;
     const record = await deps.externalUsers.save({
-      id: externalUserId('ldap', 'ldap', account.id),
+      id,
       source: 'ldap',
       provider: 'ldap',
       subject: account.id,
@@ -180,6 +188,7 @@ export function createDirectoryLogin(deps: {
       dn: account.dn,
       checkedAt: deps.now(),
       ...(account.passwordChanged ? { passwordChanged: account.passwordChanged } : {}),
+      ...(sessionsNotBefore !== undefined ? { sessionsNotBefore } : {}),
     });
     return asUser(record);
   };
