@@ -287,6 +287,17 @@ export function createOidcClient(options: {
 
     async ping() {
       await configuration();
+      // Asked now, not answered from the cached discovery: a provider that went down since is
+      // named (503) before the sign-in is stored and the browser sent to it.
+      const url = `${issuer.href.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+      let res: Response;
+      try {
+        res = await fetch(url, { signal: AbortSignal.timeout(timeout * 1000), redirect: 'manual' });
+      } catch (err) {
+        throw unavailable(err);
+      }
+      await res.body?.cancel();
+      if (res.status !== 200) throw unavailable(new Error(`discovery answered ${res.status}`));
     },
   };
 }
