@@ -76,6 +76,16 @@ export const ERRORS = {
   ),
   /** The identity provider vouched for the user, but its domain or groups may not sign in here. */
   SIGN_IN_NOT_ALLOWED: spec(403, 'Your account is not allowed to sign in here.', 'info'),
+  /** An access token sent over plain HTTP from another machine while PUBLIC_URL is https. */
+  HTTPS_REQUIRED: spec(403, 'Access tokens are accepted over HTTPS only.', 'info'),
+  /** A route that takes tokens only (or sessions only) got the other kind of credential. */
+  CREDENTIAL_NOT_ACCEPTED: spec(
+    403,
+    'This route does not accept this kind of credential (a session or an access token).',
+    'info',
+  ),
+  /** An access token's scope leaves this route, or this method, out. */
+  TOKEN_SCOPE: spec(403, 'The access token does not reach this route or method.', 'info'),
   CROSS_SITE_REQUEST: spec(403, 'Cross-site requests are not allowed.', 'info'),
   CSRF_TOKEN_INVALID: spec(403, 'This form expired. Reload the page and try again.', 'info'),
   ORIGIN_NOT_ALLOWED: spec(403, 'This page may not open a WebSocket here.', 'info'),

@@ -214,6 +214,9 @@ export function createApp(deps: SessionServiceDeps) {
     trustProxy: trust.fn,
     logger,
     onOutcome: (outcome: ValidateOutcome) => validateOutcomes.inc({ outcome }),
+    validateToken: stores.validateToken,
+    clientIp: (req: IncomingMessage) => trust.clientIp(req, trust.peer(req)),
+    https: config.https,
   };
   const guarded =
     (handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) =>

@@ -3,17 +3,21 @@ import { createOidcClient } from './adapters/oidc-client.js';
 import { createRevocationFeed } from './adapters/revocation-subscription.js';
 import type { SessionServiceDeps } from './app.js';
 import { sessionLifetimes } from './config.js';
+import { createAccessTokens } from './domain/access-tokens.js';
 import { createAssertionSigner } from './domain/assertions.js';
 import { composeUsers, createExternalUsers } from './domain/external-users.js';
 import { createRedisFactorRepository } from './domain/factors-redis.js';
 import { createOidcLogins } from './domain/oidc-logins.js';
 import { createPendingLogins } from './domain/pending-logins.js';
 import { createRecoveryCodes } from './domain/recovery-codes.js';
+import { publishRevocations } from './domain/revocation-channel.js';
 import { createSealer } from './domain/sealing.js';
 import { createSecondFactors } from './domain/second-factor.js';
+import { createServiceAccounts } from './domain/service-accounts.js';
 import { createRedisSessionRepository } from './domain/session-repository-redis.js';
 import { CODE_THROTTLE_LIMITS, createLoginThrottle } from './domain/throttle.js';
 import { createSessionValidator } from './domain/validate-session.js';
+import { createTokenValidator } from './domain/validate-token.js';
 import { createWebauthn } from './domain/webauthn.js';
 import { createDirectoryLogin, createIdentityRecheck } from './identity-recheck.js';
 
@@ -48,7 +52,23 @@ export function createStores(deps: SessionServiceDeps) {
     prefix: env.REDIS_PREFIX,
     retentionMs: sessionRetentionMs + 86_400_000,
   });
-  const users = composeUsers(deps.users, externalUsers);
+  // Service accounts (domain/service-accounts.ts): users with tokens and no password.
+  const serviceAccounts = createServiceAccounts({ redis, prefix: env.REDIS_PREFIX });
+  const users = composeUsers(deps.users, externalUsers, serviceAccounts);
+  // Access tokens (domain/access-tokens.ts): sealed, revoked on the revocation channel as
+  // sessions are, so every gateway drops them from its cache.
+  const accessTokens = createAccessTokens({
+    redis,
+    sealer: createSealer(config.encryptionKeys, 'access-token'),
+    prefix: env.REDIS_PREFIX,
+    onRevoked: (ids) => publishRevocations(redis, env.REDIS_PREFIX, ids),
+  });
+  const validateToken = createTokenValidator({
+    tokens: accessTokens,
+    users,
+    redis,
+    prefix: env.REDIS_PREFIX,
+  });
   const sources = config.identitySources;
   const oidcClients = new Map(
     sources.oidc.map((provider) => [
@@ -135,6 +155,9 @@ export function createStores(deps: SessionServiceDeps) {
   return {
     sessions,
     users,
+    serviceAccounts,
+    accessTokens,
+    validateToken,
     externalUsers,
     oidcClients,
     oidcLogins,

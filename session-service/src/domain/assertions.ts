@@ -27,6 +27,16 @@ export interface AssertionSigner {
    * briefly per session, audience and authentication (a step-up signs anew).
    */
   sign(sid: string, auth: SessionAuth, audience: string): Promise<string>;
+  /**
+   * The same for an access token's use: sub, name, groups, email, and `tok` (the token's id: the
+   * SHA-256 of the token, never the token) with `tok_kind` (`pat` or `sat`) in place of amr, acr
+   * and auth_time (a token proves no sign-in).
+   */
+  signToken(
+    token: { id: string; kind: 'personal' | 'service' },
+    identity: { id: string; username: string; groups: string[]; email: string },
+    audience: string,
+  ): Promise<string>;
   jwks(): Promise<{ keys: JWK[] }>;
 }
 
@@ -235,6 +245,30 @@ export function createAssertionSigner(options: {
         .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
         .setIssuer(issuer)
         .setSubject(auth.userId)
+        .setAudience(audience)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + ASSERTION_TTL_SECONDS)
+        .sign(privateKey);
+      cache.set(cacheKey, { token, until: t + (ASSERTION_TTL_SECONDS * 1000) / 3 });
+      return token;
+    },
+    async signToken(tokenRecord, identity, audience) {
+      const t = now();
+      const cacheKey = `tok\u0000${tokenRecord.id}\u0000${audience}\u0000${identity.groups.join()}`;
+      const hit = cache.get(cacheKey);
+      if (hit && hit.until > t) return hit.token;
+      const { privateKey, kid } = await key();
+      const iat = Math.floor(t / 1000);
+      const token = await new SignJWT({
+        name: identity.username,
+        groups: identity.groups,
+        email: identity.email,
+        tok: tokenRecord.id,
+        tok_kind: tokenRecord.kind === 'service' ? 'sat' : 'pat',
+      })
+        .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
+        .setIssuer(issuer)
+        .setSubject(identity.id)
         .setAudience(audience)
         .setIssuedAt(iat)
         .setExpirationTime(iat + ASSERTION_TTL_SECONDS)

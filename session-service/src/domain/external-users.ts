@@ -2,6 +2,11 @@ import { createHash } from 'node:crypto';
 import { GatehouseError } from '../../../common/src/errors.js';
 import type { RedisClient } from '../../../common/src/redis.js';
 import { type Sealer, UnreadableSealError } from './sealing.js';
+import {
+  isServiceAccountId,
+  type ServiceAccounts,
+  serviceAccountUser,
+} from './service-accounts.js';
 import { storeCall } from './store-call.js';
 import { canonicalUsername, usernameKey } from './usernames.js';
 import type { User, UsersRepository } from './users.js';
@@ -159,16 +164,26 @@ export function createExternalUsers(options: {
  * (`oidc:…`, `ldap:…`). findByUsername finds either (the admin API lists anyone's sessions); the
  * password form checks a password only against a users-file entry (`source` unset).
  */
-export function composeUsers(file: UsersRepository, external: ExternalUsers): UsersRepository {
+export function composeUsers(
+  file: UsersRepository,
+  external: ExternalUsers,
+  services?: ServiceAccounts,
+): UsersRepository {
   return {
     async findByUsername(username) {
       const local = await file.findByUsername(username);
       if (local) return local;
       const id = await external.idOfUsername(username);
       const record = id ? await external.get(id) : null;
-      return record ? asUser(record) : null;
+      if (record) return asUser(record);
+      const service = await services?.get(username);
+      return service ? serviceAccountUser(service) : null;
     },
     async findById(id) {
+      if (isServiceAccountId(id)) {
+        const service = await services?.findById(id);
+        return service ? serviceAccountUser(service) : null;
+      }
       if (!isExternalUserId(id)) return file.findById(id);
       const record = await external.get(id);
       return record ? asUser(record) : null;

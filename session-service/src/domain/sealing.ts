@@ -28,6 +28,7 @@ export type SealPurpose =
   | 'pending-login'
   | 'external-user'
   | 'oidc-login'
+  | 'access-token'
   | 'recovery-code';
 
 /** Why a value did not open. Stable, for logs and tests. */

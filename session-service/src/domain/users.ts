@@ -62,7 +62,7 @@ export type StoredUser = z.infer<typeof userSchema>;
 export interface User extends StoredUser {
   id: string;
   /** Set for a user from an identity source (domain/external-users.ts): no password of ours. */
-  source?: 'oidc' | 'ldap';
+  source?: 'oidc' | 'ldap' | 'service';
   /** An identity source's user: ms since the epoch when the source last vouched for them. */
   checkedAt?: number;
 }

@@ -29,7 +29,7 @@ export function createSessionValidator(deps: {
       await deps.sessions.deleteSession(sid, session.auth.userId);
       return null;
     }
-    if (user.source) deps.onExternalUser?.(user);
+    if (user.source === 'oidc' || user.source === 'ldap') deps.onExternalUser?.(user);
     return {
       ...session,
       auth: { ...session.auth, username: user.username, groups: user.groups, email: user.email },

@@ -7,10 +7,12 @@ import { identityHeaders } from '../../../common/src/identity.js';
 import { MAX_COOKIE_BYTES } from '../../../common/src/limits.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { TrustFn } from '../../../common/src/trust-proxy.js';
+import { bearerAccessToken } from '../domain/access-tokens.js';
 import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
 import { authenticationOfSession, type ValidSession } from '../domain/sessions.js';
 import type { SessionValidator } from '../domain/validate-session.js';
+import type { TokenValidator } from '../domain/validate-token.js';
 import { hasInternalToken } from './internal-token.js';
 
 /**
@@ -95,6 +97,34 @@ interface ValidateDeps {
   trustProxy: TrustProxy;
   logger: Logger;
   onOutcome?: (outcome: ValidateOutcome) => void;
+  /** Access tokens (`Authorization: Bearer gatehouse_…`): domain/validate-token.ts. */
+  validateToken?: TokenValidator;
+  /** The client's address (TRUST_PROXY applied): tokens' failures are counted per address. */
+  clientIp?: (req: IncomingMessage) => string;
+  /** PUBLIC_URL is https: a token that came over plain HTTP from off this machine is refused. */
+  https?: boolean;
+}
+
+/**
+ * Where a request's access token is: `Authorization` on the public validate (nginx auth_request,
+ * Caddy forward_auth, Traefik, HAProxy pass the client's headers on); on /internal/validate the
+ * caller's own Authorization is the internal token, so the gateway (and the nginx template) hand
+ * the client's Authorization over in X-Gatehouse-Authorization.
+ */
+const TOKEN_HEADER = { public: 'authorization', internal: 'x-gatehouse-authorization' } as const;
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/** Did this request (as the client sent it) travel over plain HTTP from another machine? */
+function plainHttpFromAfar(req: IncomingMessage, trust: TrustProxy, clientIp: string): boolean {
+  const trusted = trust(req.socket.remoteAddress ?? '', 0);
+  const proto = trusted
+    ? String(req.headers['x-forwarded-proto'] ?? '')
+        .split(',')[0]
+        ?.trim()
+    : '';
+  const secure = proto ? proto === 'https' : 'encrypted' in req.socket;
+  return !secure && !LOOPBACK.test(clientIp);
 }
 
 /**
@@ -109,7 +139,7 @@ interface ValidateDeps {
  * an Express route for the spellings Express alone would match (`/auth/validate/`).
  */
 export function validateHandler(deps: ValidateDeps) {
-  const serve = serveValidation(deps);
+  const serve = serveValidation(deps, undefined, TOKEN_HEADER.public);
   return (req: IncomingMessage, res: ServerResponse) => serve(req, res, undefined);
 }
 
@@ -125,7 +155,7 @@ export function validateHandler(deps: ValidateDeps) {
 export function internalValidateHandler(
   deps: ValidateDeps & { signer: AssertionSigner; internalToken: string | undefined },
 ) {
-  const serve = serveValidation(deps, deps.signer);
+  const serve = serveValidation(deps, deps.signer, TOKEN_HEADER.internal);
   return async (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('Cache-Control', NO_STORE);
     if (!hasInternalToken(req, deps.internalToken)) {
@@ -149,9 +179,17 @@ export function internalValidateHandler(
 }
 
 /** The validate answer; with `signer` and `aud`, plus the signed identity for `aud`. */
-function serveValidation(deps: ValidateDeps, signer?: AssertionSigner) {
+function serveValidation(
+  deps: ValidateDeps,
+  signer: AssertionSigner | undefined,
+  tokenHeader: (typeof TOKEN_HEADER)[keyof typeof TOKEN_HEADER],
+) {
+  const serveToken = serveTokenValidation(deps, signer);
   return async (req: IncomingMessage, res: ServerResponse, aud: string | undefined) => {
     res.setHeader('Cache-Control', NO_STORE);
+    // An access token, when the request carries one of ours: never the cookie then.
+    const token = deps.validateToken ? bearerAccessToken(req.headers[tokenHeader]) : undefined;
+    if (token !== undefined) return serveToken(req, res, token, aud);
     const sid = readSessionId(req.headers.cookie, deps.cookieName, deps.secrets);
     let session: ValidSession | null = null;
     let jwt: string | undefined;
@@ -196,6 +234,86 @@ function serveValidation(deps: ValidateDeps, signer?: AssertionSigner) {
       ...identityHeaders(body.user, body.session.expiresAt),
       ...authenticationHeaders(authenticationOfSession(session.auth)),
     };
+    if (jwt) headers['X-Auth-Request-Jwt'] = jwt;
+    answer(res, 200, body, headers);
+  };
+}
+
+/**
+ * The validate answer for an access token: the owner's identity (the token's scope applied),
+ * the token's id, name, kind, expiry and scope (the gateway applies `routes` and `readOnly`),
+ * no `authentication` (a token proves no sign-in: routes that `require` a second factor or a
+ * recent sign-in refuse it). 401 with `WWW-Authenticate: Bearer error="invalid_token"` for a
+ * token that is unknown, expired, revoked or its owner's no longer; 429 TOO_MANY_ATTEMPTS after
+ * too many of those from one address; 403 HTTPS_REQUIRED over plain HTTP from another machine
+ * when PUBLIC_URL is https. The token itself is never logged.
+ */
+function serveTokenValidation(deps: ValidateDeps, signer: AssertionSigner | undefined) {
+  return async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    token: string,
+    aud: string | undefined,
+  ) => {
+    const from = deps.clientIp?.(req) ?? req.socket.remoteAddress ?? '';
+    // The internal validate's caller (the gateway) checked the transport itself.
+    if (deps.https && aud === undefined && plainHttpFromAfar(req, deps.trustProxy, from)) {
+      deps.onOutcome?.('unauthenticated');
+      sendError(req, res, 'HTTPS_REQUIRED', { json: true });
+      return;
+    }
+    let result: Awaited<ReturnType<TokenValidator>>;
+    let jwt: string | undefined;
+    try {
+      result = await (deps.validateToken as TokenValidator)(token, from);
+      if (result.ok && signer && aud !== undefined)
+        jwt = await signer.signToken(result.valid.token, result.valid.identity, aud);
+    } catch (err) {
+      deps.onOutcome?.('unavailable');
+      deps.logger.warn(
+        { requestId: req.id, err: { message: (err as Error).message } },
+        'validate: session store unavailable',
+      );
+      sendError(req, res, 'SESSION_STORE_UNAVAILABLE', {
+        json: true,
+        message: 'The session store is unavailable.',
+      });
+      return;
+    }
+    if (!result.ok) {
+      deps.onOutcome?.('unauthenticated');
+      if (result.reason === 'throttled') {
+        sendError(req, res, 'TOO_MANY_ATTEMPTS', {
+          json: true,
+          headers: { 'Retry-After': String(result.retryAfterSeconds ?? 1) },
+        });
+        return;
+      }
+      deps.logger.info(
+        { requestId: req.id, ip: from, audit: true, event: 'token.refused' },
+        'token.refused',
+      );
+      sendError(req, res, 'UNAUTHENTICATED', {
+        json: true,
+        message: 'The token is not valid.',
+        headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+      });
+      return;
+    }
+    deps.onOutcome?.('ok');
+    const { token: record, identity } = result.valid;
+    const expiresAt = new Date(record.expiresAt).toISOString();
+    const body = {
+      user: identity,
+      token: {
+        id: record.id,
+        name: record.name,
+        kind: record.kind,
+        expiresAt,
+        scope: record.scope,
+      },
+    };
+    const headers: Record<string, string> = identityHeaders(identity, expiresAt);
     if (jwt) headers['X-Auth-Request-Jwt'] = jwt;
     answer(res, 200, body, headers);
   };
