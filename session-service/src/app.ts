@@ -29,7 +29,9 @@ import { revocationsHandler } from './routes/revocation-feed.js';
 import { createLoginSteps } from './routes/second-factor.js';
 import { createSecurityHandlers } from './routes/security.js';
 import { createSecurityKeyHandlers } from './routes/security-keys.js';
+import { createServiceAccountHandlers } from './routes/service-accounts.js';
 import { createSessionsHandlers } from './routes/sessions.js';
+import { createTokensHandlers } from './routes/tokens.js';
 import {
   internalValidateHandler,
   type ValidateOutcome,
@@ -194,6 +196,26 @@ export function createApp(deps: SessionServiceDeps) {
     current: currentSessions,
   });
 
+  // Access tokens: a user's own ("Your tokens"), and service accounts' through the admin API.
+  const tokens = createTokensHandlers({
+    accessTokens: stores.accessTokens,
+    users,
+    csrf,
+    maxDays: env.TOKEN_MAX_DAYS,
+    audit,
+    now,
+    current: currentSessions,
+  });
+  const services = createServiceAccountHandlers({
+    serviceAccounts: stores.serviceAccounts,
+    accessTokens: stores.accessTokens,
+    fileUsers: deps.users,
+    externalUsers: stores.externalUsers,
+    maxDays: env.TOKEN_MAX_DAYS,
+    audit,
+    now,
+  });
+
   // TRUST_PROXY compiled once (common/src/trust-proxy.ts): Express's req.ip and req.protocol and
   // the validate handlers read the same function.
   const trust = createTrust(env.TRUST_PROXY);
@@ -316,6 +338,25 @@ export function createApp(deps: SessionServiceDeps) {
   );
   app.post('/auth/logout-all', ...body, mine.requireSession, mine.requireToken, mine.logoutAll);
 
+  // Personal access tokens (routes/tokens.ts): the session cookie only, never a token.
+  app.get('/auth/tokens', mine.requireSession, tokens.list);
+  app.post('/auth/tokens', ...body, mine.requireSession, mine.requireToken, tokens.create);
+  app.post(
+    '/auth/tokens/revoke-all',
+    ...body,
+    mine.requireSession,
+    mine.requireToken,
+    tokens.revokeAll,
+  );
+  app.post(
+    '/auth/tokens/:id/revoke',
+    ...body,
+    mine.requireSession,
+    mine.requireToken,
+    tokens.revoke,
+  );
+  app.delete('/auth/tokens/:id', mine.requireSession, tokens.revoke);
+
   // Step-up (where the gateway sends a session that needs more) and the account's security.
   const signedIn = [mine.requireSession];
   const signedInForm = [...body, mine.requireSession, mine.requireToken];
@@ -339,6 +380,16 @@ export function createApp(deps: SessionServiceDeps) {
   app.get('/admin/users/:username/sessions', mine.requireAdmin, mine.adminList);
   app.delete('/admin/users/:username/sessions', mine.requireAdmin, mine.adminRevokeAll);
   app.delete('/admin/users/:username/sessions/:id', mine.requireAdmin, mine.adminRevokeOne);
+  // Service accounts and their tokens (routes/service-accounts.ts).
+  const admin = [mine.requireAdmin, ...body];
+  app.post('/admin/service-accounts', ...admin, services.create);
+  app.get('/admin/service-accounts', mine.requireAdmin, services.list);
+  app.get('/admin/service-accounts/:name', mine.requireAdmin, services.show);
+  app.patch('/admin/service-accounts/:name', ...admin, services.update);
+  app.delete('/admin/service-accounts/:name', mine.requireAdmin, services.remove);
+  app.post('/admin/service-accounts/:name/tokens', ...admin, services.createToken);
+  app.get('/admin/service-accounts/:name/tokens', mine.requireAdmin, services.listTokens);
+  app.delete('/admin/service-accounts/:name/tokens/:id', mine.requireAdmin, services.revokeToken);
 
   app.use((req: Request, res: Response) => sendError(req, res, 'NOT_FOUND'));
   app.use(errorHandler(logger));

@@ -166,6 +166,16 @@ export const sessionServiceSchema = z.object({
     .min(0, 'must be 0 or more days')
     .max(365, 'must be at most 365 days')
     .default(7),
+  /**
+   * The longest expiry an access token may have (personal or service account), in days. Every
+   * token has an expiry (never 0): a leaked token stops working by itself.
+   */
+  TOKEN_MAX_DAYS: z.coerce
+    .number({ error: 'must be a whole number of days' })
+    .int('must be a whole number of days')
+    .min(1, 'must be 1 or more days (every token expires)')
+    .max(3650, 'must be at most 3650 days')
+    .default(90),
   /** Identity sources besides the users file: OpenID Connect providers, LDAP (identity-sources.ts). */
   IDENTITY_SOURCES_FILE: optionalText,
   /** The name authenticator apps show for Gatehouse's TOTP entries. */

@@ -53,7 +53,11 @@ export function createStores(deps: SessionServiceDeps) {
     retentionMs: sessionRetentionMs + 86_400_000,
   });
   // Service accounts (domain/service-accounts.ts): users with tokens and no password.
-  const serviceAccounts = createServiceAccounts({ redis, prefix: env.REDIS_PREFIX });
+  const serviceAccounts = createServiceAccounts({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    now: deps.now ?? Date.now,
+  });
   const users = composeUsers(deps.users, externalUsers, serviceAccounts);
   // Access tokens (domain/access-tokens.ts): sealed, revoked on the revocation channel as
   // sessions are, so every gateway drops them from its cache.
@@ -61,6 +65,7 @@ export function createStores(deps: SessionServiceDeps) {
     redis,
     sealer: createSealer(config.encryptionKeys, 'access-token'),
     prefix: env.REDIS_PREFIX,
+    now: deps.now ?? Date.now,
     onRevoked: (ids) => publishRevocations(redis, env.REDIS_PREFIX, ids),
   });
   const validateToken = createTokenValidator({

@@ -308,7 +308,7 @@ ${view.notice ? `<p class="notice" role="status">${escapeHtml(view.notice)}</p>`
 ${errorLine(view.error)}
 ${manage}
 ${keys}
-<div class="actions"><a href="/auth/sessions">Your sessions</a> <a href="/">Back to the app</a></div>`,
+<div class="actions"><a href="/auth/sessions">Your sessions</a> <a href="/auth/tokens">Your tokens</a> <a href="/">Back to the app</a></div>`,
   );
 }
 

@@ -137,6 +137,7 @@ ${rows}
 <div class="actions">
 <a href="/">Back to the app</a>
 <a href="/auth/security">Security (two-factor authentication)</a>
+<a href="/auth/tokens">Your tokens</a>
 ${others > 0 ? `<form method="post" action="/auth/logout-all">${token}<button class="secondary" type="submit">Sign out everywhere else</button></form>` : ''}
 </div>`,
     { wide: true },

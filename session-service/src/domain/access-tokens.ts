@@ -93,7 +93,7 @@ export function bearerAccessToken(authorization: unknown): string | undefined {
   if (typeof authorization !== 'string' || authorization.length > 200) return undefined;
   const match = /^Bearer[ ]+(\S+)[ ]*$/i.exec(authorization);
   const token = match?.[1];
-  return token !== undefined && token.startsWith('gatehouse_') ? token : undefined;
+  return token?.startsWith('gatehouse_') ? token : undefined;
 }
 
 export const storedTokenId = (token: string) => storedSessionId(token);
@@ -113,6 +113,42 @@ export interface AccessTokens {
   revokeAll(ownerId: string): Promise<number>;
 }
 
+const recordKeyOf = (prefix: string, id: string) => `${prefix}tok:${id}`;
+const ownerKeyOf = (prefix: string, ownerId: string) =>
+  `${prefix}toks:${createHash('sha256').update(ownerId).digest('base64url').slice(0, 22)}`;
+
+/**
+ * Ending every token of an owner, which needs no key (records are deleted, never opened): what
+ * the users CLI does when it disables, removes or changes the password of a user. Published as
+ * createAccessTokens' revokeAll is.
+ */
+export function createTokenRevoker(options: {
+  redis: RedisClient;
+  prefix: string;
+  onRevoked?: (ids: readonly string[]) => Promise<void>;
+}) {
+  const { redis, prefix } = options;
+  /** End these tokens of the owner; how many were live. */
+  async function end(ownerId: string, ids: readonly string[]): Promise<number> {
+    let ended = 0;
+    for (const id of ids) if ((await redis.del(recordKeyOf(prefix, id))) === 1) ended++;
+    if (ids.length > 0) await redis.zRem(ownerKeyOf(prefix, ownerId), [...ids]);
+    if (ids.length > 0) await options.onRevoked?.(ids);
+    return ended;
+  }
+  return {
+    end,
+    revokeAll: (ownerId: string) =>
+      storeCall(async () => {
+        const key = ownerKeyOf(prefix, ownerId);
+        const ids = (await redis.zRange(key, 0, -1)) as string[];
+        const ended = await end(ownerId, ids);
+        await redis.del(key);
+        return ended;
+      }),
+  };
+}
+
 export function createAccessTokens(options: {
   redis: RedisClient;
   /** createSealer(keys, 'access-token'). */
@@ -124,9 +160,10 @@ export function createAccessTokens(options: {
 }): AccessTokens {
   const { redis, sealer, prefix } = options;
   const now = options.now ?? Date.now;
-  const recordKey = (id: string) => `${prefix}tok:${id}`;
-  const ownerKey = (ownerId: string) =>
-    `${prefix}toks:${createHash('sha256').update(ownerId).digest('base64url').slice(0, 22)}`;
+  const recordKey = (id: string) => recordKeyOf(prefix, id);
+  const ownerKey = (ownerId: string) => ownerKeyOf(prefix, ownerId);
+  const revoker = createTokenRevoker(options);
+  const end = revoker.end;
 
   async function read(id: string): Promise<TokenRecord | null> {
     const key = recordKey(id);
@@ -160,14 +197,6 @@ export function createAccessTokens(options: {
     const gone = entries.filter((e) => e.score <= t).map((e) => e.value);
     if (gone.length > 0) await redis.zRem(key, gone);
     return entries.filter((e) => e.score > t).map((e) => e.value);
-  }
-
-  async function end(ownerId: string, ids: readonly string[]): Promise<number> {
-    let ended = 0;
-    for (const id of ids) if ((await redis.del(recordKey(id))) === 1) ended++;
-    if (ids.length > 0) await redis.zRem(ownerKey(ownerId), [...ids]);
-    if (ids.length > 0) await options.onRevoked?.(ids);
-    return ended;
   }
 
   return {
@@ -218,13 +247,6 @@ export function createAccessTokens(options: {
         return (await end(ownerId, [id])) === 1;
       }),
 
-    revokeAll: (ownerId) =>
-      storeCall(async () => {
-        const key = ownerKey(ownerId);
-        const ids = (await redis.zRange(key, 0, -1)) as string[];
-        const ended = await end(ownerId, ids);
-        await redis.del(key);
-        return ended;
-      }),
+    revokeAll: revoker.revokeAll,
   };
 }

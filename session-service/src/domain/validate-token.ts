@@ -54,11 +54,13 @@ export function createTokenValidator(deps: {
     return Math.max(1, Math.ceil(ttl / 1000));
   }
 
-  async function failed(address: string): Promise<void> {
-    await deps.redis.eval(COUNT_FAILURE, {
+  /** Count a failure; the address's failures in this window, this one included. */
+  async function failed(address: string): Promise<number> {
+    const count = await deps.redis.eval(COUNT_FAILURE, {
       keys: [failureKey(address)],
       arguments: [String(TOKEN_FAILURE_WINDOW_MS)],
     });
+    return Number(count);
   }
 
   return async (token: string, from: string): Promise<TokenValidation> =>
@@ -67,7 +69,16 @@ export function createTokenValidator(deps: {
       if (blocked !== null) return { ok: false, reason: 'throttled', retryAfterSeconds: blocked };
       const record = looksLikeToken(token) ? await deps.tokens.use(token, from) : null;
       if (!record) {
-        await failed(from);
+        // Concurrent attempts all passed the check above: those past the limit are told so too,
+        // so an address never hears "invalid" more than TOKEN_FAILURES_MAX times a window.
+        if ((await failed(from)) > TOKEN_FAILURES_MAX) {
+          const ttl = await deps.redis.pTTL(failureKey(from));
+          return {
+            ok: false,
+            reason: 'throttled',
+            retryAfterSeconds: Math.max(1, Math.ceil(ttl / 1000)),
+          };
+        }
         return { ok: false, reason: 'invalid' };
       }
       const owner = await deps.users.findById(record.ownerId);
