@@ -44,6 +44,12 @@ export const gatewaySchema = z.object({
   /** Ask the session-service for a signed identity (`aud` = route id) and pass it upstream. */
   JWT_ENABLED: flag(true),
   TRUST_PROXY: trustProxy,
+  /**
+   * The address users reach Gatehouse at: the session-service's PUBLIC_URL. When it is https, an
+   * access token that came over plain HTTP (no TLS here, no trusted X-Forwarded-Proto https) from
+   * another machine is refused (403 HTTPS_REQUIRED) before the session-service is asked.
+   */
+  PUBLIC_URL: url.optional(),
   /** The session cookie's name, removed from the Cookie header sent to upstreams. */
   COOKIE_NAME: z.string().default('gatehouse'),
 });

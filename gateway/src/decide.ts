@@ -4,7 +4,7 @@ import type { ParsedHost } from './host.js';
 import { checkUpgradeOrigin } from './origin.js';
 import type { RequestTarget } from './request-target.js';
 import { isAllowed, type Route, type RouteTable } from './route-table.js';
-import type { Validation } from './session-client.js';
+import { TokenRefused, type Validation } from './session-client.js';
 
 /**
  * The one decision, for HTTP requests and WebSocket upgrades alike, on facts only (no sockets, no
@@ -21,6 +21,17 @@ export interface RequestFacts {
    * again as the sign-in ages (a socket cannot step up); the kind of factor still is.
    */
   recheck?: boolean;
+  /** The request's method: a read-only token takes GET, HEAD and OPTIONS only. */
+  method?: string;
+  /**
+   * The access token the request presents (access-token.ts `presentedToken`): the token, `null`
+   * for one that starts like ours but cannot be, absent for none (the session cookie counts).
+   */
+  token?: string | null;
+  /** A Gatehouse session cookie came along (a route for tokens only refuses it by name). */
+  sessionCookie?: boolean;
+  /** It came over plain HTTP from another machine while PUBLIC_URL is https. */
+  plainHttpFromAfar?: boolean;
 }
 
 export type Outcome =
@@ -31,7 +42,15 @@ export type Outcome =
   | 'unauthenticated'
   | 'forbidden'
   | 'step_up'
-  | 'unavailable';
+  | 'unavailable'
+  /** The route takes the other kind of credential (`credentials`), or a token cannot meet it. */
+  | 'credential_refused'
+  /** The token's scope leaves this route or method out. */
+  | 'scope_refused'
+  /** Too many failed tokens from this address (validate's 429). */
+  | 'throttled'
+  /** A token over plain HTTP from another machine. */
+  | 'https_required';
 
 export type Decision =
   | { ok: true; outcome: 'public' | 'ok'; route: Route; validation?: Validation }
@@ -48,6 +67,11 @@ export type Decision =
       need?: Missing;
       /** Why, for the log line (never shown to the client). */
       reason?: string;
+      /**
+       * Answer as to an API client whatever its Accept header: JSON, never a login redirect (the
+       * request presented an access token, or the route takes tokens only).
+       */
+      bearer?: true;
     };
 
 /** Asks the session-service; `null` for "no valid session"; throws when it cannot answer. */
@@ -59,6 +83,17 @@ const STEP_UP_MESSAGES: Record<Missing, string> = {
   webauthn: 'This page needs a sign-in with a security key or passkey. Confirm it is you with one.',
   'recent-authentication': ERRORS.REAUTHENTICATION_REQUIRED.message,
 };
+
+/** What a read-only token may do. */
+const READ_ONLY_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+const INVALID_TOKEN = {
+  status: 401,
+  code: 'UNAUTHENTICATED',
+  message: 'The token is not valid.',
+  headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+  bearer: true,
+} as const;
 
 export async function decide(
   facts: RequestFacts,
@@ -76,7 +111,10 @@ export async function decide(
       code: 'NOT_FOUND',
       message: 'No application is served at this address.',
     };
-  if (facts.upgrade) {
+  const bearer = facts.token !== undefined;
+  // An upgrade that presents a token carries no ambient credential: a page cannot set
+  // Authorization on a WebSocket, so there is no cross-site hijacking to refuse.
+  if (facts.upgrade && !bearer) {
     const origin = checkUpgradeOrigin({ ...facts.upgrade, allowed: route.websocketOrigins });
     if (!origin.ok)
       return {
@@ -90,10 +128,77 @@ export async function decide(
       };
   }
   if (route.public) return { ok: true, outcome: 'public', route };
+  const api = bearer || route.credentials === 'token' ? { bearer: true as const } : {};
+  if (bearer && route.credentials === 'session')
+    return {
+      ok: false,
+      outcome: 'credential_refused',
+      status: 403,
+      code: 'CREDENTIAL_NOT_ACCEPTED',
+      message: 'This route is for browsers: it does not accept access tokens.',
+      route,
+      reason: 'token on a sessions-only route',
+      ...api,
+    };
+  if (!bearer && route.credentials === 'token')
+    return facts.sessionCookie
+      ? {
+          ok: false,
+          outcome: 'credential_refused',
+          status: 403,
+          code: 'CREDENTIAL_NOT_ACCEPTED',
+          message:
+            'This route accepts access tokens only (Authorization: Bearer <token>), not a session.',
+          route,
+          reason: 'session on a tokens-only route',
+          ...api,
+        }
+      : {
+          ok: false,
+          outcome: 'unauthenticated',
+          status: 401,
+          code: 'UNAUTHENTICATED',
+          message: 'This route needs an access token (Authorization: Bearer <token>).',
+          headers: { 'WWW-Authenticate': 'Bearer realm="gatehouse"' },
+          route,
+          ...api,
+        };
+  if (facts.token === null)
+    return { ok: false, outcome: 'unauthenticated', ...INVALID_TOKEN, route, reason: 'malformed' };
+  if (bearer && facts.plainHttpFromAfar)
+    return {
+      ok: false,
+      outcome: 'https_required',
+      status: 403,
+      code: 'HTTPS_REQUIRED',
+      route,
+      reason: 'token over plain HTTP',
+      ...api,
+    };
   let validation: Validation | null;
   try {
     validation = await validate(options.signedIdentity ? route.id : undefined);
   } catch (err) {
+    if (err instanceof TokenRefused)
+      return err.code === 'TOO_MANY_ATTEMPTS'
+        ? {
+            ok: false,
+            outcome: 'throttled',
+            status: 429,
+            code: 'TOO_MANY_ATTEMPTS',
+            message: 'Too many invalid access tokens from this address. Try again later.',
+            headers: { 'Retry-After': err.retryAfter ?? '60' },
+            route,
+            ...api,
+          }
+        : {
+            ok: false,
+            outcome: 'https_required',
+            status: 403,
+            code: 'HTTPS_REQUIRED',
+            route,
+            ...api,
+          };
     return {
       ok: false,
       outcome: 'unavailable',
@@ -103,12 +208,62 @@ export async function decide(
       headers: { 'Retry-After': '1' },
       route,
       reason: err instanceof Error ? err.message : String(err),
+      ...api,
     };
   }
   if (!validation)
-    return { ok: false, outcome: 'unauthenticated', status: 401, code: 'UNAUTHENTICATED', route };
+    return bearer
+      ? { ok: false, outcome: 'unauthenticated', ...INVALID_TOKEN, route }
+      : {
+          ok: false,
+          outcome: 'unauthenticated',
+          status: 401,
+          code: 'UNAUTHENTICATED',
+          route,
+          ...api,
+        };
   if (!isAllowed(route, validation.user))
-    return { ok: false, outcome: 'forbidden', status: 403, code: 'FORBIDDEN', route, validation };
+    return {
+      ok: false,
+      outcome: 'forbidden',
+      status: 403,
+      code: 'FORBIDDEN',
+      route,
+      validation,
+      ...api,
+    };
+  const { token } = validation;
+  if (token || !validation.authentication) {
+    const scope = token?.scope ?? {};
+    if (scope.routes && !scope.routes.includes(route.id))
+      return scopeRefused(route, validation, 'The access token does not reach this route.');
+    if (scope.readOnly && (facts.upgrade || !READ_ONLY_METHODS.has(facts.method ?? 'GET')))
+      return scopeRefused(
+        route,
+        validation,
+        facts.upgrade
+          ? 'The access token is read-only: it cannot open a WebSocket.'
+          : 'The access token is read-only: GET, HEAD and OPTIONS only.',
+      );
+    // A token proves no sign-in, so it can never step up: a route that asks how the user signed
+    // in (a second factor, a security key, a recent sign-in) is for sessions.
+    if (route.require !== 'password' || route.maxAge !== undefined)
+      return {
+        ok: false,
+        outcome: 'credential_refused',
+        status: 403,
+        code: 'CREDENTIAL_NOT_ACCEPTED',
+        message:
+          route.require !== 'password'
+            ? 'This route needs a sign-in with a second factor; an access token cannot provide one. Sign in in a browser.'
+            : 'This route needs a recent sign-in; an access token cannot provide one. Sign in in a browser.',
+        route,
+        validation,
+        reason: route.require !== 'password' ? `require ${route.require}` : 'maxAge',
+        bearer: true,
+      };
+    return { ok: true, outcome: 'ok', route, validation };
+  }
   const maxAge = facts.recheck ? undefined : route.maxAge;
   const need = missingFor(validation.authentication, route.require, maxAge, options.now);
   if (need) {
@@ -126,4 +281,18 @@ export async function decide(
     };
   }
   return { ok: true, outcome: 'ok', route, validation };
+}
+
+function scopeRefused(route: Route, validation: Validation, message: string): Decision {
+  return {
+    ok: false,
+    outcome: 'scope_refused',
+    status: 403,
+    code: 'TOKEN_SCOPE',
+    message,
+    route,
+    validation,
+    reason: message,
+    bearer: true,
+  };
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { IDENTITY_HEADERS } from '../../common/src/identity.js';
+import { GATEHOUSE_BEARER } from './access-token.js';
 import { type CookiePolicy, withoutOwnCookies } from './cookies.js';
 import { type ParsedHost, parseHost } from './host.js';
 
@@ -15,6 +16,7 @@ import { type ParsedHost, parseHost } from './host.js';
  * | URL and method overrides      | removed                            | nothing: the path and method the gateway authorised |
  * | the gateway's own (Host, X-Request-Id, X-Gatehouse-*) | removed   | the gateway's                   |
  * | Cookie                        | Gatehouse's cookies removed        | the app's own cookies           |
+ * | Authorization: Bearer gatehouse_… | removed (an access token is Gatehouse's) | any other Authorization, as sent |
  * | anything else                 | kept, in order, casing and number  |                                 |
  *
  * Names are compared lowercase with `_` read as `-` (CGI-style servers, PHP among them, read
@@ -165,6 +167,11 @@ export interface UpstreamHeaderOptions {
   upgrade?: string;
   /** The body was read whole: send this Content-Length, never the client's framing. */
   bodyLength?: number;
+  /**
+   * Keep an `Authorization: Bearer gatehouse_…` (the session-service's /auth/, whose validate
+   * reads it). Anywhere else our access token never leaves the gateway.
+   */
+  keepAccessToken?: boolean;
 }
 
 /**
@@ -203,6 +210,8 @@ export function upstreamHeaders(req: IncomingMessage, options: UpstreamHeaderOpt
       continue;
     }
     if (HOP_BY_HOP.has(lower) || listed.has(lower) || isRemovedRequestHeader(lower)) continue;
+    if (lower === 'authorization' && !options.keepAccessToken && GATEHOUSE_BEARER.test(value))
+      continue;
     if (lower === 'cookie' && options.cookies) {
       const rest = withoutOwnCookies(value, options.cookies);
       if (rest) out.push(name, rest);

@@ -58,6 +58,9 @@ const upstreamSchema = z.string().superRefine((value, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'must not hold credentials' });
 });
 
+/** What a route's `credentials` may say (route-table.ts `Route.credentials`). */
+export const CREDENTIALS = ['any', 'session', 'token'] as const;
+
 const names = z.array(z.string().min(1, 'must not be empty')).optional();
 
 export const routeSchema = z.strictObject({
@@ -86,6 +89,14 @@ export const routeSchema = z.strictObject({
     .int('must be a whole number of seconds')
     .positive('must be at least 1 second')
     .optional(),
+  /**
+   * Which credentials the route takes: `any` (default) a session cookie or an access token
+   * (`Authorization: Bearer gatehouse_…`); `session` browsers only (a token is refused);
+   * `token` access tokens only (a session cookie never stands in, no login redirect).
+   */
+  credentials: z
+    .enum(CREDENTIALS, { error: `must be one of ${CREDENTIALS.join(', ')}` })
+    .default('any'),
   timeoutMs: z.number().int().positive().optional(),
   /** Other origins whose pages may open WebSockets on this route (origin.ts); its own always may. */
   websocketOrigins: z
@@ -149,6 +160,20 @@ export function crossRouteProblems(data: unknown): Problem[] {
           path: ['routes', i, field],
           message: 'a public route asks for no session, so it cannot require how one signed in',
         });
+    if (route.public === true && route.credentials !== undefined)
+      problems.push({
+        path: ['routes', i, 'credentials'],
+        message: 'a public route asks for no credential, so it cannot choose which kind',
+      });
+    // A token proves no sign-in: it can never meet `require` beyond a password, nor `maxAge`.
+    if (route.credentials === 'token')
+      for (const field of ['require', 'maxAge'] as const)
+        if (route[field] !== undefined && !(field === 'require' && route[field] === 'password'))
+          problems.push({
+            path: ['routes', i, field],
+            message:
+              'an access token proves no sign-in, so a route for tokens only cannot require how one signed in',
+          });
     if (
       allow &&
       typeof allow === 'object' &&

@@ -22,6 +22,11 @@ export interface Route {
   require: Requirement;
   /** Seconds: the user must have proved who they are at most this long ago. */
   maxAge?: number;
+  /**
+   * `any`: a session cookie or an access token; `session`: a session only (browsers); `token`:
+   * an access token only (`Authorization: Bearer gatehouse_…`).
+   */
+  credentials: 'any' | 'session' | 'token';
   timeoutMs: number;
   /** Normalised origins allowed to open WebSockets besides the request's own. */
   websocketOrigins: ReadonlySet<string>;

@@ -33,6 +33,7 @@ function toRoute(spec: z.output<typeof routeSchema>, defaultTimeoutMs: number): 
       : {}),
     require: spec.require,
     ...(spec.maxAge !== undefined ? { maxAge: spec.maxAge } : {}),
+    credentials: spec.credentials,
     timeoutMs: spec.timeoutMs ?? defaultTimeoutMs,
     websocketOrigins: new Set(
       (spec.websocketOrigins ?? []).map((o) => normaliseOrigin(o) as string),
@@ -101,6 +102,7 @@ export function defaultRouteTable(upstream: string, timeoutMs: number): RouteTab
         preserveHost: false,
         public: false,
         require: 'password',
+        credentials: 'any',
         cache: 'gateway',
       },
       timeoutMs,

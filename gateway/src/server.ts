@@ -18,6 +18,7 @@ import { identityHeaders } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
 import { observeRequest } from '../../common/src/observability.js';
 import type { Trust } from '../../common/src/trust-proxy.js';
+import { isLoopback, presentedToken } from './access-token.js';
 import {
   type CheckedRequest,
   checkRequest,
@@ -27,7 +28,7 @@ import {
   RESERVED_PREFIX,
 } from './check-request.js';
 import type { GatewayConfig } from './config.js';
-import type { CookiePolicy } from './cookies.js';
+import { type CookiePolicy, foldCookieName } from './cookies.js';
 import { type Decision, decide, type RequestFacts } from './decide.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { createProxy, ProxyTarget } from './proxy.js';
@@ -49,6 +50,10 @@ const REFUSAL_LOG: Partial<
   forbidden: { level: 'info', message: 'not allowed on this route' },
   step_up: { level: 'info', message: 'step-up required on this route' },
   origin_refused: { level: 'info', message: 'websocket origin refused' },
+  credential_refused: { level: 'info', message: 'credential not accepted on this route' },
+  scope_refused: { level: 'info', message: "outside the access token's scope" },
+  throttled: { level: 'info', message: 'too many invalid access tokens from this address' },
+  https_required: { level: 'info', message: 'access token over plain HTTP refused' },
 };
 
 export interface ServerDeps {
@@ -79,9 +84,10 @@ export function createServerEntry(deps: ServerDeps) {
   const identityOf = (validation: Validation) => {
     let identity = identities.get(validation);
     if (!identity) {
+      // An access token proves no sign-in: no -Amr, -Acr, -Auth-Time (the JWT says `tok`).
       identity = {
         ...identityHeaders(validation.user, validation.session.expiresAt),
-        ...authenticationHeaders(validation.authentication),
+        ...(validation.authentication ? authenticationHeaders(validation.authentication) : {}),
       };
       if (validation.jwt) identity['x-auth-request-jwt'] = validation.jwt;
       identities.set(validation, identity);
@@ -92,15 +98,20 @@ export function createServerEntry(deps: ServerDeps) {
   function validator(
     req: IncomingMessage,
     peerTrusted: boolean,
+    token: string | undefined,
     cache?: Map<string, Promise<unknown>>,
   ) {
     return (audience: string | undefined): Promise<Validation | null> => {
-      const cookie = req.headers.cookie;
-      const key = cache ? `${audience ?? ''}\n${cookie ?? ''}` : '';
+      // An access token is validated in place of the cookie (never both).
+      const cookie = token === undefined ? req.headers.cookie : undefined;
+      const key = cache
+        ? `${audience ?? ''}\n${token === undefined ? `c${cookie ?? ''}` : `t${token}`}`
+        : '';
       const cached = cache?.get(key) as Promise<Validation | null> | undefined;
       if (cached) return cached;
       const pending = sessionClient.validate({
         ...(cookie ? { cookie } : {}),
+        ...(token !== undefined ? { token } : {}),
         ...(audience ? { audience } : {}),
         // Read only when the session-service is asked (a cache miss), not on every request: the
         // client address walks X-Forwarded-For.
@@ -178,6 +189,15 @@ export function createServerEntry(deps: ServerDeps) {
     );
   }
 
+  const sessionCookieName = foldCookieName(config.COOKIE_NAME);
+  /** Does the Cookie header carry the session cookie (under any of its names)? */
+  const hasSessionCookie = (header: string | undefined) =>
+    header?.split(';').some((pair) => {
+      const eq = pair.indexOf('=');
+      return foldCookieName(eq === -1 ? pair : pair.slice(0, eq)) === sessionCookieName;
+    }) ?? false;
+  const httpsOnly = config.PUBLIC_URL?.startsWith('https:') ?? false;
+
   /** WebSocket upgrades and their re-checks: the same checks and decision as HTTP. */
   const admit: Admit = (req, options) => {
     const checked = checkRequest(req);
@@ -192,11 +212,20 @@ export function createServerEntry(deps: ServerDeps) {
     if (isReserved(checked.target) || isAuth(checked.target))
       return { ok: false, status: 404, code: 'NOT_FOUND' };
     const peerTrusted = trust.peer(req);
+    const token = presentedToken(req.headers.authorization);
     const facts: RequestFacts = {
       host: checked.host,
       target: checked.target,
+      method: req.method ?? 'GET',
       ...(options.cache ? { recheck: true } : {}),
     };
+    if (token !== undefined) {
+      facts.token = token;
+      if (httpsOnly) {
+        const forwarded = forwardedFor(req, checked.host, peerTrusted, trust.clientIp);
+        facts.plainHttpFromAfar = forwarded.proto !== 'https' && !isLoopback(forwarded.clientIp);
+      }
+    } else facts.sessionCookie = hasSessionCookie(req.headers.cookie);
     if (options.upgrade) {
       const forwarded = forwardedFor(req, checked.host, peerTrusted, trust.clientIp);
       const header = (name: string) => {
@@ -212,7 +241,7 @@ export function createServerEntry(deps: ServerDeps) {
     const decision = await decide(
       facts,
       routes.current(),
-      validator(req, peerTrusted, options.cache),
+      validator(req, peerTrusted, token ?? undefined, options.cache),
       { signedIdentity: config.JWT_ENABLED, now: Date.now() },
     );
     count(decision, req, !options.cache);
@@ -235,7 +264,8 @@ export function createServerEntry(deps: ServerDeps) {
       res.setHeader('X-Request-Id', String(req.headers['x-request-id']));
       if (admission.status === 401) {
         res.setHeader('Cache-Control', NO_STORE);
-        if (wantsHtml(req)) {
+        // A token's client is a program: never a login page, whatever its Accept says.
+        if (!admission.bearer && wantsHtml(req)) {
           // Back to this very request after signing in, or after the step the route asks for.
           const rd = encodeURIComponent(req.url ?? '/');
           const location = admission.need
@@ -249,6 +279,7 @@ export function createServerEntry(deps: ServerDeps) {
         }
       }
       return sendError(req, res, admission.code, {
+        ...(admission.bearer ? { json: true } : {}),
         ...(admission.message !== undefined ? { message: admission.message } : {}),
         ...(admission.headers ? { headers: admission.headers } : {}),
         ...(admission.need ? { fields: { need: admission.need } } : {}),

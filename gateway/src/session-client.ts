@@ -11,13 +11,44 @@ import type { Logger } from '../../common/src/logger.js';
 import { createRevocationStream } from './revocation-stream.js';
 import { createValidationCache, type Ticket } from './validation-cache.js';
 
+/** What validate says of an access token (its id is the token's SHA-256, never the token). */
+export interface TokenUse {
+  id: string;
+  name: string;
+  kind: 'personal' | 'service';
+  expiresAt: string;
+  /** Route ids it may reach (absent: any) and whether it is read-only; its groups are applied. */
+  scope: { routes?: string[]; readOnly?: boolean };
+}
+
 export interface Validation {
   user: Identity;
-  session: { createdAt: string; expiresAt: string };
-  /** How the session was authenticated (methods, level, when): what route requirements check. */
-  authentication: Authentication;
+  /** When the credential ends: the session's expiry, or the access token's (no createdAt then). */
+  session: { createdAt?: string; expiresAt: string };
+  /**
+   * How the session was authenticated (methods, level, when): what route requirements check.
+   * Absent for an access token, which proves no sign-in.
+   */
+  authentication?: Authentication;
+  /** Set when the credential was an access token. */
+  token?: TokenUse;
   /** The signed identity (compact JWT, aud = the route id) when asked for and the service signs. */
   jwt?: string;
+}
+
+/**
+ * validate refused an access token for a reason other than "not valid": too many failed tokens
+ * from this address (429 TOO_MANY_ATTEMPTS, with its Retry-After), or sent over plain HTTP
+ * (403 HTTPS_REQUIRED). The gateway answers the client the same, never 503.
+ */
+export class TokenRefused extends Error {
+  constructor(
+    readonly code: 'TOO_MANY_ATTEMPTS' | 'HTTPS_REQUIRED',
+    readonly retryAfter?: string,
+  ) {
+    super(`validate refused the token: ${code}`);
+    this.name = 'TokenRefused';
+  }
 }
 
 /** A compact JWS (header.payload.signature, base64url): nothing else goes into a header. */
@@ -25,6 +56,11 @@ const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 export interface ValidateInput {
   cookie?: string;
+  /**
+   * An access token the client presented (`Authorization: Bearer gatehouse_…`): validated in
+   * place of the cookie, which is then not sent (the session-service reads the token first).
+   */
+  token?: string;
   requestId?: string;
   clientIp?: string;
   userAgent?: string;
@@ -91,6 +127,52 @@ function authenticationIn(body: { authentication?: unknown }): Authentication | 
   return parseAuthenticationBody(body.authentication);
 }
 
+const strings = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((v) => typeof v === 'string');
+
+/**
+ * validate's answer for an access token: the owner, and the token's id, name, kind, expiry and
+ * scope. Undefined when any of it does not parse (the gateway then fails closed), or when it
+ * carries `authentication` (a token never does: an answer for a session cannot pass as one).
+ */
+function tokenAnswer(body: unknown): Omit<Validation, 'jwt'> | undefined {
+  const b = body as {
+    user?: Identity;
+    token?: Record<string, unknown>;
+    authentication?: unknown;
+  } | null;
+  const user = b?.user;
+  const t = b?.token;
+  if (!user || typeof user.username !== 'string' || !strings(user.groups) || !t) return undefined;
+  if (b.authentication !== undefined) return undefined;
+  const scope = (t.scope ?? {}) as Record<string, unknown>;
+  if (
+    typeof t.id !== 'string' ||
+    typeof t.name !== 'string' ||
+    (t.kind !== 'personal' && t.kind !== 'service') ||
+    typeof t.expiresAt !== 'string' ||
+    !Number.isFinite(Date.parse(t.expiresAt)) ||
+    typeof scope !== 'object' ||
+    (scope.routes !== undefined && !strings(scope.routes)) ||
+    (scope.readOnly !== undefined && typeof scope.readOnly !== 'boolean')
+  )
+    return undefined;
+  return {
+    user,
+    session: { expiresAt: t.expiresAt },
+    token: {
+      id: t.id,
+      name: t.name,
+      kind: t.kind,
+      expiresAt: t.expiresAt,
+      scope: {
+        ...(scope.routes !== undefined ? { routes: scope.routes as string[] } : {}),
+        ...(scope.readOnly !== undefined ? { readOnly: scope.readOnly as boolean } : {}),
+      },
+    },
+  };
+}
+
 /** The `error` of a JSON error answer, if it is one. */
 function errorCodeOf(text: string): string | undefined {
   try {
@@ -125,7 +207,8 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
       const fail = (why: string) =>
         reject(new GatehouseError('SESSION_SERVICE_UNAVAILABLE', { message: why }));
       const headers: Record<string, string> = { accept: 'application/json' };
-      if (input.cookie) headers.cookie = input.cookie;
+      const { token } = input;
+      if (token === undefined && input.cookie) headers.cookie = input.cookie;
       if (input.requestId) headers['x-request-id'] = input.requestId;
       if (input.clientIp) headers['x-forwarded-for'] = input.clientIp;
       if (input.userAgent) headers['user-agent'] = input.userAgent;
@@ -135,6 +218,10 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
         url.searchParams.set('aud', input.audience as string);
         headers.authorization = `Bearer ${internalToken}`;
       }
+      // The internal validate's own Authorization is the internal token: the client's goes in
+      // X-Gatehouse-Authorization (the public validate reads Authorization itself).
+      if (token !== undefined)
+        headers[signed ? 'x-gatehouse-authorization' : 'authorization'] = `Bearer ${token}`;
       const req = send(url, { method: 'GET', agent, headers }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -157,8 +244,31 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
             if (errorCodeOf(text) !== 'INVALID_INTERNAL_TOKEN') return resolve(null);
             return fail('the session-service refused the internal token (INTERNAL_TOKEN differs)');
           }
+          if (token !== undefined && (res.statusCode === 429 || res.statusCode === 403)) {
+            const code = errorCodeOf(text);
+            if (res.statusCode === 429 && code === 'TOO_MANY_ATTEMPTS') {
+              const retryAfter = res.headers['retry-after'];
+              return reject(
+                new TokenRefused(
+                  code,
+                  typeof retryAfter === 'string' && /^\d{1,6}$/.test(retryAfter)
+                    ? retryAfter
+                    : '60',
+                ),
+              );
+            }
+            if (res.statusCode === 403 && code === 'HTTPS_REQUIRED')
+              return reject(new TokenRefused(code));
+          }
           if (res.statusCode !== 200) return fail(`validate answered ${res.statusCode}`);
           try {
+            const jwt = signed ? res.headers['x-auth-request-jwt'] : undefined;
+            const signedIdentity = typeof jwt === 'string' && COMPACT_JWT.test(jwt) ? { jwt } : {};
+            if (token !== undefined) {
+              const use = tokenAnswer(JSON.parse(text));
+              if (!use) return fail('validate answer malformed: token');
+              return resolve({ ...use, ...signedIdentity });
+            }
             const body = JSON.parse(text) as Omit<Validation, 'authentication'> & {
               authentication?: unknown;
             };
@@ -167,12 +277,11 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
             // Fail closed: a route's requirement cannot be checked against what does not parse.
             const authentication = authenticationIn(body);
             if (!authentication) return fail('validate answer malformed: authentication');
-            const jwt = signed ? res.headers['x-auth-request-jwt'] : undefined;
             resolve({
               user: body.user,
               session: body.session,
               authentication,
-              ...(typeof jwt === 'string' && COMPACT_JWT.test(jwt) ? { jwt } : {}),
+              ...signedIdentity,
             });
           } catch {
             fail('validate answer not JSON');
@@ -235,7 +344,10 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
   return {
     validate(input) {
       if (!cache) return ask(input);
-      const lookup = cache.lookup(input.cookie, input.audience);
+      const lookup =
+        input.token !== undefined
+          ? cache.lookupToken(input.token, input.audience)
+          : cache.lookup(input.cookie, input.audience);
       if (lookup.outcome === 'hit') return Promise.resolve(lookup.validation);
       if (lookup.outcome === 'miss') return miss(input, lookup.ticket);
       return ask(input);

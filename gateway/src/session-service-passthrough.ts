@@ -79,6 +79,7 @@ export function createSessionServicePassthrough(deps: {
     const headers = upstreamHeaders(req, {
       host: checked.host?.value ?? sessionService.host,
       cookies: null, // logout needs the session cookie
+      keepAccessToken: true, // /auth/validate reads a client's token from Authorization
       forwarded: forwardedFor(req, checked.host, peerTrusted, trust.clientIp),
       requestId,
       ...(body ? { bodyLength: body.length } : {}),

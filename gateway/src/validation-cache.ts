@@ -20,6 +20,9 @@ import type { Validation } from './session-client.js';
  *
  * Sessions are named here as in Redis and on the revocation feed: by their stored id, the SHA-256
  * of the cookie's session id (common/src/session-id.ts), computed only on a miss, never on a hit.
+ * Access tokens (`lookupToken`) are kept the same way, keyed by the token and the audience, and
+ * named by their stored id, the SHA-256 of the token: the id a token's revocation is published
+ * under, so `revoke` drops a revoked token's entries exactly as a session's.
  */
 export interface CacheOptions {
   /** Longest life of an entry; 0 disables the cache. */
@@ -165,6 +168,29 @@ export function createValidationCache(options: CacheOptions) {
       }
       stats.misses += 1;
       return { outcome: 'miss', ticket: { key, sid: storedSessionId(rawSid), epoch, at: now() } };
+    },
+
+    /**
+     * The same for an access token (`Authorization: Bearer gatehouse_…`): keyed apart from
+     * cookies, named by the token's stored id (what its revocation names). On only while the
+     * revocation stream is connected, as for sessions.
+     */
+    lookupToken(token: string, audience: string | undefined): CacheLookup {
+      if (!cookieName || options.ttlMs <= 0) {
+        stats.bypasses += 1;
+        return { outcome: 'bypass' };
+      }
+      const key = `\u0001${audience ?? ''}\u0000${token}`;
+      const entry = entries.get(key);
+      if (entry) {
+        if (entry.until > now()) {
+          stats.hits += 1;
+          return { outcome: 'hit', validation: entry.validation };
+        }
+        entries.delete(key);
+      }
+      stats.misses += 1;
+      return { outcome: 'miss', ticket: { key, sid: storedSessionId(token), epoch, at: now() } };
     },
 
     /** Keep a positive answer of the miss `ticket`, unless it may be stale already. */

@@ -25,6 +25,8 @@ export type Admission =
       headers?: Record<string, string>;
       /** STEP_UP_REQUIRED / REAUTHENTICATION_REQUIRED: what the session lacks. */
       need?: Missing;
+      /** An access token's (or a tokens-only route's) refusal: JSON, never a login redirect. */
+      bearer?: true;
     };
 
 /** Decide again for an open socket; `cache` shares one validate call per session per round. */

@@ -59,6 +59,7 @@ function route(id: string, host: string | undefined, segments: string[]): Route 
     preserveHost: false,
     public: false,
     require: 'password',
+    credentials: 'any',
     timeoutMs: 1000,
     websocketOrigins: new Set(),
     cache: 'gateway',
