@@ -17,6 +17,22 @@ Commands:
   reset-factors <username>                   remove the user's second factors (authenticator
                                              app, recovery codes, security keys, passkeys)
                                              and end their sessions
+                                             (remove, passwd and disable also end the user's
+                                             access tokens)
+
+Service accounts (identities for services: groups and tokens, no password):
+  service-account add <name> [--groups a,b] [--description text]
+  service-account list [--json]
+  service-account disable <name>             refuse its tokens and end them
+  service-account enable <name>
+  service-account remove <name>              remove it and end its tokens
+
+Access tokens (shown once, on stdout, when made; Gatehouse keeps only their hash):
+  token create <owner> --name <name> --expires-days N [--routes a,b] [--groups a,b] [--read-only]
+                                             <owner>: a service account, or a user (a personal
+                                             token made by an admin); N at most TOKEN_MAX_DAYS
+  token list <owner> [--json]                the owner's tokens (never the tokens themselves)
+  token revoke <owner> <id>                  end one token (its id as token list shows it)
 
 add and passwd read the password from the first line of stdin when it is not a terminal,
 otherwise they ask for it twice without echoing it.
@@ -27,6 +43,11 @@ Environment:
   REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_CLUSTER_NODES, REDIS_USERNAME, REDIS_PASSWORD
                 Sentinel or Cluster instead of REDIS_URL, as for the session-service
   REDIS_PREFIX  session key prefix (default gh:)
+  SESSION_ENCRYPTION_KEY, SESSION_ENCRYPTION_KEY_PREVIOUS
+                the session-service's keys, to seal and read token records (service-account
+                add and token; outside production, when unset, the development key in
+                ./data/session-encryption-key, or DEV_ENCRYPTION_KEY_FILE)
+  TOKEN_MAX_DAYS  the longest expiry of a token, as for the session-service (default 90)
 
 Exit codes: 0 done, 1 refused or failed (nothing changed; reset-factors when Redis is
   unreachable), 2 changed but the sessions could not be ended (Redis unreachable; they end at
@@ -39,6 +60,10 @@ export interface Settings {
   redis: () => Readonly<RedisConnection>;
   redisPrefix: string;
   lifetimes: Lifetimes;
+  /** The session-service's SESSION_ENCRYPTION_KEY (and previous ones): read when tokens are. */
+  encryptionKeys: () => string[];
+  /** TOKEN_MAX_DAYS, checked as the session-service checks it. */
+  tokenMaxDays: () => number;
 }
 
 export interface Invocation {
@@ -48,6 +73,11 @@ export interface Invocation {
   email: string | undefined;
   json: boolean;
   help: boolean;
+  description: string | undefined;
+  name: string | undefined;
+  expiresDays: string | undefined;
+  routes: string | undefined;
+  readOnly: boolean;
 }
 
 const OPTIONS = {
@@ -55,7 +85,41 @@ const OPTIONS = {
   email: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  description: { type: 'string' },
+  name: { type: 'string' },
+  'expires-days': { type: 'string' },
+  routes: { type: 'string' },
+  'read-only': { type: 'boolean' },
 } as const;
+
+export type OptionName =
+  | 'groups'
+  | 'email'
+  | 'json'
+  | 'description'
+  | 'name'
+  | 'expires-days'
+  | 'routes'
+  | 'read-only';
+
+const given: Record<OptionName, (invocation: Invocation) => boolean> = {
+  groups: (i) => i.groups !== undefined,
+  email: (i) => i.email !== undefined,
+  json: (i) => i.json,
+  description: (i) => i.description !== undefined,
+  name: (i) => i.name !== undefined,
+  'expires-days': (i) => i.expiresDays !== undefined,
+  routes: (i) => i.routes !== undefined,
+  'read-only': (i) => i.readOnly,
+};
+
+/** Refuse options that do not belong to the command (`what`: how it is named in the message). */
+export function refuseOptions(invocation: Invocation, allowed: OptionName[], what: string): void {
+  for (const option of Object.keys(given) as OptionName[]) {
+    if (given[option](invocation) && !allowed.includes(option))
+      throw new CliError(`${what} does not take --${option}`);
+  }
+}
 
 export function parseInvocation(argv: string[]): Invocation {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
@@ -72,6 +136,11 @@ export function parseInvocation(argv: string[]): Invocation {
     email: parsed.values.email,
     json: parsed.values.json ?? false,
     help: parsed.values.help ?? false,
+    description: parsed.values.description,
+    name: parsed.values.name,
+    expiresDays: parsed.values['expires-days'],
+    routes: parsed.values.routes,
+    readOnly: parsed.values['read-only'] ?? false,
   };
 }
 
@@ -81,12 +150,7 @@ export function expectShape(
   allowed: Array<'groups' | 'email' | 'json'>,
   args: number,
 ): void {
-  for (const option of ['groups', 'email', 'json'] as const) {
-    const given = option === 'json' ? invocation.json : invocation[option] !== undefined;
-    if (given && !allowed.includes(option)) {
-      throw new CliError(`${invocation.command} does not take --${option}`);
-    }
-  }
+  refuseOptions(invocation, allowed, String(invocation.command));
   if (invocation.positionals.length !== args) {
     const what = args === 0 ? 'no arguments' : 'exactly one username';
     throw new CliError(`${invocation.command} takes ${what}; run with --help for usage`);

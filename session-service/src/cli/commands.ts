@@ -15,6 +15,7 @@ import { endSessions } from './end-sessions.js';
 import { CliError, EXIT_FAILED, EXIT_OK } from './errors.js';
 import { readNewPassword } from './password-input.js';
 import { complain, printUsers, quote, say } from './print.js';
+import { TOKEN_COMMANDS } from './tokens.js';
 import { indexOfUser, loadUsers, requireNewUsername, saveUsers, updateUser } from './users-file.js';
 
 export type Command = (settings: Settings, invocation: Invocation) => Promise<number>;
@@ -86,7 +87,11 @@ const resetFactors: Command = async (settings, invocation) => {
   const username = invocation.positionals[0] as string;
   const users = await loadUsers(settings);
   const user = users[indexOfUser(users, username)] as StoredUser;
-  return endSessions(settings, user, { resetFactors: true, unreachableExit: EXIT_FAILED });
+  return endSessions(settings, user, {
+    resetFactors: true,
+    unreachableExit: EXIT_FAILED,
+    endTokens: false,
+  });
 };
 
 const passwd: Command = async (settings, invocation) => {
@@ -132,4 +137,5 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   disable,
   enable,
   'reset-factors': resetFactors,
+  ...TOKEN_COMMANDS,
 };

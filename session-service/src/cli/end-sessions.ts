@@ -1,12 +1,17 @@
-/** Ending a user's sessions in Redis after remove, passwd and disable (and reset-factors). */
+/**
+ * Ending a user's sessions in Redis after remove, passwd and disable (and reset-factors), and
+ * their access tokens (not after reset-factors: a lost phone is no leaked token).
+ */
 import { createOneShotRedis, describeRedis, withDeadline } from '../../../common/src/redis.js';
 import type { RedisConnection } from '../config.js';
+import { createTokenRevoker } from '../domain/access-tokens.js';
 import { createRedisFactorRepository } from '../domain/factors-redis.js';
+import { publishRevocations } from '../domain/revocation-channel.js';
 import { createRedisSessionRepository } from '../domain/session-repository-redis.js';
 import { type StoredUser, withId } from '../domain/users.js';
 import type { Settings } from './args.js';
 import { describeError, EXIT_OK, EXIT_SESSIONS_NOT_ENDED } from './errors.js';
-import { complain, printSessionsEnded, quote, say } from './print.js';
+import { complain, printSessionsEnded, printTokensEnded, quote, say } from './print.js';
 
 const REDIS_CONNECT_TIMEOUT_MS = 2000;
 /** Overall deadline for ending sessions: a frozen Redis must not hang the CLI. */
@@ -22,7 +27,8 @@ async function revokeSessions(
   connection: RedisConnection,
   userId: string,
   resetFactors: boolean,
-): Promise<{ ended: number; hadFactor: boolean }> {
+  endTokens: boolean,
+): Promise<{ ended: number; hadFactor: boolean; tokens: number }> {
   const redis = createOneShotRedis(connection, REDIS_CONNECT_TIMEOUT_MS);
   const sessions = createRedisSessionRepository({
     redis,
@@ -30,12 +36,19 @@ async function revokeSessions(
     prefix: settings.redisPrefix,
   });
   const factors = createRedisFactorRepository({ redis, prefix: settings.redisPrefix });
+  // Published as the session-service publishes: every gateway drops the tokens from its cache.
+  const tokens = createTokenRevoker({
+    redis,
+    prefix: settings.redisPrefix,
+    onRevoked: (ids) => publishRevocations(redis, settings.redisPrefix, ids),
+  });
   try {
     return await withDeadline(
       (async () => {
         await redis.connect();
         const hadFactor = resetFactors ? await factors.removeAllFactors(userId) : false;
-        return { ended: await sessions.deleteUserSessions(userId), hadFactor };
+        const ended = await sessions.deleteUserSessions(userId);
+        return { ended, hadFactor, tokens: endTokens ? await tokens.revokeAll(userId) : 0 };
       })(),
       REDIS_DEADLINE_MS,
       resetFactors ? 'removing the second factors' : 'ending the sessions',
@@ -45,7 +58,7 @@ async function revokeSessions(
   }
 }
 
-function causeOf(err: unknown): string {
+export function causeOf(err: unknown): string {
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
   if (cause instanceof Error) return cause.message || (cause as NodeJS.ErrnoException).code || '';
   return String(cause);
@@ -59,9 +72,10 @@ function causeOf(err: unknown): string {
 export async function endSessions(
   settings: Settings,
   user: StoredUser,
-  options: { resetFactors?: boolean; unreachableExit?: number } = {},
+  options: { resetFactors?: boolean; unreachableExit?: number; endTokens?: boolean } = {},
 ): Promise<number> {
   const resetFactors = options.resetFactors ?? false;
+  const endTokens = options.endTokens ?? true;
   const unreachable = options.unreachableExit ?? EXIT_SESSIONS_NOT_ENDED;
   const what = resetFactors ? 'remove the second factors' : 'end the sessions';
   let connection: Readonly<RedisConnection>;
@@ -72,7 +86,13 @@ export async function endSessions(
     return unreachable;
   }
   try {
-    const done = await revokeSessions(settings, connection, withId(user).id, resetFactors);
+    const done = await revokeSessions(
+      settings,
+      connection,
+      withId(user).id,
+      resetFactors,
+      endTokens,
+    );
     if (resetFactors)
       say(
         done.hadFactor
@@ -80,6 +100,7 @@ export async function endSessions(
           : `${quote(user.username)} had no second factor`,
       );
     printSessionsEnded(user.username, done.ended);
+    if (endTokens) printTokensEnded(user.username, done.tokens);
     return EXIT_OK;
   } catch (err) {
     complain(

@@ -45,3 +45,7 @@ export function printUsers(users: User[], options: { json: boolean; usersFile: s
 export function printSessionsEnded(username: string, ended: number): void {
   say(`ended ${ended} session${ended === 1 ? '' : 's'} of ${quote(username)}`);
 }
+
+export function printTokensEnded(username: string, ended: number): void {
+  say(`ended ${ended} access token${ended === 1 ? '' : 's'} of ${quote(username)}`);
+}
