@@ -6,6 +6,7 @@ import addFormats from 'ajv-formats';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { newToken } from '../../session-service/src/domain/access-tokens.js';
 import { reservedDeadPort } from '../helpers/ports.js';
 import { ROOT, TEST_INTERNAL_TOKEN } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
@@ -104,7 +105,7 @@ describe('docs/openapi.yaml against real answers', () => {
   it('describes every answer of every endpoint', async () => {
     const app = service.app;
     const call = async (
-      method: 'get' | 'post' | 'delete',
+      method: 'get' | 'post' | 'delete' | 'patch',
       path: string,
       setup: (r: request.Test) => request.Test = (r) => r,
     ) => {
@@ -164,6 +165,89 @@ describe('docs/openapi.yaml against real answers', () => {
       admin,
     );
     await call('delete', '/admin/users/alice/sessions', admin);
+
+    {
+      // Access tokens: made with a fresh sign-in, used on both validates, listed, revoked.
+      const fresh = await request(app)
+        .post('/auth/login')
+        .set('content-type', 'application/json')
+        .send(JSON.stringify({ username: 'alice', password: 'correct horse battery' }));
+      const mine = cookiePairOf(fresh.headers['set-cookie']);
+      const withCookie = (body: unknown) => (r: request.Test) => json(body)(r.set('cookie', mine));
+      const made = await call(
+        'post',
+        '/auth/tokens',
+        withCookie({ name: 'ci', expiresInDays: 7, scope: { groups: ['dev'], routes: ['api'] } }),
+      );
+      expect(made.status).toBe(201);
+      await call('post', '/auth/tokens', withCookie({ name: '', expiresInDays: 7 }));
+      await call(
+        'post',
+        '/auth/tokens',
+        withCookie({ name: 'x', expiresInDays: 7, scope: { groups: ['admins'] } }),
+      );
+      await call('get', '/auth/tokens', (r) => r.set('cookie', mine));
+      await call('get', '/auth/tokens', (r) => r.set('authorization', `Bearer ${made.body.token}`));
+      const bearer = (token: string) => (r: request.Test) =>
+        r.set('authorization', `Bearer ${token}`);
+      const used = await call('get', '/auth/validate', bearer(made.body.token));
+      expect(used.body.token.id).toBe(made.body.id);
+      await call('get', '/auth/validate', bearer(newToken('personal')));
+      const signed = await call('get', '/internal/validate?aud=api', (r) =>
+        internal(r).set('x-gatehouse-authorization', `Bearer ${made.body.token}`),
+      );
+      expect(signed.headers['x-auth-request-jwt']).toBeTypeOf('string');
+      await call('delete', `/auth/tokens/${made.body.id}`, (r) => r.set('cookie', mine));
+      await call('delete', `/auth/tokens/${made.body.id}`, (r) => r.set('cookie', mine));
+      await call('post', `/auth/tokens/${made.body.id}/revoke`, withCookie({}));
+      await call('post', '/auth/tokens/revoke-all', withCookie({}));
+      await call('post', '/auth/tokens/revoke-all', json({}));
+      // Past the recent sign-in: the service's clock moves on 11 minutes.
+      clock.t += 11 * 60_000;
+      const late = await call(
+        'post',
+        '/auth/tokens',
+        withCookie({ name: 'late', expiresInDays: 1 }),
+      );
+      expect(late.body.error).toBe('REAUTHENTICATION_REQUIRED');
+
+      // Service accounts (admin API) and their tokens.
+      const asAdmin = (body?: unknown) => (r: request.Test) =>
+        body === undefined ? admin(r) : json(body)(admin(r));
+      const accounts = '/admin/service-accounts';
+      await call(
+        'post',
+        accounts,
+        asAdmin({ name: 'ci-bot', groups: ['deploy'], description: 'CI' }),
+      );
+      await call('post', accounts, asAdmin({ name: 'alice', groups: [] }));
+      await call('post', accounts, asAdmin({ name: 5 }));
+      await call('post', accounts, json({ name: 'x' }));
+      await call('get', accounts, asAdmin());
+      await call('get', accounts);
+      await call('get', `${accounts}/ci-bot`, asAdmin());
+      await call('get', `${accounts}/nobody`, asAdmin());
+      await call('patch', `${accounts}/ci-bot`, asAdmin({ groups: ['deploy', 'dev'] }));
+      await call('patch', `${accounts}/ci-bot`, asAdmin({ disabled: 'yes' }));
+      await call('patch', `${accounts}/nobody`, asAdmin({ disabled: true }));
+      const sat = await call(
+        'post',
+        `${accounts}/ci-bot/tokens`,
+        asAdmin({ name: 'job', expiresInDays: 1 }),
+      );
+      expect(sat.status).toBe(201);
+      await call('post', `${accounts}/nobody/tokens`, asAdmin({ name: 'job', expiresInDays: 1 }));
+      const service = await call('get', '/auth/validate', bearer(sat.body.token));
+      expect(service.body.user.username).toBe('ci-bot');
+      await call('get', `${accounts}/ci-bot/tokens`, asAdmin());
+      await call('get', `${accounts}/nobody/tokens`, asAdmin());
+      await call('delete', `${accounts}/ci-bot/tokens/${sat.body.id}`, asAdmin());
+      await call('delete', `${accounts}/ci-bot/tokens/${sat.body.id}`, asAdmin());
+      await call('patch', `${accounts}/ci-bot`, asAdmin({ disabled: true }));
+      await call('post', `${accounts}/ci-bot/tokens`, asAdmin({ name: 'job', expiresInDays: 1 }));
+      await call('delete', `${accounts}/ci-bot`, asAdmin());
+      await call('delete', `${accounts}/ci-bot`, asAdmin());
+    }
 
     {
       // Second factors: alice enrols (the page gives the secret), then the JSON login asks for it.
