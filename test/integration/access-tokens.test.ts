@@ -496,6 +496,48 @@ describe('a service account (admin API)', () => {
   });
 });
 
+describe('HTTPS only', () => {
+  it('with an https PUBLIC_URL, refuses a token sent over plain HTTP from another machine', async () => {
+    const users = await writeTestUsers([]);
+    const https = await buildSessionService({
+      redisUrl: redis.url,
+      usersFile: users.path,
+      env: {
+        ADMIN_TOKEN,
+        PUBLIC_URL: 'https://gatehouse.example.com',
+        TRUST_PROXY: 'loopback',
+        REDIS_PREFIX: 'https:',
+      },
+      verifier: { verify: async () => false },
+      logger: logs.logger,
+    });
+    try {
+      await admin(request(https.app).post('/admin/service-accounts')).send(
+        JSON.stringify({ name: 'svc', groups: [] }),
+      );
+      const made = await admin(request(https.app).post('/admin/service-accounts/svc/tokens')).send(
+        JSON.stringify({ name: 'x', expiresInDays: 1 }),
+      );
+      expect(made.status).toBe(201);
+      issued.push(made.body.token);
+      const over = (proto: string, from: string) =>
+        request(https.app)
+          .get('/auth/validate')
+          .set('authorization', `Bearer ${made.body.token}`)
+          .set('x-forwarded-proto', proto)
+          .set('x-forwarded-for', from);
+      const plain = await over('http', '203.0.113.200');
+      expect(plain.status).toBe(403);
+      expect(plain.body.error).toBe('HTTPS_REQUIRED');
+      expect((await over('https', '203.0.113.200')).status).toBe(200);
+      // A proxy on this machine over plain HTTP is not refused.
+      expect((await over('http', '127.0.0.1')).status).toBe(200);
+    } finally {
+      await https.close();
+    }
+  });
+});
+
 describe('failed tokens', () => {
   it('a flood of well-formed random tokens from one address: 429 after 20, one expiring key in Redis', async () => {
     for (const key of await failureKeys()) before.add(key);
