@@ -3,10 +3,14 @@
 --   lua.gatehouse_strip  removes every client-sent spelling of the identity headers and the
 --                        X-Forwarded-* family (the gateway's policy: gateway/src/request-headers.ts)
 --   lua.gatehouse_auth   asks the session-service's /internal/validate about the request, sets the
---                        identity headers it vouched for, removes the session cookie from what the
---                        app receives, and leaves its verdict in txn.gatehouse_verdict (ok, login,
---                        unauthenticated, unavailable) for haproxy.cfg to act on. Anything but a
---                        2xx from validate is not "ok": haproxy.cfg then answers, never the app.
+--                        identity headers it vouched for, removes the session cookie (and an
+--                        access token, `Authorization: Bearer gatehouse_…`) from what the app
+--                        receives, and leaves its verdict in txn.gatehouse_verdict (ok, login,
+--                        unauthenticated, invalid_token, throttled, unavailable) for haproxy.cfg
+--                        to act on. Anything but a 2xx from validate is not "ok": haproxy.cfg then
+--                        answers, never the app. An access token goes to validate in
+--                        X-Gatehouse-Authorization (the request's own Authorization is the
+--                        internal token).
 --
 -- Read from the environment when HAProxy starts (it refuses to start when one is missing):
 --   SESSION_SERVICE_URL   the session-service as http://host:port
@@ -70,7 +74,7 @@ end
 local function untrusted(name)
   local c = canonical(name)
   return IDENTITY[c] or c:find("^x%-auth%-request%-") ~= nil or c:find("^x%-forwarded%-") ~= nil
-    or c:find("^remote%-") ~= nil
+    or c:find("^remote%-") ~= nil or c:find("^x%-gatehouse%-") ~= nil
 end
 
 -- A header's values as a Lua list. HAProxy's request header tables count from 0; the
@@ -105,6 +109,11 @@ local function without_session_cookie(cookie)
   return table.concat(kept, "; ")
 end
 
+-- Authorization carrying one of our access tokens (validate reads it; the app never gets it).
+local function gatehouse_bearer(value)
+  return value ~= nil and value:lower():find("^%s*bearer%s+gatehouse_") ~= nil
+end
+
 core.register_action("gatehouse_strip", { "http-req" }, function(txn)
   for name, _ in pairs(txn.http:req_get_headers()) do
     if untrusted(name) then
@@ -136,6 +145,11 @@ core.register_action("gatehouse_auth", { "http-req" }, function(txn)
   if host then
     headers["x-forwarded-host"] = { host }
   end
+  local authorization = values(request["authorization"])[1]
+  local bearer = gatehouse_bearer(authorization)
+  if bearer then
+    headers["x-gatehouse-authorization"] = { authorization }
+  end
 
   local client = core.httpclient()
   local ok, res = pcall(client.get, client, {
@@ -156,6 +170,9 @@ core.register_action("gatehouse_auth", { "http-req" }, function(txn)
         txn.http:req_set_header(name, value)
       end
     end
+    if bearer then
+      txn.http:req_del_header("authorization")
+    end
     local rest = without_session_cookie(cookie)
     if rest == "" then
       txn.http:req_del_header("cookie")
@@ -170,8 +187,14 @@ core.register_action("gatehouse_auth", { "http-req" }, function(txn)
       txn:set_var("txn.gatehouse_location", location)
       txn:set_var("txn.gatehouse_verdict", "login")
     end
+  elseif status == 401 and bearer then
+    txn:set_var("txn.gatehouse_verdict", "invalid_token")
   elseif status == 401 then
     txn:set_var("txn.gatehouse_verdict", "unauthenticated")
+  elseif status == 429 and bearer then
+    local retry = values(answer["retry-after"])[1] or ""
+    txn:set_var("txn.gatehouse_retry_after", retry:match("^%d+$") and retry or "60")
+    txn:set_var("txn.gatehouse_verdict", "throttled")
   else
     txn:Warning("gatehouse: validate answered " .. status)
   end

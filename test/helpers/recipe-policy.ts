@@ -16,6 +16,11 @@
  *   - no spelling of any identity header a client sends reaches the upstream (signed in or not);
  *   - the upstream never receives the session cookie, and receives the other cookies;
  *   - no signed identity goes back to a client (from the upstream, /auth/validate, /internal/);
+ *   - access tokens (`Authorization: Bearer gatehouse_…`): the upstream receives the identity and
+ *     a signed identity naming the token by its id (tok), never the token, while the app's own
+ *     Authorization (Basic, another Bearer) passes; a bad token is 401 JSON with WWW-Authenticate
+ *     for browsers too (never the login redirect, never a cookie); a revoked token is refused;
+ *     a flood of bad tokens is 429 with Retry-After (validate's), not 503;
  *   - fail closed: validate's 503 (Redis down) is 503; a session-service that is down is exactly
  *     503 SESSION_SERVICE_UNAVAILABLE (JSON for API clients, a page naming the code for browsers)
  *     on protected paths and on /auth/login (GET and POST), never a 502; nothing reaches the
@@ -24,12 +29,16 @@
  */
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS } from '../../common/src/errors.js';
 import { IDENTITY_HEADERS } from '../../common/src/identity.js';
 import { createAssertionVerifier } from '../../common/src/verify-identity.js';
+import { newToken } from '../../session-service/src/domain/access-tokens.js';
+import { type TestTokens, testTokens } from './access-tokens.js';
 import { CookieJar } from './cookie-jar.js';
 import { h2Fetch } from './h2.js';
+import { waitFor } from './ports.js';
 import {
   type ServiceProcess,
   startSessionServiceProcess,
@@ -242,10 +251,13 @@ export function describeRecipePolicy(
     let sessionService: ServiceProcess;
     let upstream: RecordingUpstream;
     let proxy: ProxyUnderTest;
+    let tokens: TestTokens;
+    let aliceId: string;
 
     beforeAll(async () => {
       redis = await startRedis();
       const users = await writeTestUsers([ALICE]);
+      aliceId = users.users[0]?.id as string;
       sessionService = await startSessionServiceProcess({
         redisUrl: redis.url,
         usersFile: users.path,
@@ -253,9 +265,11 @@ export function describeRecipePolicy(
       });
       upstream = await startRecordingUpstream();
       proxy = await start({ redis, sessionService, upstream, internalToken: TEST_INTERNAL_TOKEN });
+      tokens = await testTokens(redis.url);
     });
 
     afterAll(async () => {
+      await tokens?.close().catch(() => {});
       await proxy?.stop();
       await sessionService?.stop();
       await upstream?.close();
@@ -454,6 +468,124 @@ export function describeRecipePolicy(
         expect((upstream.received.at(-1) as Seen).url).toBe(
           `/internal/validate?aud=${proxy.audience}`,
         );
+      }
+    });
+
+    it("passes an access token's identity and signed identity upstream, never the token; the app's own Authorization passes", async () => {
+      const { token, record } = await tokens.mint(aliceId, { name: 'policy' });
+      const verify = createAssertionVerifier({
+        jwksUrl: `${sessionService.url}/auth/.well-known/jwks.json`,
+        audience: proxy.audience,
+      });
+      for (const transport of TRANSPORTS)
+        for (const accept of ['application/json', BROWSER_ACCEPTS[0] as string]) {
+          const what = `${transport} (${accept.slice(0, 16)})`;
+          const before = upstream.received.length;
+          const res = await send(transport, `${proxy.url}/api/things?t=1`, {
+            ca: proxy.ca,
+            headers: [
+              ['accept', accept],
+              ['authorization', `Bearer ${token}`],
+              ['x-gatehouse-authorization', 'Bearer gatehouse_pat_spoofed'],
+            ],
+          });
+          expect(res.status, what).toBe(200);
+          expect(res.headers.getSetCookie(), what).toEqual([]);
+          expect(upstream.received.length, what).toBe(before + 1);
+          const seen = upstream.received.at(-1) as Seen;
+          expect(seen.read('x-auth-request-user'), what).toEqual(['alice']);
+          expect(seen.read('x-auth-request-groups'), what).toEqual(['staff,ops']);
+          expect(seen.read('x-auth-request-email'), what).toEqual(['alice@example.com']);
+          expect(seen.read('authorization'), what).toEqual([]);
+          expect(seen.read('x-gatehouse-authorization'), what).toEqual([]);
+          expect(seen.rawHeaders.join('\n'), what).not.toContain(token.slice(14));
+          const [jwt] = seen.read('x-auth-request-jwt');
+          expect(await verify(jwt), what).toMatchObject({ name: 'alice' });
+          expect(decodeJwt(jwt as string), what).toMatchObject({ tok: record.id, tok_kind: 'pat' });
+        }
+      for (const transport of TRANSPORTS) {
+        const { jar } = await signIn(transport, proxy);
+        for (const own of ['Basic YWxpY2U6YXBwLXBhc3N3b3Jk', 'Bearer eyJhbGciOiJub25lIn0.e30.']) {
+          const res = await send(transport, `${proxy.url}/api/things`, {
+            ca: proxy.ca,
+            headers: [
+              ['accept', 'application/json'],
+              ['cookie', jar.header()],
+              ['authorization', own],
+            ],
+          });
+          expect(res.status, `${transport} ${own}`).toBe(200);
+          expect((upstream.received.at(-1) as Seen).read('authorization')).toEqual([own]);
+        }
+      }
+    });
+
+    it('answers a bad access token 401 JSON with WWW-Authenticate, for browsers too; a revoked token is refused', async () => {
+      for (const transport of TRANSPORTS)
+        for (const accept of [BROWSER_ACCEPTS[0] as string, 'application/json']) {
+          const what = `${transport} (${accept.slice(0, 16)})`;
+          const res = await reachesNothing(() =>
+            send(transport, `${proxy.url}/api/things`, {
+              ca: proxy.ca,
+              headers: [
+                ['accept', accept],
+                ['authorization', `Bearer ${newToken('personal')}`],
+              ],
+            }),
+          );
+          expect(res.status, what).toBe(401);
+          expect(res.headers.get('content-type'), what).toMatch(/^application\/json/);
+          expect(res.headers.get('www-authenticate'), what).toBe('Bearer error="invalid_token"');
+          expect(res.headers.get('location'), what).toBeNull();
+          expect(res.headers.getSetCookie(), what).toEqual([]);
+          expect(await res.json(), what).toMatchObject({ error: 'UNAUTHENTICATED' });
+        }
+      const { token, record } = await tokens.mint(aliceId);
+      const ask = (transport: Transport) =>
+        send(transport, `${proxy.url}/api/things`, {
+          ca: proxy.ca,
+          headers: [
+            ['accept', 'application/json'],
+            ['authorization', `Bearer ${token}`],
+          ],
+        });
+      for (const transport of TRANSPORTS) expect((await ask(transport)).status).toBe(200);
+      expect(await tokens.revoke(aliceId, record.id)).toBe(true);
+      for (const transport of TRANSPORTS)
+        await waitFor(
+          async () => (await ask(transport)).status === 401,
+          2000,
+          `${transport}: the revoked token refused`,
+        );
+    });
+
+    // Last of the token rows: it leaves this address throttled for tokens.
+    it('answers a flood of bad access tokens 429 TOO_MANY_ATTEMPTS with Retry-After, not 503', async () => {
+      let last: Response | undefined;
+      for (let i = 0; i < 30; i++) {
+        last = await send(TRANSPORTS[i % 2] as Transport, `${proxy.url}/api/things`, {
+          ca: proxy.ca,
+          headers: [
+            ['accept', 'application/json'],
+            ['authorization', `Bearer ${newToken('personal')}`],
+          ],
+        });
+        if (last.status !== 401) break;
+      }
+      expect(last?.status).toBe(429);
+      for (const transport of TRANSPORTS) {
+        const res = await reachesNothing(() =>
+          send(transport, `${proxy.url}/api/things`, {
+            ca: proxy.ca,
+            headers: [
+              ['accept', BROWSER_ACCEPTS[0] as string],
+              ['authorization', `Bearer ${newToken('service')}`],
+            ],
+          }),
+        );
+        expect(res.status, transport).toBe(429);
+        expect(res.headers.get('retry-after'), transport).toMatch(/^[1-9]\d*$/);
+        expect(await res.json(), transport).toMatchObject({ error: 'TOO_MANY_ATTEMPTS' });
       }
     });
 
