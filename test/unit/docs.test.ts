@@ -242,6 +242,7 @@ describe('docs/configuration.md', () => {
       maxAge: 900,
       timeoutMs: 1000,
       websocketOrigins: ['https://partner.example.com'],
+      credentials: 'token',
       cache: 'upstream',
     };
     for (const field of documented('routes')) {
