@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { FrameBoundary } from '../../gateway/src/websocket-frames.js';
+import { type TestTokens, testTokens } from '../helpers/access-tokens.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { type GatewayApp, startGateway } from '../helpers/gateway.js';
 import { jsonLogin } from '../helpers/login.js';
@@ -39,6 +40,8 @@ let base: string;
 /** A gateway whose session-service is not there. */
 let blindBase: string;
 const cleanups: Array<() => void> = [];
+let tokens: TestTokens;
+let aliceId: string;
 
 /** A gateway in-process; `base` is its host:port (WebSocket URLs are built on it). */
 async function listen(env: Record<string, string>) {
@@ -106,6 +109,7 @@ beforeAll(async () => {
     { username: 'alice', password: PASSWORD, groups: ['staff'], email: 'alice@example.com' },
     { username: 'root', password: PASSWORD, groups: ['admins'] },
   ]);
+  aliceId = users.users[0]?.id as string;
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-gw-ws-'));
   [sessionService, upstream, echo] = await Promise.all([
     startSessionServiceProcess({
@@ -155,6 +159,7 @@ beforeAll(async () => {
     // a frozen Redis makes validate hang until this deadline: keep the rounds short
     VALIDATE_TIMEOUT_MS: '300',
   };
+  tokens = await testTokens(redis.url);
   const main = await listen(env);
   gateway = main.app;
   base = main.base;
@@ -164,6 +169,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await tokens?.close().catch(() => {});
   for (const c of cleanups) c();
   for (const s of hung) s.destroy();
   hangServer?.close();
@@ -301,6 +307,36 @@ describe('while a WebSocket is open', () => {
     expect(result.reason).toBe('session ended');
     expect(result.at - loggedOut).toBeLessThan(REVALIDATE_MS * 2 + 1500);
     expect((await upstreamSide?.closed)?.code).toBe(1008);
+    await waitFor(() => gateway.websockets.size === 0, 5000, 'the tunnel to be gone');
+  });
+
+  it('opens for an access token like for a session (no Origin check: no ambient credential), never passes the token on, and closes when the token is revoked', async () => {
+    const { token, record } = await tokens.mint(aliceId);
+    const { ws } = await connect('/ws', {
+      authorization: `Bearer ${token}`,
+      origin: 'https://elsewhere.example',
+    });
+    if (!ws) throw new Error('not opened');
+    const upstreamSide = upstream.connections.at(-1);
+    expect(upstreamSide?.header('x-auth-request-user')).toEqual(['alice']);
+    expect(upstreamSide?.header('authorization')).toEqual([]);
+    expect(upstreamSide?.rawHeaders.join('\n')).not.toContain(token.slice(14));
+    expect(await roundTrip(ws, 'token')).toBe('echo:token');
+    const clientClosed = closed(ws);
+    const revoked = Date.now();
+    expect(await tokens.revoke(aliceId, record.id)).toBe(true);
+    const result = await clientClosed;
+    expect(result.code).toBe(1008);
+    expect(result.reason).toBe('session ended');
+    expect(result.at - revoked).toBeLessThan(REVALIDATE_MS * 2 + 1500);
+    expect((await upstreamSide?.closed)?.code).toBe(1008);
+    // a read-only token opens no WebSocket (it could write through it); a bad one is 401
+    const { token: readOnly } = await tokens.mint(aliceId, { scope: { readOnly: true } });
+    const refused = await connect('/ws', { authorization: `Bearer ${readOnly}` });
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(refused.body).error).toBe('TOKEN_SCOPE');
+    const bad = await connect('/ws', { authorization: `Bearer ${token}` });
+    expect(bad.status).toBe(401);
     await waitFor(() => gateway.websockets.size === 0, 5000, 'the tunnel to be gone');
   });
 
