@@ -84,7 +84,7 @@ export function createApp(deps: SessionServiceDeps) {
 
   const { metrics, validateOutcomes, loginOutcomes, passwordChecks } = createServiceMetrics({
     redis,
-    sessionKeyPattern: sessions.sessionKeyPattern,
+    sessions,
     logger,
   });
 

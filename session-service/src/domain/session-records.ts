@@ -208,6 +208,27 @@ export function endOneSession(deleteById: (id: string, userId?: string) => Promi
   };
 }
 
+/**
+ * The live-session count (SessionRepository.countLiveSessions) is kept in this many sorted sets
+ * ("shards"), so a Cluster spreads its writes over several masters and no set grows past a
+ * sixteenth of the sessions.
+ */
+export const LIVE_SHARDS = 16;
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** The shard of a stored id (base64url of a SHA-256: its first character is uniform). */
+export const liveShardOf = (id: string): number =>
+  Math.max(0, BASE64URL.indexOf(id.charAt(0))) % LIVE_SHARDS;
+/**
+ * A stored id as a member of its live-session shard: its first 16 characters (96 bits; two live
+ * sessions sharing them, about one chance in 10^16 at 10^6 sessions, would count as one). Shorter
+ * members keep the count's memory small beside the record.
+ */
+export const liveMember = (id: string): string => id.slice(0, 16);
+
+/** An entry older than this, in the per-user index, is certainly ended (clock skew allowed). */
+export const deadBefore = (lifetimes: Lifetimes, t: number): number =>
+  t - Math.max(lifetimes.idleSeconds, lifetimes.rememberIdleSeconds) * 1000 - 60_000;
+
 /** The stored id of the session deleteUserSessions keeps (the caller's own), if any. */
 export const storedIdExcept = (exceptSid: string | undefined) =>
   exceptSid === undefined ? undefined : storedSessionId(exceptSid);

@@ -46,13 +46,41 @@ export interface SessionRepository {
   stepUp(sid: string, methods: readonly Amr[], now: number): Promise<Authentication | null>;
   /** End one session by the cookie's id; published when it existed. True when it existed. */
   deleteSession(sid: string, userId?: string): Promise<boolean>;
-  /** End one session by its stored id (a SessionSummary's `id`). True when it existed. */
+  /**
+   * End one session by its stored id (a SessionSummary's `id`). With `userId`, only when it is
+   * that user's (its entry in that user's index, removed first: one entry read, never a listing);
+   * without, whoever's it is (back-channel logout). True when it existed (and was the user's).
+   */
   deleteSessionById(id: string, userId?: string): Promise<boolean>;
   /** End every session of a user, or every one but `exceptSid`; published. How many ended. */
   deleteUserSessions(userId: string, exceptSid?: string): Promise<number>;
-  /** The user's live sessions, newest activity first; entries of ended sessions are pruned. */
-  listUserSessions(userId: string): Promise<SessionSummary[]>;
+  /**
+   * The user's live sessions, newest activity first (ties: stored id, descending); entries of
+   * ended sessions met on the way are pruned. Without `page`, all of them (at most
+   * `maxSessionsPerUser`); with it, at most `page.limit`, after the summary `page.after` (a
+   * keyset cursor: the last summary of the previous page). A page shorter than its limit is the
+   * last. A session used while someone pages moves to the front: later pages skip it (it is on
+   * the first), and no page repeats one.
+   */
+  listUserSessions(userId: string, page?: SessionPage): Promise<SessionSummary[]>;
+  /**
+   * How many sessions are live now, all users, all instances: a count kept beside the records
+   * (never a scan of the keyspace), for the active-sessions gauge.
+   */
+  countLiveSessions(): Promise<number>;
 }
+
+export interface SessionPage {
+  limit: number;
+  /** Where the previous page ended: its last summary's lastSeenAt and id. */
+  after?: { lastSeenAt: number; id: string };
+}
+
+/** The order of listUserSessions: newest activity first, then stored id descending. */
+export const listedBefore = (
+  a: { lastSeenAt: number; id: string },
+  b: { lastSeenAt: number; id: string },
+): boolean => a.lastSeenAt > b.lastSeenAt || (a.lastSeenAt === b.lastSeenAt && a.id > b.id);
 
 /** What a session holds: who, since when, from where, and how it was proven. Never a password. */
 export interface SessionAuth {
@@ -149,6 +177,14 @@ export interface SessionRepositoryOptions {
    * much before its idle timeout, never after it.
    */
   slideIntervalMs?: number;
+  /**
+   * At most this many sessions per user (SESSIONS_PER_USER_MAX; 0 or absent: no limit). A login
+   * that goes over ends the user's least recently active sessions in its transaction, as a
+   * revocation (onRevoked), and tells onCapped.
+   */
+  maxSessionsPerUser?: number;
+  /** Told about sessions a login ended because its user had too many (maxSessionsPerUser). */
+  onCapped?: (userId: string, ids: readonly string[]) => void;
 }
 
 /** How long a pending index entry may exist before its session does (a login in progress). */
