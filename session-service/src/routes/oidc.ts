@@ -26,6 +26,16 @@ import type { UsersRepository } from '../domain/users.js';
 import { seeOther } from './auth.js';
 import type { LoginSteps } from './second-factor.js';
 
+/**
+ * The innermost Error of a cause chain: openid-client wraps oauth4webapi's errors in generic ones
+ * ("unexpected JWT claim value encountered"); the inner one names the claim, for the audit log.
+ */
+function innermost(err: unknown): Error | undefined {
+  let found = err instanceof Error ? err : undefined;
+  while (found?.cause instanceof Error) found = found.cause;
+  return found;
+}
+
 /** How long a logout token's jti is remembered, and how far its iat may be from now. */
 const LOGOUT_TOKEN_WINDOW_MS = 10 * 60_000;
 
@@ -113,17 +123,25 @@ export function createOidcHandlers(deps: OidcDeps) {
       const binding = (req.cookies as Record<string, unknown> | undefined)?.[cookieName];
       res.clearCookie(cookieName, cookieAttrs(req));
       const login = await deps.logins.take(req.query.state, binding);
-      const fail = (code: 'SIGN_IN_INVALID' | 'SIGN_IN_NOT_ALLOWED', reason: string) => {
+      const fail = (
+        code: 'SIGN_IN_INVALID' | 'SIGN_IN_NOT_ALLOWED',
+        reason: string,
+        message?: string,
+      ) => {
         audit('login.failure', req, { provider, reason });
         deps.onLogin?.('failure');
-        return new GatehouseError(code);
+        return new GatehouseError(code, message ? { message } : {});
       };
       if (!login || login.provider !== provider) throw fail('SIGN_IN_INVALID', 'oidc_state');
       if (typeof req.query.error === 'string')
-        throw fail(
-          req.query.error === 'access_denied' ? 'SIGN_IN_NOT_ALLOWED' : 'SIGN_IN_INVALID',
-          `provider_error:${req.query.error.slice(0, 64)}`,
-        );
+        throw req.query.error === 'access_denied'
+          ? // Most often the user's own Cancel: "your account is not allowed" would mislead.
+            fail(
+              'SIGN_IN_NOT_ALLOWED',
+              'provider_error:access_denied',
+              'The sign-in was cancelled or refused at the provider. You are not signed in.',
+            )
+          : fail('SIGN_IN_INVALID', `provider_error:${req.query.error.slice(0, 64)}`);
       // The callback as the provider sent it: our redirect_uri and the query the browser brought.
       const query = req.originalUrl.includes('?')
         ? req.originalUrl.slice(req.originalUrl.indexOf('?'))
@@ -142,7 +160,7 @@ export function createOidcHandlers(deps: OidcDeps) {
           audit('login.failure', req, {
             provider,
             reason: 'oidc_token',
-            detail: String((err.cause as Error | undefined)?.message ?? '').slice(0, 200),
+            detail: String(innermost(err.cause)?.message ?? '').slice(0, 200),
           });
           deps.onLogin?.('failure');
         } else deps.onLogin?.('unavailable');
