@@ -14,7 +14,7 @@ import type { CookieJar } from '../helpers/cookie-jar.js';
 import { type EchoUpstream, startEchoUpstream } from '../helpers/echo-upstream.js';
 import { type OidcProviderHandle, startOidcProvider } from '../helpers/oidc-provider.js';
 import { signInWithProvider } from '../helpers/oidc-rp.js';
-import { reservedDeadPort, waitFor } from '../helpers/ports.js';
+import { GiveUp, reservedDeadPort, waitFor } from '../helpers/ports.js';
 import { SERVICES, type ServiceProcess, startService } from '../helpers/processes.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { figure } from '../helpers/reliability.js';
@@ -111,7 +111,7 @@ beforeAll(async () => {
     startService({
       name,
       ...SERVICES.gateway,
-      ...(port ? { port } : {}),
+      ...(port ? { port, waitHealthy: false } : {}),
       env: {
         REDIS_URL: redis.url,
         SESSION_SERVICE_URL: sessionService.url,
@@ -123,6 +123,17 @@ beforeAll(async () => {
       },
     });
   [gateway1, gateway2] = await Promise.all([gateway('gateway 1', port1), gateway('gateway 2')]);
+  // startService gives a process on a port of ours (no listening line to wait for) 20 s to be
+  // healthy, compiling included: on a busy machine gateway 1 gets as long as the others had.
+  await waitFor(
+    async () => {
+      if (gateway1.process.exitCode !== null)
+        throw new GiveUp(`gateway 1 exited: ${gateway1.output()}`);
+      return (await fetch(`${gateway1.url}/_gatehouse/healthz`).catch(() => null))?.status === 200;
+    },
+    60_000,
+    'gateway 1 to be healthy',
+  );
 }, 90_000);
 
 afterAll(async () => {
