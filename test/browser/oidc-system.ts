@@ -7,9 +7,11 @@
  * records the identity headers it receives; and one Chromium whose contexts are separate browsers
  * (fresh()).
  *
- * The browser uses http://localhost:<gateway port>, which is PUBLIC_URL: the gateway's port is
- * chosen before anything starts, so that the providers' client registrations (redirect_uri,
- * post_logout_redirect_uri, backchannel_logout_uri) and PUBLIC_URL can name it.
+ * The browser uses http://127.0.0.1:<gateway port>, which is PUBLIC_URL, and the providers are
+ * at http://localhost:<port>: another site, so coming back from a provider is a cross-site
+ * navigation, as in production. The gateway's port is chosen before anything starts, so that the
+ * providers' client registrations (redirect_uri, post_logout_redirect_uri,
+ * backchannel_logout_uri) and PUBLIC_URL can name it.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -178,7 +180,7 @@ export interface Tab {
 }
 
 export interface OidcBrowserSystem {
-  /** http://localhost:<gateway port>: PUBLIC_URL, as the browser sees it. */
+  /** http://127.0.0.1:<gateway port>: PUBLIC_URL, as the browser sees it. */
   gw: string;
   redis: RedisServer;
   system: System;
@@ -195,7 +197,9 @@ const ENTRA_SECRET = 'entra-client-secret-0123456789abcdef';
 
 export async function startOidcBrowserSystem(): Promise<OidcBrowserSystem> {
   const gatewayPort = await reservedDeadPort();
-  const gw = `http://localhost:${gatewayPort}`;
+  // 127.0.0.1, the providers localhost: another site, as a real provider is, so the provider's
+  // redirects to the callback are cross-site navigations (SameSite matters as in production).
+  const gw = `http://127.0.0.1:${gatewayPort}`;
   const registration = (clientId: string, provider: string, secret: string) => ({
     client_id: clientId,
     client_secret: secret,

@@ -8,6 +8,7 @@
  *
  * Tampered callbacks and ID tokens, key rotation and a provider that is down: oidc-tokens.test.ts.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OIDC_LOGIN_FORM, OIDC_LOGOUT_FORM } from '../helpers/oidc-provider.js';
 import { storedAuthOf } from '../helpers/stored-sessions.js';
@@ -312,7 +313,12 @@ describe('signing out', () => {
     await page.waitForURL(`${s.gw}/`);
     const sid = (await sessionIdOf(context, s.gw)) ?? '';
     const providerSid = s.kc.sidFor('kc-sub-bea', KC.clientId);
+    expect(providerSid).toBeTruthy();
     expect((await storedAuthOf(s.redis.client, sid))?.idp?.sid).toBe(providerSid);
+    const indexed = `gh:oidc-sid:${KC.id}:${createHash('sha256')
+      .update(providerSid ?? '')
+      .digest('base64url')}`;
+    expect(await s.redis.client.zRange(indexed, 0, -1)).toHaveLength(1);
 
     const delivered = s.kc.backchannelDeliveries.length;
     await page.goto(`${s.kc.issuer}/session/end`);
@@ -325,7 +331,8 @@ describe('signing out', () => {
       status: 200,
     });
     expect(await storedAuthOf(s.redis.client, sid)).toBeNull();
-    expect(await countKeys(s, 'gh:oidc-sid:keycloak:*')).toBeGreaterThanOrEqual(0);
+    // The provider session's index of Gatehouse sessions is gone with them.
+    expect(await s.redis.client.exists(indexed)).toBe(0);
 
     const before = seenAt('/after-provider-logout').length;
     await page.goto(`${s.gw}/after-provider-logout`);
