@@ -287,6 +287,9 @@ export function createOidcHandlers(deps: OidcDeps) {
       const client = auth.idp ? deps.clients.get(auth.idp.provider) : undefined;
       if (!client?.config.providerLogout) return null;
       try {
+        // Asked now (discovery is cached): a provider that went down since would be a browser
+        // error page after the sign-out; the login page instead.
+        await client.ping();
         return (
           (await client.endSessionUrl(`${publicUrl.replace(/\/+$/, '')}/auth/login`))?.href ?? null
         );
