@@ -312,4 +312,24 @@ describe('the provider is down', () => {
     await expectRefused(tab, 503, 'IDENTITY_PROVIDER_UNAVAILABLE');
     expect(seenAt('/went-down')).toEqual([]);
   });
+
+  it('at sign-out (providerLogout: true): signed out here, and the login page, not a dead provider', async () => {
+    const tab = await fresh();
+    await toProvider(s, tab.page, KC, '/signing-out');
+    await signInAtProvider(tab.page, 'tom');
+    await tab.page.waitForURL(`${s.gw}/signing-out`);
+    const session = await storedSessionOf(s, tab.context);
+    expect(session?.username).toBe('tom');
+    await s.kc.stop();
+    const logout = tab.page.waitForResponse((r) => r.url() === `${s.gw}/auth/logout`);
+    await tab.page.getByRole('button', { name: 'Sign out' }).click();
+    const answer = await logout;
+    expect(answer.status()).toBe(303);
+    expect(answer.headers().location).toBe('/auth/login');
+    await tab.page.waitForURL(`${s.gw}/auth/login`);
+    expect(await storedSessionOf(s, tab.context)).toBeNull();
+    expect(
+      tab.take((n) => n.type === 'info' && n.text.startsWith('Clear-Site-Data header')),
+    ).toHaveLength(1);
+  });
 });
