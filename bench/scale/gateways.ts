@@ -51,14 +51,14 @@ export async function gatewaysDimension(opts: ScaleOptions): Promise<DimensionRe
       REDIS_URL: redis.url,
       USERS_FILE: users.path,
     });
-    const gateways = await Promise.all(
-      Array.from({ length: most }, (_, i) =>
-        stack.gateway(`gateway ${i + 1}`, {
+    const gateways: ServiceProcess[] = [];
+    for (let i = 0; i < most; i++)
+      gateways.push(
+        await stack.gateway(`gateway ${i + 1}`, {
           SESSION_SERVICE_URL: service.url,
           UPSTREAM_URL: hello.url,
         }),
-      ),
-    );
+      );
     const bulk = await bulkSessions({
       redisUrl: redis.url,
       serviceUrl: service.url,

@@ -50,6 +50,8 @@ export async function runScale(opts: ScaleOptions): Promise<void> {
       const result = await RUNNERS[d](opts);
       dimensions.push(result);
       printTable(result);
+      // A long run keeps what it measured so far (JSON and charts), should it be cut short.
+      if (!opts.smoke) writeScaleReport({ started, openFiles, dimensions, standard: null }, opts);
     } catch (err) {
       failed = true;
       process.stdout.write(`${d} FAILED: ${(err as Error).stack ?? String(err)}\n`);

@@ -54,10 +54,24 @@ function open(gateway: ServiceProcess, cookie: string): Promise<Socket> {
   });
 }
 
+/** Open, retried a few times when the gateway says 503 (its validate timed out on a busy machine). */
+async function openRetried(gateway: ServiceProcess, cookie: string): Promise<Socket> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open(gateway, cookie);
+    } catch (err) {
+      if (attempt >= 5 || !String(err).includes('503')) throw err;
+      await sleep(200 * attempt);
+    }
+  }
+}
+
 async function openAll(gateway: ServiceProcess, cookies: string[]): Promise<Socket[]> {
   const sockets: Socket[] = [];
-  for (let i = 0; i < cookies.length; i += 200)
-    sockets.push(...(await Promise.all(cookies.slice(i, i + 200).map((c) => open(gateway, c)))));
+  for (let i = 0; i < cookies.length; i += 50)
+    sockets.push(
+      ...(await Promise.all(cookies.slice(i, i + 50).map((c) => openRetried(gateway, c)))),
+    );
   return sockets;
 }
 
