@@ -121,7 +121,6 @@ export function createOidcHandlers(deps: OidcDeps) {
       const client = clientOf(req);
       const provider = client.config.id;
       const binding = (req.cookies as Record<string, unknown> | undefined)?.[cookieName];
-      res.clearCookie(cookieName, cookieAttrs(req));
       const login = await deps.logins.take(req.query.state, binding);
       const fail = (
         code: 'SIGN_IN_INVALID' | 'SIGN_IN_NOT_ALLOWED',
@@ -133,6 +132,9 @@ export function createOidcHandlers(deps: OidcDeps) {
         return new GatehouseError(code, message ? { message } : {});
       };
       if (!login || login.provider !== provider) throw fail('SIGN_IN_INVALID', 'oidc_state');
+      // Cleared only now it matched: a stale or foreign callback (an older tab's, another
+      // browser's) must not take away the binding of the sign-in this browser has in flight.
+      res.clearCookie(cookieName, cookieAttrs(req));
       if (typeof req.query.error === 'string')
         throw req.query.error === 'access_denied'
           ? // Most often the user's own Cancel: "your account is not allowed" would mislead.
