@@ -8,6 +8,7 @@
  */
 import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { externalUserId } from '../../session-service/src/domain/external-users.js';
 import type { TamperTools } from '../helpers/oidc-provider.js';
 import {
   countKeys,
@@ -22,6 +23,8 @@ import {
 } from './oidc-system.js';
 
 let s: OidcBrowserSystem;
+/** Rob's Gatehouse user id (what a session record names him by). */
+const ROB = externalUserId('oidc', KC.id, 'kc-sub-rob');
 const opened: Tab[] = [];
 
 async function fresh(): Promise<Tab> {
@@ -133,7 +136,7 @@ describe('the callback', () => {
     expect(tab.page.url()).toBe(`${s.gw}/replay`);
     expect(seenAt('/replay')).toMatchObject([{ user: 'rob' }]);
     const session = await storedSessionOf(s, tab.context);
-    expect(session?.username).toBe('rob');
+    expect(session?.userId).toBe(ROB);
 
     const again = await tab.page.goto(callback);
     expect(again?.status()).toBe(400);
@@ -142,7 +145,7 @@ describe('the callback', () => {
     expect(tab.take(statusLine(400))).toHaveLength(1);
     expect(seenAt('/replay')).toHaveLength(1);
     // The replay ended nothing: the session of the first visit is still there.
-    expect((await storedSessionOf(s, tab.context))?.username).toBe('rob');
+    expect((await storedSessionOf(s, tab.context))?.userId).toBe(ROB);
   });
 
   it('opened in another browser (login CSRF): refused there, no session', async () => {
@@ -154,6 +157,26 @@ describe('the callback', () => {
     expect(answer?.status()).toBe(400);
     await expectRefused(victim);
     expect(seenAt('/csrf')).toEqual([]);
+  });
+});
+
+describe('two sign-ins at once in one browser', () => {
+  it("two tabs at the provider: the older one's callback is refused, and does not spoil the newer one", async () => {
+    const tab = await fresh();
+    const other = await tab.context.newPage();
+    await toProvider(s, tab.page, KC, '/first-tab');
+    await toProvider(s, other, KC, '/second-tab');
+    // One sign-in in flight per browser: the second start replaced the binding cookie.
+    const refused = tab.page.waitForResponse((r) => isCallback(r.url()));
+    await signInAtProvider(tab.page, 'rob');
+    expect((await refused).status()).toBe(400);
+    await expectRefused(tab);
+    // The newer sign-in still completes: the refused callback left its binding alone.
+    await signInAtProvider(other, 'rob');
+    await other.waitForURL(`${s.gw}/second-tab`);
+    expect(seenAt('/second-tab')).toMatchObject([{ user: 'rob' }]);
+    expect(seenAt('/first-tab')).toEqual([]);
+    expect((await storedSessionOf(s, tab.context))?.userId).toBe(ROB);
   });
 });
 
@@ -319,7 +342,7 @@ describe('the provider is down', () => {
     await signInAtProvider(tab.page, 'tom');
     await tab.page.waitForURL(`${s.gw}/signing-out`);
     const session = await storedSessionOf(s, tab.context);
-    expect(session?.username).toBe('tom');
+    expect(session?.userId).toBe(externalUserId('oidc', KC.id, 'kc-sub-tom'));
     await s.kc.stop();
     const logout = tab.page.waitForResponse((r) => r.url() === `${s.gw}/auth/logout`);
     await tab.page.getByRole('button', { name: 'Sign out' }).click();
