@@ -16,7 +16,8 @@
  *   burst, and no check is skipped: a session due while its check still runs is checked again
  *   right after. The bound holds while the session-service answers n validates per interval;
  *   past that, checks wait in line.
- * A `changed` event (a step-up) checks that session's sockets at once.
+ * A socket whose upgrade was admitted before its session's `revoke` event and opened after it
+ * is closed as it opens. A `changed` event (a step-up) checks that session's sockets at once.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../../common/src/logger.js';
@@ -29,6 +30,12 @@ export const UNAVAILABLE_ROUNDS = 3;
 export const MAX_CONCURRENT_CHECKS = 64;
 /** Phases per interval: each session is checked in one of these slots, drawn at random. */
 const MAX_SLOTS = 50;
+/**
+ * Revocations remembered for upgrades in flight (admitted before the event, open after it):
+ * this long, and at most this many (past that, such a socket waits for its first check).
+ */
+const RECENT_REVOCATION_MS = 60_000;
+const MAX_RECENT_REVOCATIONS = 50_000;
 
 /** An open tunnel, as the checks see it. */
 export interface CheckedSocket {
@@ -99,6 +106,17 @@ export function createSessionChecks(options: SessionChecksOptions) {
   let line: Session[] = [];
   let head = 0;
   let active = 0;
+  /** Stored id -> when (performance.now()) the feed said it was revoked, oldest first. */
+  const revoked = new Map<string, number>();
+
+  function remember(sid: string, at: number): void {
+    revoked.delete(sid);
+    revoked.set(sid, at);
+    for (const [old, when] of revoked) {
+      if (at - when < RECENT_REVOCATION_MS && revoked.size <= MAX_RECENT_REVOCATIONS) break;
+      revoked.delete(old);
+    }
+  }
 
   function close(entry: Entry, code: number, reason: string, fields: object = {}) {
     options.onOutcome?.(`closed_${reason.replaceAll(' ', '_')}`);
@@ -110,7 +128,9 @@ export function createSessionChecks(options: SessionChecksOptions) {
   }
 
   const unsubscribe = feed?.subscribe((event, sids) => {
+    const at = performance.now();
     for (const sid of sids) {
+      if (event === 'revoke') remember(sid, at);
       const session = sessions.get(`sid:${sid}`);
       if (!session) continue;
       if (event === 'changed') due(session);
@@ -228,11 +248,21 @@ export function createSessionChecks(options: SessionChecksOptions) {
   }
 
   return {
-    /** Check this open socket from now on; the function returned stops (call it on close). */
-    track(socket: CheckedSocket): () => void {
+    /**
+     * Check this open socket from now on; the function returned stops (call it on close).
+     * `admittedFrom` (performance.now()): when the admission that opened it began.
+     */
+    track(socket: CheckedSocket, admittedFrom = Number.POSITIVE_INFINITY): () => void {
       const entry: Entry = { socket, failures: 0 };
       open += 1;
-      join(entry, feed?.sessionOf(socket.req.headers.cookie) ?? null);
+      const sid = feed?.sessionOf(socket.req.headers.cookie) ?? null;
+      join(entry, sid);
+      const revokedAt = sid === null ? undefined : revoked.get(sid);
+      // (once the caller has set the tunnel up: it calls this mid-way)
+      if (revokedAt !== undefined && revokedAt >= admittedFrom)
+        queueMicrotask(() => {
+          if (!socket.closing) close(entry, 1008, 'session ended', { by: 'revocation' });
+        });
       if (!ticker) {
         turned = Math.floor(Date.now() / slotMs);
         ticker = setInterval(turn, Math.max(1, Math.floor(slotMs)));

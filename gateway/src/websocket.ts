@@ -88,9 +88,9 @@ export function createWebSocketProxy(options: {
   const tunnels = new Set<Tunnel>();
   const checks = createSessionChecks(options);
 
-  function track(tunnel: Tunnel): () => void {
+  function track(tunnel: Tunnel, admittedFrom: number): () => void {
     tunnels.add(tunnel);
-    const untrack = checks.track(tunnel);
+    const untrack = checks.track(tunnel, admittedFrom);
     return () => {
       tunnels.delete(tunnel);
       untrack();
@@ -98,6 +98,7 @@ export function createWebSocketProxy(options: {
   }
 
   function tunnel(
+    admittedFrom: number,
     req: IncomingMessage,
     requestId: string,
     client: Duplex,
@@ -143,7 +144,7 @@ export function createWebSocketProxy(options: {
         }, 2000).unref();
       },
     };
-    const untrack = track(state);
+    const untrack = track(state, admittedFrom);
     let open = 2;
     const onClose = (other: Duplex) => (hadError: boolean) => {
       if (hadError) other.destroy();
@@ -186,6 +187,8 @@ export function createWebSocketProxy(options: {
     );
     const requestId = String(req.headers['x-request-id']);
     let admission: Admission;
+    /** A revocation heard from here on may postdate the answer that admits this socket. */
+    const admittedFrom = performance.now();
     try {
       admission = await options.admit(req, { upgrade: String(req.headers.upgrade) });
     } catch (err) {
@@ -254,7 +257,7 @@ export function createWebSocketProxy(options: {
           downstreamHeaders(res.rawHeaders, { ...target.response, upgrade: true }),
         ),
       );
-      tunnel(req, requestId, socket, head, upstream, upstreamHead);
+      tunnel(admittedFrom, req, requestId, socket, head, upstream, upstreamHead);
     });
     proxyReq.end();
   }

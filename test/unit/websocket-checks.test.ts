@@ -242,3 +242,22 @@ describe('naming a socket’s session as the feed does (validation-cache.ts stor
     expect(cache.storedIdIn('gatehouse=unsigned')).toBeNull();
   });
 });
+
+describe('an upgrade in flight when its session is revoked', () => {
+  it('is closed as it opens when the revocation came after its admission began, not before', async () => {
+    const { feed, emit } = fakeFeed();
+    const { admit } = fakeAdmit(5);
+    const checks = createSessionChecks({ admit, logger: silentLogger, intervalMs: INTERVAL, feed });
+    const before = performance.now();
+    emit('revoke', ['late']);
+    const inFlight = socket('late');
+    checks.track(inFlight, before);
+    // an older revocation (a session id reused is impossible; the admission began after it)
+    const fresh = socket('late');
+    checks.track(fresh, performance.now() + 1);
+    await Promise.resolve();
+    expect(inFlight.closed).toMatchObject({ code: 1008, reason: 'session ended' });
+    expect(fresh.closed).toBeUndefined();
+    checks.close();
+  });
+});
