@@ -304,8 +304,13 @@ describe('signing out', () => {
     expect(await storedAuthOf(s.redis.client, sid ?? '')).toBeNull();
     expect(endSession()).toBe(ended);
     expect(tab.take(clearedSiteData)).toHaveLength(1);
-    // Still signed in at the provider: only Gatehouse's session ended.
+    // Still signed in at the provider: only Gatehouse's session ended, and signing in again
+    // takes no password (the provider's form never shows).
     expect(s.entra.sessionsOf('entra-oid-frank')).toHaveLength(1);
+    await page.getByRole('link', { name: `Sign in with ${ENTRA.name}` }).click();
+    await page.waitForURL(`${s.gw}/`);
+    expect(await page.locator('#user').textContent()).toBe('frank');
+    expect(await sessionIdOf(context, s.gw)).not.toBe(sid);
   });
 
   it("back-channel: signing out on the provider's own page ends the session here; the next request goes to the login page", async () => {
