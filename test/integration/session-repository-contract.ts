@@ -40,6 +40,15 @@ export function authOf(userId: string, createdAt = Date.now(), extra: Partial<Se
   return { userId, username: userId, groups: ['dev'], email: '', createdAt, ...extra };
 }
 
+/** What a repository keeps of `auth`: all but the identity, which validate reads from the user. */
+export function storedOf(auth: SessionAuth): SessionAuth {
+  const { username: _u, groups: _g, email: _e, ...rest } = auth;
+  return rest;
+}
+
+const CHROME_ON_LINUX =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+
 /** A clock the test moves, and the revocations the repository reported. */
 function harness(make: MakeRepository, options: Partial<SessionRepositoryOptions> = {}) {
   const clock = { t: Date.now() };
@@ -78,11 +87,11 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
       expect(valid).toEqual({
         sid,
         id: storedSessionId(sid),
-        auth,
+        auth: storedOf(auth),
         expiresAt: clock.t + 60_000,
         absoluteExpiresAt: auth.createdAt + 3600_000,
       });
-      expect(await repository.getSession(sid)).toEqual(auth);
+      expect(await repository.getSession(sid)).toEqual(storedOf(auth));
       expect(await repository.listUserSessions(userId)).toEqual([
         {
           id: storedSessionId(sid),
@@ -95,6 +104,39 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
       ]);
       expect(await repository.validateSession(newSid())).toBeNull();
       expect(await repository.getSession(newSid())).toBeNull();
+    });
+
+    it('keeps only what the session knows: no name, groups or email, a user-agent summary, the provider', async () => {
+      const { clock, repository } = harness(make());
+      const [sid, other] = [newSid(), newSid()];
+      const userId = newUserId();
+      const idp = { provider: 'corp', sid: 'op-session-1' };
+      await repository.createSession(
+        sid,
+        authOf(userId, clock.t, { ua: CHROME_ON_LINUX, ip: '203.0.113.9', idp, remember: true }),
+      );
+      const kept = await repository.getSession(sid);
+      expect(kept).toEqual({
+        userId,
+        createdAt: clock.t,
+        ua: 'Chrome 126 on Linux',
+        ip: '203.0.113.9',
+        idp,
+        remember: true,
+      });
+      expect((await repository.validateSession(sid))?.auth).toEqual(kept);
+      expect((await repository.listUserSessions(userId))[0]?.userAgent).toBe('Chrome 126 on Linux');
+      // An unknown user-agent is kept, up to 64 characters.
+      await repository.createSession(
+        other,
+        authOf(userId, clock.t, { ua: `X/${'1'.repeat(200)}` }),
+      );
+      expect((await repository.getSession(other))?.ua).toBe(`X/${'1'.repeat(62)}`);
+      // A rewrite keeps the summary as it is.
+      expect(await repository.updateSession(sid, { ...(kept as SessionAuth), username: 'x' })).toBe(
+        true,
+      );
+      expect(await repository.getSession(sid)).toEqual(kept);
     });
 
     it('remember-me sessions live by the remember-me limits', async () => {
@@ -185,10 +227,10 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
       const sid = newSid();
       const userId = newUserId();
       await repository.createSession(sid, authOf(userId));
-      expect(await repository.updateSession(sid, { ...authOf(userId), groups: ['ops'] })).toBe(
+      expect(await repository.updateSession(sid, { ...authOf(userId), ip: '192.0.2.7' })).toBe(
         true,
       );
-      expect((await repository.getSession(sid))?.groups).toEqual(['ops']);
+      expect((await repository.getSession(sid))?.ip).toBe('192.0.2.7');
 
       expect(await repository.deleteSession(sid, userId)).toBe(true);
       expect(revoked).toEqual([storedSessionId(sid)]);
@@ -425,9 +467,9 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
         const loaded = await call<SessionData | null>((cb) => store.get(sid, cb));
         expect(loaded?.auth.userId).toBe(userId);
         expect(loaded?.cookie).toBeDefined(); // express-session needs one on every load
-        const changed = { ...loaded, auth: { ...authOf(userId), groups: ['ops'] } } as SessionData;
+        const changed = { ...loaded, auth: { ...authOf(userId), ip: '192.0.2.7' } } as SessionData;
         await call((cb) => store.set(sid, changed, cb));
-        expect((await repository.getSession(sid))?.groups).toEqual(['ops']);
+        expect((await repository.getSession(sid))?.ip).toBe('192.0.2.7');
         await call((cb) => store.touch?.(sid, changed, cb));
         expect(await repository.getSession(sid)).not.toBeNull();
 

@@ -6,6 +6,7 @@ import {
   deadBefore,
   endOneSession,
   remainingMs,
+  storedAuth,
   storedIdExcept,
   summaryOf,
 } from './session-records.js';
@@ -33,7 +34,8 @@ interface Entry {
  * The session repository in this process's memory: a real second implementation, held to the
  * same contract as the Redis one (test/integration/session-repository-contract.ts), for tests
  * that need sessions at unit speed and for a single process that keeps nothing across restarts.
- * It is not shared between processes and keeps nothing at rest, so records are not sealed; like
+ * It is not shared between processes and keeps nothing at rest, so records are not sealed (but
+ * hold what a Redis record holds: storedAuth); like
  * the Redis repository it knows sessions only by their stored ids, and each step of the login
  * transaction is its own turn of the event loop, so a concurrent "end all sessions" interleaves
  * with a login exactly as it does on Redis.
@@ -131,7 +133,7 @@ export function createMemorySessionRepository(
             cause: new Error('session id already exists'),
           });
         records.set(id, {
-          auth: copy(auth),
+          auth: copy(storedAuth(auth)),
           expiresAt: now() + Math.max(1, remainingMs(auth, lifetimes, now())),
         });
         await step();
@@ -152,7 +154,7 @@ export function createMemorySessionRepository(
       }
     },
 
-    async validateSession(sid: string): Promise<ValidSession | null> {
+    async validateSession(sid: string): Promise<ValidSession<SessionAuth> | null> {
       const id = storedSessionId(sid);
       await step();
       const entry = live(id);
@@ -178,7 +180,7 @@ export function createMemorySessionRepository(
       if (left === 0) return false;
       await step();
       if (!live(id)) return false;
-      records.set(id, { auth: copy(auth), expiresAt: now() + left });
+      records.set(id, { auth: copy(storedAuth(auth)), expiresAt: now() + left });
       return true;
     },
 
@@ -190,7 +192,7 @@ export function createMemorySessionRepository(
       const next = steppedUp(entry.auth, methods, t);
       const left = await expiry.timeLeft(id, next);
       if (left === 0 || !live(id)) return null;
-      records.set(id, { auth: copy(next), expiresAt: now() + left });
+      records.set(id, { auth: copy(storedAuth(next)), expiresAt: now() + left });
       await onChanged([id]);
       return authenticationOfSession(next);
     },

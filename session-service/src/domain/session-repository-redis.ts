@@ -218,7 +218,7 @@ export function createRedisSessionRepository(options: RedisSessionRepositoryOpti
   const repository = {
     createSession,
 
-    async validateSession(sid: string): Promise<ValidSession | null> {
+    async validateSession(sid: string): Promise<ValidSession<SessionAuth> | null> {
       const id = storedSessionId(sid);
       return storeCall(async () => {
         const auth = authOf(id, await redis.get(sessionKey(id)));

@@ -31,7 +31,7 @@ export interface SessionRepository {
    * (and published). The idle timeout slides, and "last seen" is noted, at most once per slide
    * interval per session; sliding never creates a session deleted meanwhile.
    */
-  validateSession(sid: string): Promise<ValidSession | null>;
+  validateSession(sid: string): Promise<ValidSession<SessionAuth> | null>;
   /** What the session holds, without sliding anything (express-session's get); null: none. */
   getSession(sid: string): Promise<SessionAuth | null>;
   /** Rewrite a live session's record. Never creates one: false when the session is gone. */
@@ -85,9 +85,15 @@ export const listedBefore = (
 /** What a session holds: who, since when, from where, and how it was proven. Never a password. */
 export interface SessionAuth {
   userId: string;
-  username: string;
-  groups: string[];
-  email: string;
+  /**
+   * Who the user is (name, groups, email): the user record's, never stored with the session
+   * (issue 16: validate reads the user anyway, and a group removed takes effect at once). A
+   * login passes them, validate fills them in (createSessionValidator); a record read from the
+   * store has them only when written before issue 16.
+   */
+  username?: string;
+  groups?: string[];
+  email?: string;
   /** ms since the epoch: the absolute timeout counts from here and nothing moves it. */
   createdAt: number;
   /**
@@ -103,6 +109,13 @@ export interface SessionAuth {
   ua?: string;
   /** Signed in through an OpenID Connect provider: which, and its session id (back-channel logout). */
   idp?: IdentityProviderSession;
+}
+
+/** Who the user is, from the user record: what validate adds to a session (ValidSession). */
+export interface SessionIdentity {
+  username: string;
+  groups: string[];
+  email: string;
 }
 
 export interface IdentityProviderSession {
@@ -133,12 +146,17 @@ export interface Lifetimes {
   rememberAbsoluteSeconds: number;
 }
 
-export interface ValidSession {
+/**
+ * A session that validated. As the validator returns it (createSessionValidator), its auth
+ * carries the user's identity; as the repository returns it (`ValidSession<SessionAuth>`), only
+ * what the record holds.
+ */
+export interface ValidSession<A extends SessionAuth = SessionAuth & SessionIdentity> {
   /** The id the cookie carries: a secret, never stored. */
   sid: string;
   /** The session's stored name and its name on the revocation feed (storedSessionId(sid)). */
   id: string;
-  auth: SessionAuth;
+  auth: A;
   /** ms since the epoch: when the session ends if it stays idle (never past the absolute limit). */
   expiresAt: number;
   absoluteExpiresAt: number;
