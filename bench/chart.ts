@@ -4,7 +4,13 @@ const esc = (s: string) =>
 
 export function renderChart(
   rows: Array<{ key: string; title: string; rps: number; p99: number; ok: boolean }>,
-  ratios: Array<{ name: string; value: number | null; target: number; lowerIsBetter?: boolean }>,
+  ratios: Array<{
+    name: string;
+    value: number | null;
+    target: number;
+    lowerIsBetter?: boolean;
+    informational?: boolean;
+  }>,
 ): string {
   const width = 760;
   const barArea = 380;
@@ -28,7 +34,11 @@ export function renderChart(
       const value = x.value;
       const met = value !== null && (x.lowerIsBetter ? value <= x.target : value >= x.target);
       const shown = value === null ? 'n/a' : value.toFixed(2);
-      return `<text x="10" y="${ratioTop + i * 22}" font-size="13" fill="${met ? '#1b7f3b' : '#b3261e'}">${esc(x.name)}: ${shown} (target ${x.lowerIsBetter ? '≤' : '≥'} ${x.target})</text>`;
+      const target = x.informational
+        ? '(comparison)'
+        : `(target ${x.lowerIsBetter ? '≤' : '≥'} ${x.target})`;
+      const color = x.informational ? '#333' : met ? '#1b7f3b' : '#b3261e';
+      return `<text x="10" y="${ratioTop + i * 22}" font-size="13" fill="${color}">${esc(x.name)}: ${shown} ${target}</text>`;
     })
     .join('\n');
   const height = ratioTop + ratios.length * 22 + 10;

@@ -15,10 +15,13 @@ export interface Ratio {
   target: number;
   minimum: number;
   lowerIsBetter?: boolean;
+  /** A comparison with no target (an alternative a user might pick): shown, never judged. */
+  informational?: boolean;
 }
 
 function verdict(x: Ratio, smoke: boolean): string {
   if (x.value === null) return 'n/a (a scenario was refused)';
+  if (x.informational) return '(comparison, no target)';
   if (smoke) return '(smoke run: not judged)';
   const better = (v: number, bound: number) => (x.lowerIsBetter ? v <= bound : v >= bound);
   if (better(x.value, x.target)) return 'target met';
@@ -62,6 +65,14 @@ export function ratiosOf(m: Measurements): Ratio[] {
       lowerIsBetter: true,
     },
   ];
+  if (results.has('d2') && results.has('d'))
+    ratios.push({
+      name: '(d2)/(d) Caddy forward_auth vs nginx',
+      value: pairedRatio(samples, throughput, 'd2', 'd'),
+      target: 1,
+      minimum: 1,
+      informational: true,
+    });
   if (results.has('c0'))
     ratios.push({
       name: '(c)/(c0) validate before the router',

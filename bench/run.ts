@@ -10,6 +10,8 @@
  *   npm run bench -- --smoke                # about 10 s of load (CI): checks it works, not the targets
  *   npm run bench -- --soak [--minutes 5]   # memory soak at half of peak load
  *   npm run bench -- --duration 8 --rounds 3 --connections 32 --out /tmp/bench --label note
+ *   npm run bench -- --scale                # how the cost grows (issue 16): bench/scale/run.ts
+ *   npm run bench -- --scale-smoke          # its smallest sizes only, briefly (CI)
  *
  * The parts: options.ts (the flags), system.ts (the processes), scenarios.ts (what is loaded),
  * load.ts (autocannon and the statistics), measure.ts (the rounds), report.ts (table, ratios,
@@ -18,10 +20,13 @@
 import { measure } from './measure.js';
 import { parseBenchOptions } from './options.js';
 import { report } from './report.js';
+import { isScaleRun, parseScaleOptions } from './scale/options.js';
+import { runScale } from './scale/run.js';
 import { soak } from './soak.js';
 import { startBenchSystem } from './system.js';
 
 async function main() {
+  if (isScaleRun()) return runScale(parseScaleOptions());
   const opts = parseBenchOptions();
   process.stdout.write('starting Redis, services, nginx and baselines...\n');
   const system = await startBenchSystem({

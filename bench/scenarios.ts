@@ -42,6 +42,14 @@ export function scenariosOf(system: BenchSystem, compare: boolean): Scenario[] {
       url: `${system.nginx.httpsUrl}/`,
       headers: session,
     });
+  // Caddy's forward_auth as examples/caddy/Caddyfile has it (TLS too): the other alternative.
+  if (system.caddy)
+    scenarios.push({
+      key: 'd2',
+      title: '(d2) Caddy forward_auth + demo-app',
+      url: `${system.caddy.url}/`,
+      headers: session,
+    });
   scenarios.push(
     {
       key: 'c',

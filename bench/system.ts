@@ -1,13 +1,19 @@
 /**
  * Everything the benchmark measures, started on this machine as real processes: Redis, the three
  * services, a demo-app that trusts plain headers (scenario a), the origin-article baseline (e), an
- * Express hello-world (f) and nginx with the auth_request template (d). Shared by bench/run.ts and
+ * Express hello-world (f), nginx with the auth_request template (d) and Caddy with
+ * examples/caddy/Caddyfile's forward_auth (d2). Shared by bench/run.ts and
  * bench/profile.ts.
  */
 import { CookieJar } from '../test/helpers/cookie-jar.js';
 import { browserLogin } from '../test/helpers/login.js';
 import { type NginxServer, startNginx } from '../test/helpers/nginx.js';
-import { type ServiceProcess, startService } from '../test/helpers/processes.js';
+import {
+  type ServiceProcess,
+  startService,
+  TEST_INTERNAL_TOKEN,
+} from '../test/helpers/processes.js';
+import { type RunningProxy, startCaddy } from '../test/helpers/proxies.js';
 import { type RedisServer, startRedis } from '../test/helpers/redis.js';
 import { writeTestUsers } from '../test/helpers/users.js';
 
@@ -28,10 +34,14 @@ export interface BenchSystem {
   baseline: ServiceProcess;
   hello: ServiceProcess;
   nginx: NginxServer | null;
+  /** Caddy with examples/caddy/Caddyfile (forward_auth) in front of the demo-app (scenario d2). */
+  caddy: RunningProxy | null;
   /** `gatehouse=<value>` of a session made by a browser login through the gateway. */
   sessionCookie: string;
   /** The baseline's own session cookie. */
   baselineCookie: string;
+  /** The session-service's users file (the bench user alone). */
+  usersFile: string;
   /** Every Node process, for RSS sampling. */
   services: ServiceProcess[];
   stop(): Promise<void>;
@@ -46,6 +56,8 @@ export interface BenchSystemOptions {
   gatewayVariants?: Record<string, Record<string, string>>;
   /** Start nginx (scenario d); default true. */
   nginx?: boolean;
+  /** Start Caddy's forward_auth (scenario d2); default: as nginx. */
+  caddy?: boolean;
 }
 
 export async function startBenchSystem(options: BenchSystemOptions = {}): Promise<BenchSystem> {
@@ -152,6 +164,18 @@ export async function startBenchSystem(options: BenchSystemOptions = {}): Promis
       stops.push(() => server.stop());
     }
 
+    let caddy: RunningProxy | null = null;
+    if (options.caddy ?? options.nginx !== false) {
+      const server = await startCaddy({
+        sessionService: `127.0.0.1:${sessionService.port}`,
+        protectedUpstream: `127.0.0.1:${demoApp.port}`,
+        audience: 'default',
+        internalToken: TEST_INTERNAL_TOKEN,
+      });
+      caddy = server;
+      stops.push(() => server.stop());
+    }
+
     // Sessions: one made by a browser login through the gateway, one on the baseline.
     const jar = new CookieJar();
     const login = await browserLogin(jar, gateway.url, BENCH_USER, BENCH_PASSWORD);
@@ -174,8 +198,10 @@ export async function startBenchSystem(options: BenchSystemOptions = {}): Promis
       baseline,
       hello,
       nginx,
+      caddy,
       sessionCookie: `gatehouse=${jar.get('gatehouse')}`,
       baselineCookie,
+      usersFile: users.path,
       services,
       stop,
     };

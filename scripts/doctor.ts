@@ -1,11 +1,12 @@
 /**
  * `npm run doctor`: checks this machine for running Gatehouse and says what to fix.
  * Node version, Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES reachable with the real
- * client, or redis-server on PATH for npm start), free ports, valid config,
- * the users file. Exit 0 when everything needed is in place, 1 otherwise.
+ * client, or redis-server on PATH for npm start), free ports, valid config, the identity sources
+ * (each OpenID Connect provider's discovery, the LDAP service account's bind), the users file. Exit 0 when everything needed is in place, 1 otherwise.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { InvalidCredentialsError, ResultCodeError } from 'ldapts';
 import { createSentinel } from 'redis';
 import { ConfigError } from '../common/src/config.js';
 import { sentinelOptions } from '../common/src/redis/node-options.js';
@@ -13,11 +14,17 @@ import type { SentinelOptions } from '../common/src/redis/options.js';
 import { createOneShotRedis, pingRedis, withDeadline } from '../common/src/redis.js';
 import { loadDemoAppConfig } from '../demo-app/src/config.js';
 import { loadGatewayConfig } from '../gateway/src/config.js';
+import { createLdapDirectory } from '../session-service/src/adapters/ldap-directory.js';
+import { createOidcClient } from '../session-service/src/adapters/oidc-client.js';
 import {
   loadRedisConnection,
   loadSessionServiceConfig,
   type RedisConnection,
 } from '../session-service/src/config.js';
+import {
+  type IdentitySources,
+  loadIdentitySources,
+} from '../session-service/src/identity-sources.js';
 import { portFree } from './ports.js';
 
 type Result = { ok: boolean; warn?: boolean; label: string; fix?: string };
@@ -126,6 +133,98 @@ async function checkRedis(env: NodeJS.ProcessEnv) {
   }
 }
 
+/** An error and its causes, innermost last: "fetch failed: connect ECONNREFUSED 127.0.0.1:1". */
+function causes(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    if (e instanceof ResultCodeError) parts.push(`LDAP result ${e.code} (${e.name})`);
+    else if (e instanceof Error) {
+      const code = (e as NodeJS.ErrnoException).code;
+      parts.push(code && !e.message.includes(code) ? `${code}: ${e.message}` : e.message);
+    } else if (typeof e === 'string') parts.push(e);
+    else {
+      // oauth4webapi's comparison failures: { attribute, expected, body } (a public document).
+      const { attribute, body } = e as { attribute?: unknown; body?: Record<string, unknown> };
+      if (typeof attribute === 'string' && body && typeof body === 'object')
+        parts.push(`the document's ${attribute} is ${JSON.stringify(body[attribute])}`);
+    }
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  // Our own wrappers ("The user directory is not reachable…") say less than what they wrap.
+  const inner = parts.length > 1 ? parts.slice(1) : parts;
+  return [...new Set(inner)].join(': ');
+}
+
+/**
+ * Each identity source of IDENTITY_SOURCES_FILE, reached as the session-service would reach it:
+ * every OpenID Connect provider's discovery document (openid-client checks its issuer is the
+ * configured one), and the LDAP directory's service-account bind. Secrets are used, never printed.
+ * An invalid file is the session-service configuration check's to report.
+ */
+async function checkIdentitySources(env: NodeJS.ProcessEnv) {
+  let sources: IdentitySources;
+  try {
+    sources = loadIdentitySources(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return;
+    throw err;
+  }
+  for (const provider of sources.oidc) {
+    const discovery = `${provider.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+    try {
+      await withDeadline(
+        createOidcClient({
+          config: provider,
+          publicUrl: env.PUBLIC_URL ?? '',
+          timeoutMs: PROBE_DEADLINE_MS,
+        }).ping(),
+        PROBE_DEADLINE_MS + 1000,
+        'discovery',
+      );
+      pass(`OpenID Connect provider "${provider.id}" answers discovery at ${discovery}`);
+    } catch (err) {
+      fail(
+        `OpenID Connect provider "${provider.id}": discovery at ${discovery} failed: ${causes(err)}`,
+        'check issuer (exactly as the provider names itself, its discovery document\'s "issuer") and that this machine reaches it',
+      );
+    }
+  }
+  const ldap = sources.ldap;
+  if (!ldap) return;
+  const where = `the LDAP directory at ${ldap.url}${ldap.startTls ? ' (StartTLS)' : ''}`;
+  const directory = createLdapDirectory(ldap);
+  try {
+    await directory.ping();
+    pass(`${where} accepts the service account's bind (${ldap.bindDn})`);
+  } catch (err) {
+    const cause = err instanceof Error ? err.cause : undefined;
+    const secret = ldap.bindPasswordEnv
+      ? `the environment variable ${ldap.bindPasswordEnv}`
+      : `the file ${ldap.bindPasswordFile}`;
+    if (cause instanceof InvalidCredentialsError)
+      fail(
+        `${where}: the service account's bind (${ldap.bindDn}) was refused: invalid credentials`,
+        `check bindDn and the password in ${secret}`,
+      );
+    else if (cause instanceof ResultCodeError)
+      fail(
+        `${where}: the service account's bind (${ldap.bindDn}) was refused: ${causes(err)}`,
+        `check bindDn, the password in ${secret}, and that the account may bind`,
+      );
+    else
+      fail(
+        `${where} does not answer: ${causes(err)}`,
+        `check url, that the directory runs and this machine reaches it${
+          ldap.url.startsWith('ldaps:') || ldap.startTls
+            ? ', and that its certificate names the host and chains to caFile (or the system CAs)'
+            : ''
+        }`,
+      );
+  } finally {
+    await directory.close();
+  }
+}
+
 async function main() {
   const env = process.env;
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
@@ -173,6 +272,8 @@ async function main() {
       else throw err;
     }
   }
+
+  await checkIdentitySources(env);
 
   const usersFile = env.USERS_FILE ?? './data/users.json';
   if (!existsSync(usersFile))

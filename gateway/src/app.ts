@@ -60,6 +60,7 @@ export function createApp(deps: GatewayDeps) {
     admit: entry.admit,
     logger,
     intervalMs: config.WS_REVALIDATE_MS,
+    ...(sessionClient.feed ? { feed: sessionClient.feed } : {}),
     onOutcome: (outcome) => metrics.wsOutcomes.inc({ outcome }),
   });
 

@@ -29,6 +29,22 @@ export interface RevocationStreamOptions {
   heartbeatMs?: number;
 }
 
+/** A revocation feed event: `revoke` names ended sessions, `changed` live ones re-authenticated. */
+export type RevocationListener = (event: 'revoke' | 'changed', sids: readonly string[]) => void;
+
+/**
+ * The feed as the rest of the gateway sees it (session-client.ts relays this stream): which
+ * session a Cookie header names, in the feed's terms (the stored id, storedSessionId), and its
+ * events. The WebSocket checks (websocket-checks.ts) close a revoked session's sockets from it
+ * at once.
+ */
+export interface RevocationFeed {
+  /** The stored id of the session this Cookie header carries; null: none, or not known yet. */
+  sessionOf(cookieHeader: string | undefined): string | null;
+  /** Hear every `revoke` and `changed` event (after the validation cache dropped them). */
+  subscribe(listener: RevocationListener): () => void;
+}
+
 /** The longest event we accept (a revoke message holds at most 500 ids). */
 const MAX_EVENT_BYTES = 256 * 1024;
 const BACKOFF_MIN_MS = 100;

@@ -8,7 +8,11 @@ import {
 import { GatehouseError } from '../../common/src/errors.js';
 import type { Identity } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
-import { createRevocationStream } from './revocation-stream.js';
+import {
+  createRevocationStream,
+  type RevocationFeed,
+  type RevocationListener,
+} from './revocation-stream.js';
 import { createValidationCache, type Ticket } from './validation-cache.js';
 
 /** What validate says of an access token (its id is the token's SHA-256, never the token). */
@@ -85,6 +89,11 @@ export interface SessionClient {
   forget?(cookie: string | undefined): void;
   /** The validation cache's state, for metrics. */
   cacheStats?(): CacheStats;
+  /**
+   * The session-service's revocation feed (with the validation cache only): WebSocket tunnels
+   * close a revoked session's sockets from it (websocket-checks.ts).
+   */
+  feed?: RevocationFeed;
   close(): void;
 }
 
@@ -312,14 +321,41 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
           ...(internalToken ? { token: internalToken } : {}),
           logger: cacheOptions.logger,
           onUp: (hello) => cache.enable(hello.cookieName),
-          onRevoke: (sids) => cache.revoke(sids),
+          onRevoke: (sids) => {
+            cache.revoke(sids);
+            tell('revoke', sids);
+          },
           // A step-up: the same drop as a revocation (entries, and answers in flight from before
-          // it), so the next request sees the new authentication. Nothing else happens: open
-          // WebSockets are re-checked as always and stay open while the session is valid.
-          onChanged: (sids) => cache.revoke(sids),
+          // it), so the next request sees the new authentication. The session's open WebSockets
+          // are re-checked now (websocket-checks.ts) and stay open while the session is valid.
+          onChanged: (sids) => {
+            cache.revoke(sids);
+            tell('changed', sids);
+          },
           onDown: () => cache.disable(),
         })
       : null;
+  /** Who hears the feed's events once the cache has dropped them (the WebSocket tunnels). */
+  const listeners = new Set<RevocationListener>();
+  function tell(event: 'revoke' | 'changed', sids: readonly string[]) {
+    for (const listener of listeners) {
+      try {
+        listener(event, sids);
+      } catch (err) {
+        cacheOptions?.logger.error({ err }, 'revocation listener failed');
+      }
+    }
+  }
+  const feed: RevocationFeed | undefined = cache
+    ? {
+        sessionOf: (cookieHeader) => cache.storedIdIn(cookieHeader),
+        subscribe(listener) {
+          listeners.add(listener);
+          return () => listeners.delete(listener);
+        },
+      }
+    : undefined;
+
   /** Misses in flight, shared by identical requests while no revocation came in between. */
   const inflight = new Map<string, { ticket: Ticket; answer: Promise<Validation | null> }>();
 
@@ -342,6 +378,7 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
   }
 
   return {
+    ...(feed ? { feed } : {}),
     validate(input) {
       if (!cache) return ask(input);
       const lookup =

@@ -109,6 +109,8 @@ export function createValidationCache(options: CacheOptions) {
   let floor = 0;
   /** The cookie validate reads (from the stream's hello); null while the stream is down. */
   let cookieName: string | null = null;
+  /** The last hello's cookie name, kept while the stream is down (storedIdIn). */
+  let lastCookieName: string | null = null;
   const stats = { hits: 0, misses: 0, bypasses: 0 };
 
   function flush() {
@@ -120,12 +122,15 @@ export function createValidationCache(options: CacheOptions) {
   }
 
   /** The session cookie's value and the session id in it, as validate would read them. */
-  function cookieIn(cookieHeader: string | undefined): { value: string; rawSid: string } | null {
-    if (!cookieName || options.ttlMs <= 0 || !cookieHeader) return null;
+  function cookieIn(
+    cookieHeader: string | undefined,
+    name = cookieName,
+  ): { value: string; rawSid: string } | null {
+    if (!name || options.ttlMs <= 0 || !cookieHeader) return null;
     if (cookieHeader.length > MAX_COOKIE_BYTES) return null; // validate refuses it too
     let value: string | undefined;
     try {
-      value = parseCookie(cookieHeader)[cookieName];
+      value = parseCookie(cookieHeader)[name];
     } catch {
       return null;
     }
@@ -149,6 +154,16 @@ export function createValidationCache(options: CacheOptions) {
     },
 
     sessionIn,
+
+    /**
+     * The stored id of the session this Cookie header carries, as revocation events name it,
+     * read with the last hello's cookie name even while the stream is down (open WebSockets are
+     * grouped by it, websocket-checks.ts); null before any hello or without a session cookie.
+     */
+    storedIdIn(cookieHeader: string | undefined): string | null {
+      const cookie = cookieIn(cookieHeader, cookieName ?? lastCookieName);
+      return cookie ? storedSessionId(cookie.rawSid) : null;
+    },
 
     lookup(cookieHeader: string | undefined, audience: string | undefined): CacheLookup {
       const session = cookieIn(cookieHeader);
@@ -242,6 +257,7 @@ export function createValidationCache(options: CacheOptions) {
     enable(name: string) {
       flush();
       cookieName = name;
+      lastCookieName = name;
     },
 
     /** The stream is down: events may be missed, so nothing is served from the cache. */

@@ -1,7 +1,7 @@
 /**
- * WebSocket upgrades through the gateway: admission, the raw tunnel, periodic re-checks and the
- * close. Just over 300 lines, on purpose: the tunnel's state (both sockets, the frame boundary, the
- * re-check timer) lives in one closure; frame parsing is websocket-frames.ts.
+ * WebSocket upgrades through the gateway: admission, the raw tunnel and the close. The tunnel's
+ * state (both sockets, the frame boundary) lives in one closure; frame parsing is
+ * websocket-frames.ts, when open sockets are checked again and closed is websocket-checks.ts.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -12,6 +12,8 @@ import { errorResponseBytes } from '../../common/src/http.js';
 import type { Logger } from '../../common/src/logger.js';
 import { type ProxyTarget, requestFn, requestOptions, upstreamTimeout } from './proxy.js';
 import { downstreamHeaders } from './response-headers.js';
+import type { RevocationFeed } from './revocation-stream.js';
+import { type CheckedSocket, createSessionChecks } from './websocket-checks.js';
 import { closeFrame, FrameBoundary } from './websocket-frames.js';
 
 /** What the gateway decided about a request (the same decision for HTTP and WebSocket). */
@@ -29,14 +31,13 @@ export type Admission =
       bearer?: true;
     };
 
-/** Decide again for an open socket; `cache` shares one validate call per session per round. */
+/** Decide again for an open socket; `cache` shares one validate call per session per check. */
 export type Admit = (
   req: IncomingMessage,
   options: { upgrade?: string; cache?: Map<string, Promise<unknown>> },
 ) => Promise<Admission>;
 
-/** Failed re-checks in a row (session-service unavailable) before an open socket is closed. */
-export const UNAVAILABLE_ROUNDS = 3;
+export { UNAVAILABLE_ROUNDS } from './websocket-checks.js';
 
 /** Answer an upgrade request with a plain HTTP error (JSON, the catalogue's status) and close. */
 export function refuseUpgrade(
@@ -65,92 +66,41 @@ function headLines(status: number, message: string, rawHeaders: readonly string[
   return `${out}\r\n`;
 }
 
-interface Tunnel {
-  req: IncomingMessage;
-  requestId: string;
-  failures: number;
+interface Tunnel extends CheckedSocket {
   closing: boolean;
-  close(code: number, reason: string): void;
 }
 
 /**
  * WebSocket upgrades: the same decision as HTTP (path, route, public, allow, session), then a raw
  * tunnel to the upstream (frames pass untouched: extensions and subprotocols are the two ends'
- * business). Every `intervalMs` each open socket is decided again; it is closed (both sides, close
- * code 1008) when the session ends or the user is no longer allowed, and (1013) when the
- * session-service stays unavailable for UNAVAILABLE_ROUNDS rounds in a row.
+ * business). An open socket is closed (both sides, close code 1008) when its session ends or the
+ * user is no longer allowed, and (1013) when the session-service stays unavailable for
+ * UNAVAILABLE_ROUNDS checks in a row: at once on the revocation feed's event, else by the
+ * per-session checks of websocket-checks.ts (within WS_REVALIDATE_MS plus one validate).
  */
 export function createWebSocketProxy(options: {
   admit: Admit;
   logger: Logger;
   intervalMs: number;
+  /** The session-service's revocation feed (session-client.ts), when there is one. */
+  feed?: RevocationFeed;
   onOutcome?: (outcome: string) => void;
 }) {
   const { logger } = options;
   const tunnels = new Set<Tunnel>();
-  let ticker: NodeJS.Timeout | undefined;
-  let ticking = false;
+  const checks = createSessionChecks(options);
 
-  async function recheck(): Promise<void> {
-    if (ticking) return;
-    ticking = true;
-    const cache = new Map<string, Promise<unknown>>();
-    try {
-      await Promise.all(
-        [...tunnels].map(async (tunnel) => {
-          let admission: Admission;
-          try {
-            admission = await options.admit(tunnel.req, { cache });
-          } catch {
-            admission = { ok: false, status: 503, code: 'SESSION_SERVICE_UNAVAILABLE' };
-          }
-          if (tunnel.closing) return;
-          if (admission.ok) {
-            tunnel.failures = 0;
-            return;
-          }
-          if (admission.status === 503) {
-            tunnel.failures += 1;
-            if (tunnel.failures >= UNAVAILABLE_ROUNDS) {
-              options.onOutcome?.('closed_unavailable');
-              tunnel.close(1013, 'session check unavailable');
-            }
-            return;
-          }
-          const reason =
-            admission.code === 'STEP_UP_REQUIRED'
-              ? 'step-up required'
-              : admission.status === 401
-                ? 'session ended'
-                : admission.status === 403
-                  ? 'forbidden'
-                  : 'no longer routed';
-          options.onOutcome?.(`closed_${reason.replaceAll(' ', '_')}`);
-          logger.info({ requestId: tunnel.requestId, reason }, 'websocket closed by the gateway');
-          tunnel.close(1008, reason);
-        }),
-      );
-    } finally {
-      ticking = false;
-    }
-  }
-
-  function track(tunnel: Tunnel): () => void {
+  function track(tunnel: Tunnel, admittedFrom: number): () => void {
     tunnels.add(tunnel);
-    if (!ticker) {
-      ticker = setInterval(() => void recheck(), options.intervalMs);
-      ticker.unref();
-    }
+    const untrack = checks.track(tunnel, admittedFrom);
     return () => {
       tunnels.delete(tunnel);
-      if (tunnels.size === 0 && ticker) {
-        clearInterval(ticker);
-        ticker = undefined;
-      }
+      untrack();
     };
   }
 
   function tunnel(
+    admittedFrom: number,
     req: IncomingMessage,
     requestId: string,
     client: Duplex,
@@ -178,7 +128,6 @@ export function createWebSocketProxy(options: {
     const state: Tunnel = {
       req,
       requestId,
-      failures: 0,
       closing: false,
       close(code, reason) {
         if (state.closing) return;
@@ -197,7 +146,7 @@ export function createWebSocketProxy(options: {
         }, 2000).unref();
       },
     };
-    const untrack = track(state);
+    const untrack = track(state, admittedFrom);
     let open = 2;
     const onClose = (other: Duplex) => (hadError: boolean) => {
       if (hadError) other.destroy();
@@ -240,6 +189,8 @@ export function createWebSocketProxy(options: {
     );
     const requestId = String(req.headers['x-request-id']);
     let admission: Admission;
+    /** A revocation heard from here on may postdate the answer that admits this socket. */
+    const admittedFrom = performance.now();
     try {
       admission = await options.admit(req, { upgrade: String(req.headers.upgrade) });
     } catch (err) {
@@ -308,7 +259,7 @@ export function createWebSocketProxy(options: {
           downstreamHeaders(res.rawHeaders, { ...target.response, upgrade: true }),
         ),
       );
-      tunnel(req, requestId, socket, head, upstream, upstreamHead);
+      tunnel(admittedFrom, req, requestId, socket, head, upstream, upstreamHead);
     });
     proxyReq.end();
   }
@@ -319,9 +270,12 @@ export function createWebSocketProxy(options: {
     get size() {
       return tunnels.size;
     },
+    /** Sessions with open sockets (for tests). */
+    get sessions() {
+      return checks.sessions;
+    },
     close() {
-      if (ticker) clearInterval(ticker);
-      ticker = undefined;
+      checks.close();
       for (const t of tunnels) t.close(1001, 'gateway shutting down');
     },
   };

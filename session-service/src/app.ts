@@ -69,7 +69,7 @@ export function createApp(deps: SessionServiceDeps) {
   const env = config.env;
   const stores = createStores(deps);
   const { sessions, validateSession, revocations, signer, throttle, now } = stores;
-  const store = new SessionRepositoryStore(sessions);
+  const store = new SessionRepositoryStore(sessions, (userId) => stores.users.findById(userId));
   const cookie = {
     name: config.cookieName,
     secure: config.https ? true : ('auto' as const),
@@ -86,7 +86,7 @@ export function createApp(deps: SessionServiceDeps) {
 
   const { metrics, validateOutcomes, loginOutcomes, passwordChecks } = createServiceMetrics({
     redis,
-    sessionKeyPattern: sessions.sessionKeyPattern,
+    sessions,
     logger,
   });
 

@@ -134,6 +134,8 @@ export const sessionServiceSchema = z.object({
   SESSION_ABSOLUTE_TIMEOUT: seconds(43200),
   REMEMBER_ME_TIMEOUT: z.coerce.number().int().min(0).default(0),
   REMEMBER_ME_IDLE_TIMEOUT: seconds(7 * 24 * 3600),
+  /** Sessions one user may have; a login past it ends their least recently active. 0: no limit. */
+  SESSIONS_PER_USER_MAX: z.coerce.number().int().min(0).default(100),
   USERS_FILE: z.string().default('./data/users.json'),
   TRUST_PROXY: trustProxy,
   PUBLIC_URL: url.optional(),

@@ -155,8 +155,9 @@ export function createIdentityRecheck(deps: IdentityRecheckDeps) {
 /**
  * The password form's directory step: a username with no users-file entry is checked against
  * the directory (search, then bind as the user). Right: the account becomes (or stays) an
- * identity-source user, returned for the login's next step. Wrong: null. The directory down:
- * DIRECTORY_UNAVAILABLE (503), never "wrong password".
+ * identity-source user, returned for the login's next step; when its password-changed value is
+ * not the one stored, sessions made before this sign-in end (sessionsNotBefore). Wrong: null.
+ * The directory down: DIRECTORY_UNAVAILABLE (503), never "wrong password".
  */
 export function createDirectoryLogin(deps: {
   directory: Directory;

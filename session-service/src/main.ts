@@ -67,6 +67,12 @@ const users = createUsersRepository(
     onProblems: (problems) => {
       for (const problem of problems) logger.warn(problem, problem.message);
     },
+    // Read on a thread of its own; logins and validates wait for the first load only.
+    onLoad: ({ entries, changed, ms, first }) =>
+      logger.info(
+        { entries, changed, ms: Math.round(ms) },
+        first ? 'users file loaded' : 'users file reloaded',
+      ),
   },
 );
 const verifier = await createPasswordVerifier();

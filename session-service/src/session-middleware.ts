@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Request } from 'express';
 import session, { type SessionData } from 'express-session';
-import type { SessionAuth, SessionRepository } from './domain/session-repository.js';
+import type {
+  SessionAuth,
+  SessionIdentity,
+  SessionRepository,
+} from './domain/session-repository.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -28,19 +32,31 @@ const LOADED_COOKIE = { originalMaxAge: null, expires: null, path: '/' };
  *
  * `touch` is a validate: sliding the idle timeout is what validate does, under the same
  * at-most-once-a-second rule. Failures reach express-session as GatehouseError('SESSION_STORE_UNAVAILABLE') (503).
+ *
+ * The record keeps no identity (issue 16): `get` fills the user's name, groups and email in from
+ * `identify` (the users repository), as validate does, so `req.session.auth.username` stays the
+ * user's (the logout audit line reads it). A save writes them nowhere.
  */
 export class SessionRepositoryStore extends session.Store {
-  constructor(private readonly repository: SessionRepository) {
+  constructor(
+    private readonly repository: SessionRepository,
+    private readonly identify?: (userId: string) => Promise<SessionIdentity | null>,
+  ) {
     super();
   }
 
+  private async loadSession(sid: string): Promise<SessionData | null> {
+    const auth = await this.repository.getSession(sid);
+    if (!auth) return null;
+    const user = this.identify ? await this.identify(auth.userId) : null;
+    const identity = user
+      ? { username: user.username, groups: user.groups, email: user.email }
+      : {};
+    return { cookie: { ...LOADED_COOKIE }, auth: { ...auth, ...identity } } as SessionData;
+  }
+
   override get(sid: string, cb: Callback): void {
-    this.repository
-      .getSession(sid)
-      .then(
-        (auth) => cb(null, auth ? ({ cookie: { ...LOADED_COOKIE }, auth } as SessionData) : null),
-        cb,
-      );
+    this.loadSession(sid).then((data) => cb(null, data), cb);
   }
 
   override set(sid: string, sess: SessionData, cb?: (err?: unknown) => void): void {

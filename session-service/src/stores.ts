@@ -14,6 +14,7 @@ import { publishRevocations } from './domain/revocation-channel.js';
 import { createSealer } from './domain/sealing.js';
 import { createSecondFactors } from './domain/second-factor.js';
 import { createServiceAccounts } from './domain/service-accounts.js';
+import { createSessionHandles } from './domain/session-handles.js';
 import { createRedisSessionRepository } from './domain/session-repository-redis.js';
 import { CODE_THROTTLE_LIMITS, createLoginThrottle } from './domain/throttle.js';
 import { createSessionValidator } from './domain/validate-session.js';
@@ -35,12 +36,27 @@ export function createStores(deps: SessionServiceDeps) {
   // Session records sealed at rest with SESSION_ENCRYPTION_KEY (domain/sealing.ts).
   const records = createSealer(config.encryptionKeys, 'session-record');
   // The one owner of the session record (domain/session-repository.ts).
+  const audit = logger.child({ audit: true });
+  const handles = createSessionHandles(config.secrets);
   const sessions = createRedisSessionRepository({
     redis,
     lifetimes,
     prefix: env.REDIS_PREFIX,
     records,
     logger,
+    maxSessionsPerUser: env.SESSIONS_PER_USER_MAX,
+    // Ended by a login over SESSIONS_PER_USER_MAX (published like any revocation): audited by
+    // the handles the user's session list shows.
+    onCapped: (userId, ids) =>
+      audit.info(
+        {
+          event: 'session.capped',
+          userId,
+          sessions: ids.map(handles.handleOf),
+          limit: env.SESSIONS_PER_USER_MAX,
+        },
+        'session.capped',
+      ),
   });
   // Users of identity sources (OpenID Connect, LDAP) beside the users file's, read by validate
   // alike, and kept true while signed in (identity-recheck.ts).

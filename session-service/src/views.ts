@@ -104,6 +104,8 @@ const when = (ms: number) => {
 export function sessionsPage(view: {
   username: string;
   sessions: SessionRow[];
+  /** The next page's address, when there are more sessions than this page shows. */
+  next?: string;
   csrfToken: string;
   notice?: string;
 }): string {
@@ -121,11 +123,15 @@ export function sessionsPage(view: {
 </tr>`;
     })
     .join('\n');
-  const others = view.sessions.filter((s) => !s.current).length;
+  const others = view.sessions.filter((s) => !s.current).length + (view.next ? 1 : 0);
+  const count = view.sessions.length;
+  const lead = view.next
+    ? `These are the ${count} most recently active of the browsers signed in to your account.`
+    : `${count === 1 ? 'This browser is' : `These ${count} browsers are`} signed in to your account.`;
   return htmlPage(
     'Your sessions · Gatehouse',
     `<h1>Your sessions</h1>
-<p class="lead">Signed in as <strong>${escapeHtml(view.username)}</strong>. ${view.sessions.length === 1 ? 'This browser is' : `These ${view.sessions.length} browsers are`} signed in to your account. Revoke any you do not recognise.</p>
+<p class="lead">Signed in as <strong>${escapeHtml(view.username)}</strong>. ${lead} Revoke any you do not recognise.</p>
 ${view.notice ? `<p class="notice" role="status">${escapeHtml(view.notice)}</p>` : ''}
 <table class="sessions">
 <caption class="visually-hidden">Signed-in browsers</caption>
@@ -134,6 +140,7 @@ ${view.notice ? `<p class="notice" role="status">${escapeHtml(view.notice)}</p>`
 ${rows}
 </tbody>
 </table>
+${view.next ? `<p><a href="${escapeHtml(view.next)}">More sessions</a></p>` : ''}
 <div class="actions">
 <a href="/">Back to the app</a>
 <a href="/auth/security">Security (two-factor authentication)</a>

@@ -168,7 +168,7 @@ describe('SIGTERM with requests in flight', () => {
       // The session was written to Redis after SIGTERM: Redis was closed only afterwards.
       const value = decodeURIComponent(answer?.cookie.split(';')[0]?.split('=')[1] ?? '');
       const sid = value.slice(2, value.lastIndexOf('.'));
-      expect((await storedAuthOf(redis.client, sid))?.username).toBe(SLOW);
+      expect((await storedAuthOf(redis.client, sid))?.createdAt).toBeGreaterThan(0);
       expect(output).toContain('"msg":"redis connection closed"');
       expect(output.indexOf('"msg":"redis connection closed"'), output).toBeLessThan(
         output.indexOf('"msg":"stopped"'),

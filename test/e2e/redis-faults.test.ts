@@ -59,6 +59,8 @@ let system: System;
 let redis: RedisServer | undefined;
 let redisPort: number;
 let cookies: Array<{ name: string; cookie: string }> = [];
+/** username → user id (the session records keep the id only). */
+const userIds = new Map<string, string>();
 
 const gateway = () => system.gateway.url;
 const service = () => system.sessionService.url;
@@ -71,6 +73,7 @@ function theRedis(): RedisServer {
 
 beforeAll(async () => {
   const users = await writeSharedUsers(NAMES, PASSWORD, { slow: [SLOW], slowTimeCost: 100 });
+  for (const user of users.users) userIds.set(user.username, user.id ?? '');
   redisPort = await reservedDeadPort();
   // Redis is not there yet: the first test starts it.
   system = await startSystem({
@@ -195,9 +198,10 @@ async function evalCalls(): Promise<number> {
 async function sessionsOf(username: string): Promise<string[]> {
   const client = theRedis().client;
   const found: string[] = [];
+  const userId = userIds.get(username);
   for await (const keys of client.scanIterator({ MATCH: 'gh:sess:*', COUNT: 500 })) {
     for (const key of keys)
-      if ((await storedAuthAt(client, key))?.username === username) found.push(key);
+      if ((await storedAuthAt(client, key))?.userId === userId) found.push(key);
   }
   return found;
 }

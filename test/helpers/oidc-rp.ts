@@ -28,7 +28,7 @@ export async function toCallback(options: {
   login?: string;
   password?: string;
   cancel?: boolean;
-  /** Extra request headers for Gatehouse's start (accept…). */
+  /** Extra request headers for Gatehouse's start (accept…); its start may be …/reauth too. */
   headers?: Record<string, string>;
   bindingCookie?: string;
 }): Promise<ToCallback> {
@@ -39,7 +39,7 @@ export async function toCallback(options: {
     throw new Error(`start answered ${start.status}: ${await start.text()}`);
   const binding = jar.get(cookieName);
   const authorization = new URL(start.headers.get('location') ?? '');
-  const callbackPath = new URL(options.startUrl).pathname.replace(/\/start$/, '/callback');
+  const callbackPath = new URL(options.startUrl).pathname.replace(/\/(start|reauth)$/, '/callback');
   let url = authorization;
   let loginForms = 0;
   for (let hop = 0; hop < 20; hop++) {
@@ -50,6 +50,27 @@ export async function toCallback(options: {
       continue;
     }
     const html = await res.text();
+    const autoSubmit = /document\.forms\[0\]\.submit\(\)/.test(html)
+      ? /<form method="post" action="([^"]+)"/.exec(html)?.[1]
+      : undefined;
+    if (res.status === 200 && autoSubmit) {
+      // oidc-provider's self-submitting form (another account signs in over a provider session:
+      // it ends the old one first), submitted as a browser's script would
+      const fields = new URLSearchParams();
+      for (const [, name = '', value = ''] of html.matchAll(
+        /<input type="hidden" name="([^"]+)" value="([^"]*)"\/>/g,
+      ))
+        fields.set(name, value);
+      const submitted = await jar.fetch(new URL(autoSubmit, url).href, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: fields.toString(),
+      });
+      if (submitted.status < 300 || submitted.status >= 400)
+        throw new Error(`the self-submitting form answered ${submitted.status}`);
+      url = new URL(submitted.headers.get('location') ?? '', url);
+      continue;
+    }
     const action = /<form id="op-login" method="post" action="([^"]+)"/.exec(html)?.[1];
     if (res.status !== 200 || !action) throw new Error(`unexpected page ${res.status}: ${html}`);
     loginForms++;

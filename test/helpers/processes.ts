@@ -181,6 +181,11 @@ export async function startSystem(options: {
   sessionEnv?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
   demoEnv?: Record<string, string>;
+  /**
+   * The gateway's port, when it must be known before the services start (PUBLIC_URL for OpenID
+   * Connect callbacks: pick it with reservedDeadPort()); by default the system chooses one.
+   */
+  gatewayPort?: number;
 }): Promise<System> {
   const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-data-'));
   const shared = { REDIS_URL: options.redisUrl, ...(options.env ?? {}) };
@@ -226,6 +231,7 @@ export async function startSystem(options: {
     startService({
       name: 'gateway',
       ...SERVICES.gateway,
+      ...(options.gatewayPort ? { port: options.gatewayPort } : {}),
       env: {
         ...shared,
         ...metrics.env,

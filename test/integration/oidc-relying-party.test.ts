@@ -19,6 +19,7 @@ import {
 } from '../../session-service/src/domain/external-users.js';
 import { createSealer } from '../../session-service/src/domain/sealing.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
+import { jsonLogin } from '../helpers/login.js';
 import {
   BACKCHANNEL_LOGOUT_EVENT,
   type OidcProviderHandle,
@@ -290,6 +291,87 @@ describe('signing in with the provider', () => {
     expect(await redis.client.get(`gh:xuser:${userIdOf('sub-carol-2')}`)).toBeNull();
     // the first one signs in again, still
     expect((await signIn('carol-1')).response.status).toBe(303);
+  });
+});
+
+describe('where the sign-in goes afterwards, and the step-up', () => {
+  it.each([
+    ['/reports?q=1', '/reports?q=1'],
+    ['https://evil.example/phish', '/'],
+    ['//evil.example/phish', '/'],
+    ['/\\evil.example', '/'],
+  ])('rd=%s → the callback sends the browser to %s', async (rd, location) => {
+    const { response } = await signInWithProvider({ startUrl: startUrl(rd), login: 'kim' });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe(location);
+  });
+
+  it('reauth asks the provider for the password again and steps up the same session', async () => {
+    const { jar } = await signIn('kim');
+    const first = await validate(jar);
+    const authTime = Number(first.headers.get('x-auth-request-auth-time'));
+    const sessionCookie = jar.get('gatehouse');
+    // the provider session would sign in silently; prompt=login makes it ask
+    const flow = await toCallback({
+      jar,
+      startUrl: `${base}/auth/oidc/${PROVIDER}/reauth?rd=/after`,
+      login: 'kim',
+    });
+    expect(flow.loginForms).toBe(1);
+    expect(flow.authorization.searchParams.get('prompt')).toBe('login');
+    expect(flow.authorization.searchParams.get('max_age')).toBe('0');
+    // a second apart at least, for auth_time (seconds) to move
+    await waitFor(() => Date.now() / 1000 >= authTime + 1, 2_000, 'the next second');
+    const res = await jar.fetch(flow.callback.href);
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/after');
+    expect(jar.get('gatehouse')).toBe(sessionCookie);
+    const after = await validate(jar);
+    expect(after.status).toBe(200);
+    expect(Number(after.headers.get('x-auth-request-auth-time'))).toBeGreaterThan(authTime);
+  });
+
+  it('reauth as another provider account → 403, the session unchanged', async () => {
+    const signedIn = await signIn('kim');
+    // another browser profile at the provider (no provider session there: signing in as sam over
+    // kim's provider session would end it, and with it, by back-channel logout, this session)
+    const jar = new CookieJar();
+    jar.set('gatehouse', signedIn.jar.get('gatehouse') ?? '');
+    const before = await validate(jar);
+    const flow = await toCallback({
+      jar,
+      startUrl: `${base}/auth/oidc/${PROVIDER}/reauth?rd=/after`,
+      login: 'sam',
+    });
+    const res = await jar.fetch(flow.callback.href, { headers: { accept: 'application/json' } });
+    expect(res.status).toBe(403);
+    const after = await validate(jar);
+    expect(after.status).toBe(200);
+    expect(after.headers.get('x-auth-request-user')).toBe('kim');
+    expect(after.headers.get('x-auth-request-auth-time')).toBe(
+      before.headers.get('x-auth-request-auth-time'),
+    );
+  });
+
+  it('reauth without a session → 401, nothing stored', async () => {
+    const loginsBefore = await keys('gh:oidc-login:*');
+    const anonymous = await fetch(`${base}/auth/oidc/${PROVIDER}/reauth`, {
+      redirect: 'manual',
+      headers: { accept: 'application/json' },
+    });
+    expect(anonymous.status).toBe(401);
+    expect(await keys('gh:oidc-login:*')).toEqual(loginsBefore);
+  });
+
+  it("reauth of a users-file user's session → 403, nothing stored", async () => {
+    const cookie = await jsonLogin(base, 'alice', 'alice-local-password');
+    const loginsBefore = await keys('gh:oidc-login:*');
+    const res = await fetch(`${base}/auth/oidc/${PROVIDER}/reauth`, {
+      redirect: 'manual',
+      headers: { accept: 'application/json', cookie },
+    });
+    expect(res.status).toBe(403);
+    expect(await keys('gh:oidc-login:*')).toEqual(loginsBefore);
   });
 });
 
@@ -699,6 +781,33 @@ describe('re-checks with the refresh token (refreshSeconds: 10)', () => {
           String(l.reason).startsWith('oidc_refresh_refused'),
       ),
     ).toBe(true);
+  });
+
+  it("the provider's new ID token at a re-check updates the groups backends see", async () => {
+    const { jar } = await signIn('lee');
+    expect((await validate(jar)).headers.get('x-auth-request-groups')).toBe('staff');
+    const before = await checkedAt('sub-lee');
+    await op.setAccount('lee', {
+      sub: 'sub-lee',
+      claims: { preferred_username: 'lee', groups: ['staff', 'finance'] },
+    });
+    try {
+      offset = 11_000;
+      expect((await validate(jar)).status).toBe(200);
+      await waitFor(
+        async () => ((await checkedAt('sub-lee')) ?? 0) > (before ?? 0),
+        5_000,
+        'the re-check',
+      );
+      const res = await validate(jar);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-auth-request-groups')).toBe('staff,finance');
+    } finally {
+      await op.setAccount('lee', {
+        sub: 'sub-lee',
+        claims: { preferred_username: 'lee', groups: ['staff'] },
+      });
+    }
   });
 
   it('a provider that is down during the re-check leaves the session valid, and says so', async () => {

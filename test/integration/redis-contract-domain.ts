@@ -15,7 +15,7 @@ import { createAssertionSigner } from '../../session-service/src/domain/assertio
 import { createRedisSessionRepository } from '../../session-service/src/domain/session-repository-redis.js';
 import { createLoginThrottle } from '../../session-service/src/domain/throttle.js';
 import { newUser, withId } from '../../session-service/src/domain/users.js';
-import { testRecords, testSigningKeys } from '../helpers/stored-sessions.js';
+import { sealedRecordOf, testRecords, testSigningKeys } from '../helpers/stored-sessions.js';
 import { runUsersCli } from '../helpers/users-cli.js';
 import {
   authOf,
@@ -75,6 +75,36 @@ export function describeDomainContract(ctx: ContractContext) {
       expect(await store.listUserSessions(userId)).toHaveLength(20);
       expect(await store.deleteUserSessions(userId)).toBe(20);
       for (const sid of sids) expect(await ctx.redis.exists(sessionKey(sid))).toBe(0);
+    });
+
+    it('reads a record written before issue 16 (name, groups, email, a whole user-agent) as it is', async () => {
+      const userId = `user-${randomBytes(4).toString('hex')}`;
+      const sid = randomBytes(32).toString('base64url');
+      const t = Date.now();
+      const ua = `Mozilla/5.0 (Windows NT 10.0; Win64; x64) ${'x'.repeat(100)}`;
+      const legacy = {
+        userId,
+        username: 'old',
+        groups: ['dev'],
+        email: 'o@example.com',
+        createdAt: t,
+        ua,
+      };
+      const record = { cookie: { originalMaxAge: null, expires: null, path: '/' }, auth: legacy };
+      await ctx.redis.set(sessionKey(sid), sealedRecordOf(sid, record), {
+        expiration: { type: 'PX', value: 60_000 },
+      });
+      await ctx.redis.zAdd(userKey(userId), { score: t, value: storedSessionId(sid) });
+      expect((await repository().validateSession(sid))?.auth).toEqual(legacy);
+      expect((await repository().listUserSessions(userId))[0]?.userAgent).toBe(ua);
+      // Rewritten (a step-up), it keeps only what a record now keeps.
+      expect(await repository().stepUp(sid, ['otp'], Date.now())).not.toBeNull();
+      const now = await repository().getSession(sid);
+      expect(now).not.toHaveProperty('username');
+      expect(now).not.toHaveProperty('groups');
+      expect(now?.ua).toBe(
+        `Mozilla/5.0 (Windows NT 10.0; Win64; x64) ${'x'.repeat(100)}`.slice(0, 64),
+      );
     });
 
     it('prunes index entries whose session Redis has forgotten', async () => {

@@ -40,6 +40,15 @@ export function authOf(userId: string, createdAt = Date.now(), extra: Partial<Se
   return { userId, username: userId, groups: ['dev'], email: '', createdAt, ...extra };
 }
 
+/** What a repository keeps of `auth`: all but the identity, which validate reads from the user. */
+export function storedOf(auth: SessionAuth): SessionAuth {
+  const { username: _u, groups: _g, email: _e, ...rest } = auth;
+  return rest;
+}
+
+const CHROME_ON_LINUX =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+
 /** A clock the test moves, and the revocations the repository reported. */
 function harness(make: MakeRepository, options: Partial<SessionRepositoryOptions> = {}) {
   const clock = { t: Date.now() };
@@ -78,11 +87,11 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
       expect(valid).toEqual({
         sid,
         id: storedSessionId(sid),
-        auth,
+        auth: storedOf(auth),
         expiresAt: clock.t + 60_000,
         absoluteExpiresAt: auth.createdAt + 3600_000,
       });
-      expect(await repository.getSession(sid)).toEqual(auth);
+      expect(await repository.getSession(sid)).toEqual(storedOf(auth));
       expect(await repository.listUserSessions(userId)).toEqual([
         {
           id: storedSessionId(sid),
@@ -95,6 +104,39 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
       ]);
       expect(await repository.validateSession(newSid())).toBeNull();
       expect(await repository.getSession(newSid())).toBeNull();
+    });
+
+    it('keeps only what the session knows: no name, groups or email, a user-agent summary, the provider', async () => {
+      const { clock, repository } = harness(make());
+      const [sid, other] = [newSid(), newSid()];
+      const userId = newUserId();
+      const idp = { provider: 'corp', sid: 'op-session-1' };
+      await repository.createSession(
+        sid,
+        authOf(userId, clock.t, { ua: CHROME_ON_LINUX, ip: '203.0.113.9', idp, remember: true }),
+      );
+      const kept = await repository.getSession(sid);
+      expect(kept).toEqual({
+        userId,
+        createdAt: clock.t,
+        ua: 'Chrome 126 on Linux',
+        ip: '203.0.113.9',
+        idp,
+        remember: true,
+      });
+      expect((await repository.validateSession(sid))?.auth).toEqual(kept);
+      expect((await repository.listUserSessions(userId))[0]?.userAgent).toBe('Chrome 126 on Linux');
+      // An unknown user-agent is kept, up to 64 characters.
+      await repository.createSession(
+        other,
+        authOf(userId, clock.t, { ua: `X/${'1'.repeat(200)}` }),
+      );
+      expect((await repository.getSession(other))?.ua).toBe(`X/${'1'.repeat(62)}`);
+      // A rewrite keeps the summary as it is.
+      expect(await repository.updateSession(sid, { ...(kept as SessionAuth), username: 'x' })).toBe(
+        true,
+      );
+      expect(await repository.getSession(sid)).toEqual(kept);
     });
 
     it('remember-me sessions live by the remember-me limits', async () => {
@@ -185,10 +227,10 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
       const sid = newSid();
       const userId = newUserId();
       await repository.createSession(sid, authOf(userId));
-      expect(await repository.updateSession(sid, { ...authOf(userId), groups: ['ops'] })).toBe(
+      expect(await repository.updateSession(sid, { ...authOf(userId), ip: '192.0.2.7' })).toBe(
         true,
       );
-      expect((await repository.getSession(sid))?.groups).toEqual(['ops']);
+      expect((await repository.getSession(sid))?.ip).toBe('192.0.2.7');
 
       expect(await repository.deleteSession(sid, userId)).toBe(true);
       expect(revoked).toEqual([storedSessionId(sid)]);
@@ -307,6 +349,113 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
       }
     });
 
+    it('pages the list newest activity first with a keyset cursor that neither repeats nor skips', async () => {
+      const { clock, repository } = harness(make());
+      const userId = newUserId();
+      const sids: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        sids.push(newSid());
+        await repository.createSession(sids[i] as string, authOf(userId, clock.t));
+        if (i % 3 !== 2) clock.t += 1000; // some share a millisecond: ties go by id
+      }
+      const all = await repository.listUserSessions(userId);
+      expect(all).toHaveLength(7);
+      const pages: string[][] = [];
+      let after: { lastSeenAt: number; id: string } | undefined;
+      for (;;) {
+        const page = await repository.listUserSessions(userId, {
+          limit: 3,
+          ...(after ? { after } : {}),
+        });
+        pages.push(page.map((s) => s.id));
+        const last = page.at(-1);
+        if (page.length < 3 || !last) break;
+        after = { lastSeenAt: last.lastSeenAt, id: last.id };
+      }
+      expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+      expect(pages.flat()).toEqual(all.map((s) => s.id));
+      // Ended sessions met on a page are pruned and the page still fills up.
+      await repository.deleteSessionById(all[1]?.id as string);
+      const first = await repository.listUserSessions(userId, { limit: 3 });
+      expect(first.map((s) => s.id)).toEqual([all[0], all[2], all[3]].map((s) => s?.id));
+    });
+
+    it('caps the sessions of a user: a login past the limit ends the least recently active, told like a revocation', async () => {
+      const capped: Array<[string, string[]]> = [];
+      const { clock, revoked, repository } = harness(make(), {
+        maxSessionsPerUser: 3,
+        onCapped: (userId, ids) => capped.push([userId, [...ids]]),
+      });
+      const userId = newUserId();
+      const sids = [newSid(), newSid(), newSid(), newSid(), newSid()];
+      for (const sid of sids.slice(0, 3)) {
+        await repository.createSession(sid, authOf(userId, clock.t));
+        clock.t += 2000;
+      }
+      // The first one is used again: the second is now the least recently active.
+      expect(await repository.validateSession(sids[0] as string)).not.toBeNull();
+      clock.t += 2000;
+      await repository.createSession(sids[3] as string, authOf(userId, clock.t));
+      const second = storedSessionId(sids[1] as string);
+      expect(capped).toEqual([[userId, [second]]]);
+      expect(revoked).toEqual([second]);
+      expect(await repository.getSession(sids[1] as string)).toBeNull();
+      expect(await repository.validateSession(sids[1] as string)).toBeNull();
+      expect((await repository.listUserSessions(userId)).map((s) => s.id).sort()).toEqual(
+        [sids[0], sids[2], sids[3]].map((s) => storedSessionId(s as string)).sort(),
+      );
+      // Another user is not counted with this one.
+      await repository.createSession(sids[4] as string, authOf(newUserId(), clock.t));
+      expect(capped).toHaveLength(1);
+      expect(await repository.getSession(sids[3] as string)).not.toBeNull();
+    });
+
+    it('no limit when maxSessionsPerUser is 0', async () => {
+      const { repository, revoked } = harness(make(), { maxSessionsPerUser: 0 });
+      const userId = newUserId();
+      for (let i = 0; i < 5; i++) await repository.createSession(newSid(), authOf(userId));
+      expect(await repository.listUserSessions(userId)).toHaveLength(5);
+      expect(revoked).toEqual([]);
+    });
+
+    it('deleteSessionById with a user ends only a session of that user', async () => {
+      const { repository, revoked } = harness(make());
+      const [alice, bob] = [newUserId(), newUserId()];
+      const sid = newSid();
+      await repository.createSession(sid, authOf(alice));
+      const id = storedSessionId(sid);
+      expect(await repository.deleteSessionById(id, bob)).toBe(false);
+      expect(await repository.getSession(sid)).not.toBeNull();
+      expect(revoked).toEqual([]);
+      expect(await repository.deleteSessionById(id, alice)).toBe(true);
+      expect(await repository.getSession(sid)).toBeNull();
+      expect(revoked).toEqual([id]);
+      expect(await repository.deleteSessionById(id, alice)).toBe(false);
+    });
+
+    it('counts the live sessions: created, ended and expired ones', async () => {
+      const short = { ...CONTRACT_LIFETIMES, idleSeconds: 1 };
+      const repository = make()({ lifetimes: short, onRevoked: async () => {} });
+      // A store shared with the tests before may still be forgetting their short sessions.
+      const settled = async () => {
+        const first = await repository.countLiveSessions();
+        await sleep(1100);
+        return first === (await repository.countLiveSessions());
+      };
+      await waitFor(settled, 10_000, 'a steady count');
+      const before = await repository.countLiveSessions();
+      const userId = newUserId();
+      const [a, b, c] = [newSid(), newSid(), newSid()];
+      for (const sid of [a, b, c]) await repository.createSession(sid, authOf(userId));
+      expect(await repository.countLiveSessions()).toBe(before + 3);
+      await repository.deleteSession(a, userId);
+      expect(await repository.countLiveSessions()).toBe(before + 2);
+      await repository.deleteUserSessions(userId, c);
+      expect(await repository.countLiveSessions()).toBe(before + 1);
+      // Left idle past its timeout, it is no longer counted.
+      await waitFor(async () => (await repository.countLiveSessions()) === before, 5000, 'idle');
+    });
+
     describe("express-session's Store over it (SessionRepositoryStore)", () => {
       it('loads, updates, destroys and touches through the repository; a save never creates', async () => {
         const { repository } = harness(make());
@@ -318,9 +467,9 @@ export function describeSessionRepositoryContract(name: string, make: () => Make
         const loaded = await call<SessionData | null>((cb) => store.get(sid, cb));
         expect(loaded?.auth.userId).toBe(userId);
         expect(loaded?.cookie).toBeDefined(); // express-session needs one on every load
-        const changed = { ...loaded, auth: { ...authOf(userId), groups: ['ops'] } } as SessionData;
+        const changed = { ...loaded, auth: { ...authOf(userId), ip: '192.0.2.7' } } as SessionData;
         await call((cb) => store.set(sid, changed, cb));
-        expect((await repository.getSession(sid))?.groups).toEqual(['ops']);
+        expect((await repository.getSession(sid))?.ip).toBe('192.0.2.7');
         await call((cb) => store.touch?.(sid, changed, cb));
         expect(await repository.getSession(sid)).not.toBeNull();
 

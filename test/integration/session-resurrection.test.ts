@@ -108,10 +108,10 @@ function slowApp(sessionMiddleware: express.RequestHandler) {
   const release = deferred();
   const app: Express = express();
   app.get('/slow', sessionMiddleware, async (req, res) => {
-    loaded.resolve(req.session.auth?.username ?? '');
+    loaded.resolve(req.session.auth?.userId ?? '');
     await release.promise;
     const auth = req.session.auth;
-    if (auth) req.session.auth = { ...auth, groups: [...auth.groups, 'written-by-slow-request'] };
+    if (auth) req.session.auth = { ...auth, ua: 'written-by-slow-request' };
     res.json({ saved: true });
   });
   return { app, loaded: loaded.promise, release: release.resolve };
@@ -159,7 +159,7 @@ describe('no resurrection of a logged-out session (connect-redis race)', () => {
       .get('/slow')
       .set('cookie', pair)
       .then((r) => r);
-    expect(await loaded).toBe('alice');
+    expect(await loaded).toBe(aliceId);
     const out = await jsonLogout(plain.app, pair);
     expect(out.status).toBe(204);
     expect(await redis.client.exists(sessionKey(sid))).toBe(0);

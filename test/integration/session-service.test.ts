@@ -80,11 +80,11 @@ describe('POST /auth/login with JSON', () => {
     expect(raw).toBeTruthy();
     expect(raw).not.toContain('correct horse battery');
     expect(raw).not.toContain('password');
-    expect(await storedAuthOf(redis.client, sidOf(setCookie))).toMatchObject({
-      userId: aliceId,
-      username: 'alice',
-      groups: ['admins', 'dev'],
-    });
+    // Only what the session knows: the name and groups are the user record's (issue 16).
+    const stored = await storedAuthOf(redis.client, sidOf(setCookie));
+    expect(stored).toMatchObject({ userId: aliceId });
+    expect(stored).not.toHaveProperty('username');
+    expect(stored).not.toHaveProperty('groups');
   });
 
   it('answers one generic 401 for a wrong password, an unknown user and a disabled user, and sets no cookie', async () => {

@@ -54,6 +54,8 @@ export interface ProviderTokens {
 /** Discovery and JWKS are cached; a failed discovery is tried again at the next request. */
 const DISCOVERY_RETRY_MS = 5_000;
 const JWKS_COOLDOWN_MS = 1_000;
+/** How far ahead of our clock a token's iat may be (openid-client's tolerance for exp). */
+const CLOCK_TOLERANCE_S = 30;
 
 export interface OidcClient {
   readonly config: ProviderConfig;
@@ -167,8 +169,9 @@ export function createOidcClient(options: {
     const algorithms = found
       .serverMetadata()
       .id_token_signing_alg_values_supported?.filter((alg) => alg !== 'none');
+    let verified: Awaited<ReturnType<typeof jwtVerify>>;
     try {
-      return await jwtVerify(token, jwks, {
+      verified = await jwtVerify(token, jwks, {
         issuer: found.serverMetadata().issuer,
         audience: config.clientId,
         ...(algorithms && algorithms.length > 0 ? { algorithms } : {}),
@@ -179,6 +182,11 @@ export function createOidcClient(options: {
         throw unavailable(err);
       throw invalid(err);
     }
+    // Neither openid-client nor jose (without maxTokenAge) refuses a token issued in the future.
+    const { iat } = verified.payload;
+    if (typeof iat === 'number' && iat > Date.now() / 1000 + CLOCK_TOLERANCE_S)
+      throw invalid(new Error('the token was issued in the future (iat)'));
+    return verified;
   }
 
   return {
@@ -220,7 +228,8 @@ export function createOidcClient(options: {
         throw sorted instanceof OidcRefused ? invalid(err) : sorted;
       }
       if (!tokens.id_token) throw invalid(new Error('no ID token'));
-      // openid-client checked iss, aud, azp, exp, iat, nonce and the state; the signature too.
+      // openid-client checked iss, aud, azp, exp, nonce and the state (iat only as a number);
+      // verifySignature the signature, and that iat is not in the future.
       await verifySignature(tokens.id_token, found);
       const claims = tokens.claims();
       if (!claims) throw invalid(new Error('no ID token claims'));

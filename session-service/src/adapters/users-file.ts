@@ -2,31 +2,69 @@
  * The users file (USERS_FILE): read, written atomically, and re-read by the repository the
  * session-service serves logins and validate from. The rules for what an entry may hold are the
  * domain's (domain/users.ts: userSchema, indexUsers); this module is the file.
+ *
+ * The bound (docs/performance.md, "Users file size"): a change to the file costs the event loop
+ * O(k + p), k the users whose entry changed (added, removed, edited, or starting or ceasing to
+ * clash with another) and p the problems the file has (none in a clean file), never O(users).
+ * Reading, parsing, validating, indexing and diffing the whole file, O(users), run on a worker
+ * thread (users-file-worker.ts), which posts back only the difference, at most PART_SIZE users a
+ * message; the event loop deserialises those and applies them to its index. Measured at 10^5
+ * users on 2 cores: the longest stall of the event loop during a change is a few milliseconds,
+ * where the whole file on the event loop took about 545 ms. What a change still costs is time,
+ * not the event loop: a login waits for the reload in progress (about a second at 10^5 users)
+ * and validate answers from the previous copy until the difference lands, so a change reaches
+ * validate within minCheckIntervalMs plus that reload. The first load runs the same way at
+ * start; until it ends logins and validates wait for it (never "no such user" for a user the file
+ * has), in parts, so its stall is bounded by PART_SIZE users too. Writing the file (the CLI) is
+ * still O(users), in the CLI's own process: it never stops the service's event loop.
  */
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { mkdir, open, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { Piscina } from 'piscina';
 import { z } from 'zod';
 import {
+  applyUserIndexDiff,
   indexUsers,
   lookUp,
   type StoredUser,
+  type UserIndex,
+  type UserIndexDiff,
   type UsersFileProblem,
   type UsersRepository,
   userSchema,
 } from '../domain/users.js';
+import type { LoadAnswer, ReaderTask } from './users-file-worker.js';
 
 // Duplicates are not refused here: a clash must not lock every user out (see indexUsers).
 const fileSchema = z.object({ users: z.array(userSchema) });
 
 export async function readUsersFile(path: string): Promise<StoredUser[]> {
-  let text: string;
+  return (await readUsersFileStamped(path)).users;
+}
+
+/** What tells one version of the file from another (an atomic rename changes the inode). */
+const stampOf = (s: Stats) => `${s.mtimeMs}:${s.size}:${s.ino}`;
+const MISSING = 'missing';
+
+/** The file's users and the stamp of exactly the version read ('missing' when there is none). */
+export async function readUsersFileStamped(
+  path: string,
+): Promise<{ users: StoredUser[]; stamp: string }> {
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    text = await readFile(path, 'utf8');
+    handle = await open(path, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { users: [], stamp: MISSING };
     throw err;
   }
-  return fileSchema.parse(JSON.parse(text)).users;
+  try {
+    const stamp = stampOf(await handle.stat());
+    const text = await handle.readFile('utf8');
+    return { users: fileSchema.parse(JSON.parse(text)).users, stamp };
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Write atomically (temp file + rename) so a reader never sees half a file. Mode 0600. */
@@ -45,10 +83,58 @@ export async function writeUsersFile(path: string, users: StoredUser[]): Promise
 }
 
 /**
- * Reads USERS_FILE and re-reads it whenever its mtime or size changes (checked on each lookup,
- * which only logins and admin calls do), so `npm run users` takes effect without a restart and
- * no file watcher can leak or miss an atomic rename. A broken file keeps the last good copy.
- * `onProblems` hears what indexUsers found, each time a changed file is loaded.
+ * The process's one reader thread, on piscina as the hasher's (hasher-pool.ts: the same way to
+ * load the worker module from source under tsx): started on the first load, living as long as
+ * the process, never keeping it alive when idle, replaced if it dies (a new one knows no
+ * repository, so it answers with whole indexes: `full`). Not reniced as the hasher's threads
+ * are: on a busy machine a niced reader starved for seconds, and logins wait for its reloads.
+ */
+let reader: Piscina<ReaderTask, unknown> | null = null;
+let nextRepo = 1;
+
+function readerPool(): Piscina<ReaderTask, unknown> {
+  if (reader) return reader;
+  const fromSource = import.meta.url.endsWith('.ts');
+  const filename = new URL(`./users-file-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
+  const hasTsx = process.execArgv.some((arg) => arg.includes('tsx'));
+  const execArgv = fromSource && !hasTsx ? [...process.execArgv, '--import', 'tsx'] : undefined;
+  reader = new Piscina<ReaderTask, unknown>({
+    filename,
+    execArgv: execArgv ?? process.execArgv,
+    minThreads: 0,
+    maxThreads: 1,
+    concurrentTasksPerWorker: 1,
+    idleTimeout: Number.POSITIVE_INFINITY,
+  });
+  return reader;
+}
+
+export interface UsersFileRepository extends UsersRepository {
+  /** Settles once the first load has been tried, whatever came of it. */
+  readonly ready: Promise<void>;
+  /** Lets the reader thread drop this repository's copy. */
+  close(): void;
+}
+
+export interface UsersFileLoad {
+  /** Entries in the file. */
+  entries: number;
+  /** Users added, removed or changed since the previous load (all of them the first time). */
+  changed: number;
+  /** From asking the reader thread to the index updated. */
+  ms: number;
+  first: boolean;
+}
+
+/**
+ * Reads USERS_FILE at once (on the reader thread) and re-reads it whenever its mtime, size or
+ * inode changes, so `npm run users` takes effect without a restart and no file watcher can leak
+ * or miss an atomic rename. Logins look at the file every time and wait for a reload in
+ * progress (a user just added can sign in, one just disabled cannot); validate (findById) at most
+ * every minCheckIntervalMs and never waits for a reload: it answers from the current copy, which
+ * the reload's difference updates when it lands. Until the first load ends, both wait for it.
+ * A broken file keeps the last good copy. `onProblems` hears what indexUsers found, each time a
+ * changed file is loaded; `onLoad` each load.
  */
 export function createUsersRepository(
   path: string,
@@ -56,45 +142,101 @@ export function createUsersRepository(
   options: {
     minCheckIntervalMs?: number;
     onProblems?: (problems: UsersFileProblem[]) => void;
+    onLoad?: (load: UsersFileLoad) => void;
   } = {},
-): UsersRepository {
+): UsersFileRepository {
   const minCheckIntervalMs = options.minCheckIntervalMs ?? 250;
-  let checkedAt = 0;
+  const repo = nextRepo++;
+  let index: UserIndex = indexUsers([]);
   let stamp = '';
-  let users = indexUsers([]);
+  let checkedAt = 0;
+  let loaded = false;
+  let reloading: Promise<void> | null = null;
 
-  async function refresh(force: boolean): Promise<void> {
-    // Logins look at the file every time; the validate path (every request) at most every
-    // minCheckIntervalMs, so a disabled user is refused within that time.
-    const t = Date.now();
-    if (!force && stamp !== '' && t - checkedAt < minCheckIntervalMs) return;
-    checkedAt = t;
-    let current: string;
+  async function load(): Promise<void> {
+    const t0 = performance.now();
+    const pool = readerPool();
+    let answer: LoadAnswer | null = null;
     try {
-      const s = await stat(path);
-      current = `${s.mtimeMs}:${s.size}:${s.ino}`;
-    } catch {
-      current = 'missing';
-    }
-    if (current === stamp) return;
-    try {
-      users = indexUsers(await readUsersFile(path));
-      stamp = current;
+      answer = (await pool.run({ op: 'load', repo, path })) as LoadAnswer;
+      // The event loop deserialises one part (PART_SIZE users) per task. A whole index (the
+      // reader's first answer) is built aside part by part and swapped in; a change is applied
+      // once all of it is here, so no lookup sees half of it.
+      const fresh = answer.full ? indexUsers([]) : null;
+      const parts = [answer.first];
+      if (fresh) applyUserIndexDiff(fresh, { removed: NOTHING_REMOVED, changed: answer.first });
+      for (let part = 1; part < answer.parts; part++) {
+        const changed = (await pool.run({ op: 'part', repo, part })) as UserIndexDiff['changed'];
+        if (fresh) applyUserIndexDiff(fresh, { removed: NOTHING_REMOVED, changed });
+        else parts.push(changed);
+      }
+      if (fresh) {
+        index = fresh;
+      } else {
+        applyUserIndexDiff(index, { removed: answer.removed, changed: [] });
+        for (const changed of parts)
+          applyUserIndexDiff(index, { removed: NOTHING_REMOVED, changed });
+      }
     } catch (err) {
+      // The reader moved on to a copy this thread did not take: let it start again from nothing.
+      if (answer) pool.run({ op: 'forget', repo }).catch(() => {});
       onError(err);
       return;
     }
-    if (users.problems.length > 0) options.onProblems?.(users.problems);
+    index.problems = answer.problems;
+    const first = stamp === '';
+    stamp = answer.stamp;
+    options.onLoad?.({
+      entries: answer.entries,
+      changed: answer.changedUsers,
+      ms: performance.now() - t0,
+      first,
+    });
+    if (answer.problems.length > 0) options.onProblems?.(answer.problems);
   }
 
+  function reload(): Promise<void> {
+    reloading ??= load().finally(() => {
+      reloading = null;
+      loaded = true;
+    });
+    return reloading;
+  }
+
+  /** Reload if the file changed; `force`: whatever the interval, and after any reload running. */
+  async function check(force: boolean): Promise<void> {
+    if (reloading) {
+      await reloading;
+      if (!force) return;
+    }
+    const t = Date.now();
+    if (!force && t - checkedAt < minCheckIntervalMs) return;
+    checkedAt = t;
+    let current: string;
+    try {
+      current = stampOf(await stat(path));
+    } catch {
+      current = MISSING;
+    }
+    if (current !== stamp) await reload();
+  }
+
+  const ready = reload();
   return {
+    ready,
     async findByUsername(username) {
-      await refresh(true);
-      return lookUp(users, username);
+      await check(true);
+      return lookUp(index, username);
     },
     async findById(id) {
-      await refresh(false);
-      return users.byId.get(id) ?? null;
+      if (!loaded) await ready;
+      else if (!reloading) check(false).catch(onError);
+      return index.byId.get(id) ?? null;
+    },
+    close() {
+      reader?.run({ op: 'forget', repo }).catch(() => {});
     },
   };
 }
+
+const NOTHING_REMOVED: UserIndexDiff['removed'] = { byName: [], byLegacyName: [], byId: [] };

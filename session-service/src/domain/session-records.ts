@@ -112,7 +112,7 @@ export function createExpiry(
       id: string,
       auth: SessionAuth,
       slide: (left: number, t: number) => Promise<unknown> | undefined,
-    ): Promise<ValidSession | null> {
+    ): Promise<ValidSession<SessionAuth> | null> {
       const t = now();
       const left = await timeLeft(id, auth, t);
       if (left === 0) return null;
@@ -132,7 +132,7 @@ export const validSession = (
   auth: SessionAuth,
   at: number,
   lifetimes: Lifetimes,
-): ValidSession => ({
+): ValidSession<SessionAuth> => ({
   sid,
   id,
   auth,
@@ -140,14 +140,76 @@ export const validSession = (
   absoluteExpiresAt: absoluteExpiry(auth, lifetimes),
 });
 
+/** The longest user-agent a record keeps (userAgentSummary). */
+export const USER_AGENT_MAX = 64;
+
 /**
- * The record as stored: `{"auth": …}`. The `cookie` member carries nothing (the cookie's
- * attributes are the middleware's, its lifetime the record's expiry); it is written because
- * express-session needs one on every session it loads, and versions before the repository load
- * records through express-session (a rolling upgrade mixes them).
+ * What a record keeps of a user-agent: "Chrome 126 on Linux", "Firefox 127 on Windows", as the
+ * sessions page shows it (a full browser user-agent is 110 to 200 bytes, most of it the same in
+ * every session); anything else is cut to 64 characters (control characters dropped). Applied to
+ * a summary, it gives the summary back.
+ */
+export function userAgentSummary(ua: string): string {
+  const browser =
+    match(ua, /\bEdgA?\/(\d+)/, 'Edge') ??
+    match(ua, /\bEdg(?:e|iOS)?\/(\d+)/, 'Edge') ??
+    match(ua, /\bOPR\/(\d+)/, 'Opera') ??
+    match(ua, /\bSamsungBrowser\/(\d+)/, 'Samsung Internet') ??
+    match(ua, /\b(?:Firefox|FxiOS)\/(\d+)/, 'Firefox') ??
+    match(ua, /\b(?:Chrome|CriOS)\/(\d+)/, 'Chrome') ??
+    (/\bSafari\//.test(ua) ? match(ua, /\bVersion\/(\d+)/, 'Safari') : undefined);
+  const os = /\b(?:iPhone|iPad|iPod)\b/.test(ua)
+    ? 'iOS'
+    : /\bAndroid\b/.test(ua)
+      ? 'Android'
+      : /\bWindows\b/.test(ua)
+        ? 'Windows'
+        : /\bMac OS X\b|\bMacintosh\b/.test(ua)
+          ? 'macOS'
+          : /\bCrOS\b/.test(ua)
+            ? 'ChromeOS'
+            : /\bLinux\b/.test(ua)
+              ? 'Linux'
+              : undefined;
+  if (browser) return os ? `${browser} on ${os}` : browser;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: dropping them is the point
+  return ua.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, USER_AGENT_MAX);
+}
+
+const match = (ua: string, pattern: RegExp, name: string): string | undefined => {
+  const version = pattern.exec(ua)?.[1];
+  return version === undefined ? undefined : `${name} ${version}`;
+};
+
+/**
+ * The record as stored: `{"auth": …}`, with only what the session itself knows (issue 16): who
+ * (the user id, not their name, groups or email: validate reads those from the user record),
+ * when, how (amr, authTime, remember, the identity provider), from where (address, user-agent
+ * summary). The `cookie` member carries nothing (the cookie's attributes are the middleware's, its
+ * lifetime the record's expiry); it is written because express-session needs one on every
+ * session it loads, and versions before the repository load records through express-session (a
+ * rolling upgrade mixes them).
  */
 export const recordJson = (auth: SessionAuth) =>
-  JSON.stringify({ cookie: { originalMaxAge: null, expires: null, path: '/' }, auth });
+  JSON.stringify({
+    cookie: { originalMaxAge: null, expires: null, path: '/' },
+    auth: storedAuth(auth),
+  });
+
+/** The members of `auth` a record keeps (recordJson), in a fixed order: both repositories. */
+export function storedAuth(auth: SessionAuth): SessionAuth {
+  const { userId, createdAt, amr, authTime, remember, ip, ua, idp } = auth;
+  return {
+    userId,
+    createdAt,
+    ...(amr !== undefined ? { amr } : {}),
+    ...(authTime !== undefined ? { authTime } : {}),
+    ...(remember !== undefined ? { remember } : {}),
+    ...(ip !== undefined ? { ip } : {}),
+    ...(ua !== undefined ? { ua: userAgentSummary(ua) } : {}),
+    ...(idp !== undefined ? { idp } : {}),
+  };
+}
 
 /** The auth of a record's JSON (opened); null when it holds no valid one. */
 export function parseRecord(raw: string | null): SessionAuth | null {
@@ -207,6 +269,27 @@ export function endOneSession(deleteById: (id: string, userId?: string) => Promi
     deleteSessionById: deleteById,
   };
 }
+
+/**
+ * The live-session count (SessionRepository.countLiveSessions) is kept in this many sorted sets
+ * ("shards"), so a Cluster spreads its writes over several masters and no set grows past a
+ * sixteenth of the sessions.
+ */
+export const LIVE_SHARDS = 16;
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** The shard of a stored id (base64url of a SHA-256: its first character is uniform). */
+export const liveShardOf = (id: string): number =>
+  Math.max(0, BASE64URL.indexOf(id.charAt(0))) % LIVE_SHARDS;
+/**
+ * A stored id as a member of its live-session shard: its first 16 characters (96 bits; two live
+ * sessions sharing them, about one chance in 10^16 at 10^6 sessions, would count as one). Shorter
+ * members keep the count's memory small beside the record.
+ */
+export const liveMember = (id: string): string => id.slice(0, 16);
+
+/** An entry older than this, in the per-user index, is certainly ended (clock skew allowed). */
+export const deadBefore = (lifetimes: Lifetimes, t: number): number =>
+  t - Math.max(lifetimes.idleSeconds, lifetimes.rememberIdleSeconds) * 1000 - 60_000;
 
 /** The stored id of the session deleteUserSessions keeps (the caller's own), if any. */
 export const storedIdExcept = (exceptSid: string | undefined) =>

@@ -31,7 +31,7 @@ export interface SessionRepository {
    * (and published). The idle timeout slides, and "last seen" is noted, at most once per slide
    * interval per session; sliding never creates a session deleted meanwhile.
    */
-  validateSession(sid: string): Promise<ValidSession | null>;
+  validateSession(sid: string): Promise<ValidSession<SessionAuth> | null>;
   /** What the session holds, without sliding anything (express-session's get); null: none. */
   getSession(sid: string): Promise<SessionAuth | null>;
   /** Rewrite a live session's record. Never creates one: false when the session is gone. */
@@ -46,20 +46,54 @@ export interface SessionRepository {
   stepUp(sid: string, methods: readonly Amr[], now: number): Promise<Authentication | null>;
   /** End one session by the cookie's id; published when it existed. True when it existed. */
   deleteSession(sid: string, userId?: string): Promise<boolean>;
-  /** End one session by its stored id (a SessionSummary's `id`). True when it existed. */
+  /**
+   * End one session by its stored id (a SessionSummary's `id`). With `userId`, only when it is
+   * that user's (its entry in that user's index, removed first: one entry read, never a listing);
+   * without, whoever's it is (back-channel logout). True when it existed (and was the user's).
+   */
   deleteSessionById(id: string, userId?: string): Promise<boolean>;
   /** End every session of a user, or every one but `exceptSid`; published. How many ended. */
   deleteUserSessions(userId: string, exceptSid?: string): Promise<number>;
-  /** The user's live sessions, newest activity first; entries of ended sessions are pruned. */
-  listUserSessions(userId: string): Promise<SessionSummary[]>;
+  /**
+   * The user's live sessions, newest activity first (ties: stored id, descending); entries of
+   * ended sessions met on the way are pruned. Without `page`, all of them (at most
+   * `maxSessionsPerUser`); with it, at most `page.limit`, after the summary `page.after` (a
+   * keyset cursor: the last summary of the previous page). A page shorter than its limit is the
+   * last. A session used while someone pages moves to the front: later pages skip it (it is on
+   * the first), and no page repeats one.
+   */
+  listUserSessions(userId: string, page?: SessionPage): Promise<SessionSummary[]>;
+  /**
+   * How many sessions are live now, all users, all instances: a count kept beside the records
+   * (never a scan of the keyspace), for the active-sessions gauge.
+   */
+  countLiveSessions(): Promise<number>;
 }
+
+export interface SessionPage {
+  limit: number;
+  /** Where the previous page ended: its last summary's lastSeenAt and id. */
+  after?: { lastSeenAt: number; id: string };
+}
+
+/** The order of listUserSessions: newest activity first, then stored id descending. */
+export const listedBefore = (
+  a: { lastSeenAt: number; id: string },
+  b: { lastSeenAt: number; id: string },
+): boolean => a.lastSeenAt > b.lastSeenAt || (a.lastSeenAt === b.lastSeenAt && a.id > b.id);
 
 /** What a session holds: who, since when, from where, and how it was proven. Never a password. */
 export interface SessionAuth {
   userId: string;
-  username: string;
-  groups: string[];
-  email: string;
+  /**
+   * Who the user is (name, groups, email): the user record's, never stored with the session
+   * (issue 16: validate reads the user anyway, and a group removed takes effect at once). A
+   * login passes them, validate fills them in (createSessionValidator); a record read from the
+   * store has them only when written before issue 16.
+   */
+  username?: string;
+  groups?: string[];
+  email?: string;
   /** ms since the epoch: the absolute timeout counts from here and nothing moves it. */
   createdAt: number;
   /**
@@ -75,6 +109,13 @@ export interface SessionAuth {
   ua?: string;
   /** Signed in through an OpenID Connect provider: which, and its session id (back-channel logout). */
   idp?: IdentityProviderSession;
+}
+
+/** Who the user is, from the user record: what validate adds to a session (ValidSession). */
+export interface SessionIdentity {
+  username: string;
+  groups: string[];
+  email: string;
 }
 
 export interface IdentityProviderSession {
@@ -105,12 +146,17 @@ export interface Lifetimes {
   rememberAbsoluteSeconds: number;
 }
 
-export interface ValidSession {
+/**
+ * A session that validated. As the validator returns it (createSessionValidator), its auth
+ * carries the user's identity; as the repository returns it (`ValidSession<SessionAuth>`), only
+ * what the record holds.
+ */
+export interface ValidSession<A extends SessionAuth = SessionAuth & SessionIdentity> {
   /** The id the cookie carries: a secret, never stored. */
   sid: string;
   /** The session's stored name and its name on the revocation feed (storedSessionId(sid)). */
   id: string;
-  auth: SessionAuth;
+  auth: A;
   /** ms since the epoch: when the session ends if it stays idle (never past the absolute limit). */
   expiresAt: number;
   absoluteExpiresAt: number;
@@ -149,6 +195,14 @@ export interface SessionRepositoryOptions {
    * much before its idle timeout, never after it.
    */
   slideIntervalMs?: number;
+  /**
+   * At most this many sessions per user (SESSIONS_PER_USER_MAX; 0 or absent: no limit). A login
+   * that goes over ends the user's least recently active sessions in its transaction, as a
+   * revocation (onRevoked), and tells onCapped.
+   */
+  maxSessionsPerUser?: number;
+  /** Told about sessions a login ended because its user had too many (maxSessionsPerUser). */
+  onCapped?: (userId: string, ids: readonly string[]) => void;
 }
 
 /** How long a pending index entry may exist before its session does (a login in progress). */

@@ -207,6 +207,68 @@ function checkedFields(entry: StoredUser) {
   return { groups, badGroups, email: badEmail ? '' : entry.email, badEmail };
 }
 
+/** The maps of a UserIndex a changed user goes into (bits of UserIndexDiff's `changed`). */
+export const IN_BY_NAME = 1;
+export const IN_BY_LEGACY_NAME = 2;
+export const IN_BY_ID = 4;
+
+/**
+ * What turns one UserIndex into another: the keys gone from each map, and each user that is new
+ * or differs (with the maps that hold it: byName and byLegacyName key it by `username`, byId by
+ * `id`). Its size is that of the change, not of the file: applying it costs O(changed entries +
+ * problems). Clashes need no special case: indexUsers saw the whole file on both sides, so an
+ * entry that starts or stops clashing is an entry whose place in the maps changed.
+ */
+export interface UserIndexDiff {
+  removed: { byName: string[]; byLegacyName: string[]; byId: string[] };
+  changed: Array<[user: User, maps: number]>;
+  problems: UsersFileProblem[];
+}
+
+// Users of an index are built by indexUsers in one key order, so equal users stringify equally.
+const sameUser = (a: User, b: User) => a === b || JSON.stringify(a) === JSON.stringify(b);
+
+/** The diff from `before` to `after` (both whole indexes, as indexUsers built them): O(users). */
+export function diffUserIndexes(before: UserIndex, after: UserIndex): UserIndexDiff {
+  const diff: UserIndexDiff = {
+    removed: { byName: [], byLegacyName: [], byId: [] },
+    changed: [],
+    problems: after.problems,
+  };
+  const changed = new Map<User, number>();
+  const maps = [
+    ['byName', IN_BY_NAME],
+    ['byLegacyName', IN_BY_LEGACY_NAME],
+    ['byId', IN_BY_ID],
+  ] as const;
+  for (const [map, bit] of maps) {
+    for (const key of before[map].keys()) if (!after[map].has(key)) diff.removed[map].push(key);
+    for (const [key, user] of after[map]) {
+      const old = before[map].get(key);
+      if (old === undefined || !sameUser(old, user))
+        changed.set(user, (changed.get(user) ?? 0) | bit);
+    }
+  }
+  diff.changed = [...changed];
+  return diff;
+}
+
+/** Apply `diff` to `index` in place: O(diff), the keys removed first, then the users set. */
+export function applyUserIndexDiff(
+  index: UserIndex,
+  diff: Pick<UserIndexDiff, 'removed' | 'changed'> & { problems?: UsersFileProblem[] },
+): void {
+  for (const key of diff.removed.byName) index.byName.delete(key);
+  for (const key of diff.removed.byLegacyName) index.byLegacyName.delete(key);
+  for (const key of diff.removed.byId) index.byId.delete(key);
+  for (const [user, maps] of diff.changed) {
+    if (maps & IN_BY_NAME) index.byName.set(user.username, user);
+    if (maps & IN_BY_LEGACY_NAME) index.byLegacyName.set(user.username, user);
+    if (maps & IN_BY_ID) index.byId.set(user.id, user);
+  }
+  if (diff.problems) index.problems = diff.problems;
+}
+
 /** The user a login names: by canonical name, else (legacy entries) by the exact spelling. */
 export function lookUp(index: UserIndex, username: string): User | null {
   const name = canonicalUsername(username);

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import type { SessionRepository, ValidSession } from './session-repository.js';
 import type { User, UsersRepository } from './users.js';
 
@@ -35,16 +34,4 @@ export function createSessionValidator(deps: {
       auth: { ...session.auth, username: user.username, groups: user.groups, email: user.email },
     };
   };
-}
-
-/**
- * The id a user sees for one of their sessions: an HMAC of its stored id (itself a hash of the
- * session id), so listing sessions never discloses a usable session id (to a script on the page,
- * a screenshot, a log), nor the name the session has in Redis.
- */
-export function sessionHandle(storedId: string, secret: string): string {
-  return createHmac('sha256', secret)
-    .update(`session-handle:${storedId}`)
-    .digest('base64url')
-    .slice(0, 22);
 }

@@ -26,6 +26,16 @@ import type { UsersRepository } from '../domain/users.js';
 import { seeOther } from './auth.js';
 import type { LoginSteps } from './second-factor.js';
 
+/**
+ * The innermost Error of a cause chain: openid-client wraps oauth4webapi's errors in generic ones
+ * ("unexpected JWT claim value encountered"); the inner one names the claim, for the audit log.
+ */
+function innermost(err: unknown): Error | undefined {
+  let found = err instanceof Error ? err : undefined;
+  while (found?.cause instanceof Error) found = found.cause;
+  return found;
+}
+
 /** How long a logout token's jti is remembered, and how far its iat may be from now. */
 const LOGOUT_TOKEN_WINDOW_MS = 10 * 60_000;
 
@@ -111,19 +121,29 @@ export function createOidcHandlers(deps: OidcDeps) {
       const client = clientOf(req);
       const provider = client.config.id;
       const binding = (req.cookies as Record<string, unknown> | undefined)?.[cookieName];
-      res.clearCookie(cookieName, cookieAttrs(req));
       const login = await deps.logins.take(req.query.state, binding);
-      const fail = (code: 'SIGN_IN_INVALID' | 'SIGN_IN_NOT_ALLOWED', reason: string) => {
+      const fail = (
+        code: 'SIGN_IN_INVALID' | 'SIGN_IN_NOT_ALLOWED',
+        reason: string,
+        message?: string,
+      ) => {
         audit('login.failure', req, { provider, reason });
         deps.onLogin?.('failure');
-        return new GatehouseError(code);
+        return new GatehouseError(code, message ? { message } : {});
       };
       if (!login || login.provider !== provider) throw fail('SIGN_IN_INVALID', 'oidc_state');
+      // Cleared only now it matched: a stale or foreign callback (an older tab's, another
+      // browser's) must not take away the binding of the sign-in this browser has in flight.
+      res.clearCookie(cookieName, cookieAttrs(req));
       if (typeof req.query.error === 'string')
-        throw fail(
-          req.query.error === 'access_denied' ? 'SIGN_IN_NOT_ALLOWED' : 'SIGN_IN_INVALID',
-          `provider_error:${req.query.error.slice(0, 64)}`,
-        );
+        throw req.query.error === 'access_denied'
+          ? // Most often the user's own Cancel: "your account is not allowed" would mislead.
+            fail(
+              'SIGN_IN_NOT_ALLOWED',
+              'provider_error:access_denied',
+              'The sign-in was cancelled or refused at the provider. You are not signed in.',
+            )
+          : fail('SIGN_IN_INVALID', `provider_error:${req.query.error.slice(0, 64)}`);
       // The callback as the provider sent it: our redirect_uri and the query the browser brought.
       const query = req.originalUrl.includes('?')
         ? req.originalUrl.slice(req.originalUrl.indexOf('?'))
@@ -142,7 +162,7 @@ export function createOidcHandlers(deps: OidcDeps) {
           audit('login.failure', req, {
             provider,
             reason: 'oidc_token',
-            detail: String((err.cause as Error | undefined)?.message ?? '').slice(0, 200),
+            detail: String(innermost(err.cause)?.message ?? '').slice(0, 200),
           });
           deps.onLogin?.('failure');
         } else deps.onLogin?.('unavailable');
@@ -269,6 +289,9 @@ export function createOidcHandlers(deps: OidcDeps) {
       const client = auth.idp ? deps.clients.get(auth.idp.provider) : undefined;
       if (!client?.config.providerLogout) return null;
       try {
+        // Asked now (discovery is cached): a provider that went down since would be a browser
+        // error page after the sign-out; the login page instead.
+        await client.ping();
         return (
           (await client.endSessionUrl(`${publicUrl.replace(/\/+$/, '')}/auth/login`))?.href ?? null
         );

@@ -4,9 +4,15 @@ import { GatehouseError } from '../../../common/src/errors.js';
 import { NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { Csrf } from '../csrf.js';
-import type { SessionRepository, ValidSession } from '../domain/session-repository.js';
+import { createSessionHandles } from '../domain/session-handles.js';
+import type {
+  SessionPage,
+  SessionRepository,
+  SessionSummary,
+  ValidSession,
+} from '../domain/session-repository.js';
 import type { UsersRepository } from '../domain/users.js';
-import { type SessionValidator, sessionHandle } from '../domain/validate-session.js';
+import type { SessionValidator } from '../domain/validate-session.js';
 import type { CookieSettings } from '../session-middleware.js';
 import { sessionsPage } from '../views.js';
 import { clearSessionCookie, isForm } from './auth.js';
@@ -25,17 +31,54 @@ export interface SessionsDeps {
   current: WeakMap<Request, ValidSession>;
 }
 
+/** Sessions per page of a list: `?limit=` defaults to this… */
+export const SESSIONS_PAGE_DEFAULT = 50;
+/** …and is capped at this. */
+export const SESSIONS_PAGE_MAX = 200;
+
+/**
+ * The page a list request asks for: `?limit=` (1 to 200, default 50; more is read as 200) and
+ * `?cursor=` (the `next` of the previous page: `<lastSeenAt>.<handle>`, opaque to clients).
+ * Null when either is malformed (400).
+ */
+function pageOf(
+  query: Request['query'],
+  idOf: (handle: string) => string | undefined,
+): SessionPage | null {
+  const { limit: rawLimit, cursor } = query;
+  let limit = SESSIONS_PAGE_DEFAULT;
+  if (rawLimit !== undefined) {
+    if (typeof rawLimit !== 'string' || !/^\d{1,6}$/.test(rawLimit) || Number(rawLimit) < 1)
+      return null;
+    limit = Math.min(Number(rawLimit), SESSIONS_PAGE_MAX);
+  }
+  if (cursor === undefined) return { limit };
+  const match = typeof cursor === 'string' ? /^(\d{1,15})\.([A-Za-z0-9_-]+)$/.exec(cursor) : null;
+  const id = match ? idOf(match[2] as string) : undefined;
+  if (!match || id === undefined) return null;
+  return { limit, after: { lastSeenAt: Number(match[1]), id } };
+}
+
 /** Per-user session management: list, revoke one, end all others. Admin API beside it. */
 export function createSessionsHandlers(deps: SessionsDeps) {
-  // The handle is an HMAC of the stored id (the index holds no session ids to derive it from).
-  const handleOf = (id: string) => sessionHandle(id, deps.secrets[0] ?? '');
+  // The handle is the stored id encrypted (domain/session-handles.ts): never a usable session
+  // id, and turned back into the stored id without listing anything.
+  const handles = createSessionHandles(deps.secrets);
+  const { handleOf } = handles;
   const audit = (event: string, req: Request, extra: Record<string, unknown>) =>
     deps.audit.info({ event, ip: req.ip, requestId: req.id, ...extra }, event);
+  const cursorOf = (s: SessionSummary) => `${s.lastSeenAt}.${handleOf(s.id)}`;
 
-  /** `currentId`: the caller's session, by its stored id (ValidSession.id). */
-  async function listFor(userId: string, currentId?: string) {
-    const list = await deps.sessions.listUserSessions(userId);
-    return list.map((s) => ({
+  /**
+   * One page of the user's sessions (newest activity first) and the cursor of the next, if any
+   * (one more is read to know). `currentId`: the caller's session, by its stored id.
+   */
+  async function listFor(userId: string, page: SessionPage, currentId?: string) {
+    const list = await deps.sessions.listUserSessions(userId, { ...page, limit: page.limit + 1 });
+    const shown = list.slice(0, page.limit);
+    const last = shown.at(-1);
+    const next = list.length > page.limit && last ? cursorOf(last) : null;
+    const sessions = shown.map((s) => ({
       id: handleOf(s.id),
       createdAt: s.createdAt,
       lastSeenAt: s.lastSeenAt,
@@ -43,10 +86,27 @@ export function createSessionsHandlers(deps: SessionsDeps) {
       ip: s.ip,
       userAgent: s.userAgent,
       current: s.id === currentId,
-      storedId: s.id,
     }));
+    return { sessions, next };
   }
-  const publicView = (s: Awaited<ReturnType<typeof listFor>>[number]) => ({
+
+  /** The page a request asks for; null after answering 400 when it is malformed. */
+  function requestedPage(req: Request, res: Response): SessionPage | null {
+    const page = pageOf(req.query, (handle) => handles.idsOf(handle)[0]);
+    if (!page) sendError(req, res, 'BAD_REQUEST', { message: 'Invalid limit or cursor.' });
+    return page;
+  }
+
+  /**
+   * End the session the handle names, when it is `userId`'s: one index entry removed and one
+   * record deleted (deleteSessionById checks the owner), never a listing. Its stored id, or null.
+   */
+  async function endByHandle(handle: string, userId: string): Promise<string | null> {
+    for (const id of handles.idsOf(handle))
+      if (await deps.sessions.deleteSessionById(id, userId)) return id;
+    return null;
+  }
+  const publicView = (s: Awaited<ReturnType<typeof listFor>>['sessions'][number]) => ({
     id: s.id,
     createdAt: new Date(s.createdAt).toISOString(),
     lastSeenAt: new Date(s.lastSeenAt).toISOString(),
@@ -85,17 +145,17 @@ export function createSessionsHandlers(deps: SessionsDeps) {
   async function revokeOne(req: Request, res: Response) {
     const session = me(req);
     const handle = String(req.params.id ?? '');
-    const target = (await listFor(session.auth.userId, session.id)).find((s) => s.id === handle);
-    if (!target) return sendError(req, res, 'SESSION_NOT_FOUND');
-    await deps.sessions.deleteSessionById(target.storedId, session.auth.userId);
+    const ended = await endByHandle(handle, session.auth.userId);
+    if (ended === null) return sendError(req, res, 'SESSION_NOT_FOUND');
+    const current = ended === session.id;
     audit('session.revoke', req, {
       username: session.auth.username,
       userId: session.auth.userId,
-      session: handle,
-      current: target.current,
+      session: handleOf(ended),
+      current,
     });
-    if (target.current) clearSessionCookie(req, res, deps.cookie);
-    return target.current;
+    if (current) clearSessionCookie(req, res, deps.cookie);
+    return current;
   }
 
   return {
@@ -104,7 +164,9 @@ export function createSessionsHandlers(deps: SessionsDeps) {
 
     async list(req: Request, res: Response) {
       const session = me(req);
-      const sessions = await listFor(session.auth.userId, session.id);
+      const page = requestedPage(req, res);
+      if (!page) return;
+      const { sessions, next } = await listFor(session.auth.userId, page, session.id);
       if (wantsHtml(req)) {
         const notice =
           typeof req.query.revoked === 'string'
@@ -114,12 +176,13 @@ export function createSessionsHandlers(deps: SessionsDeps) {
           sessionsPage({
             username: session.auth.username,
             sessions,
+            ...(next ? { next: `/auth/sessions?cursor=${encodeURIComponent(next)}` } : {}),
             csrfToken: deps.csrf.token(req, res),
             ...(notice ? { notice } : {}),
           }),
         );
       }
-      res.json({ sessions: sessions.map(publicView) });
+      res.json({ sessions: sessions.map(publicView), next });
     },
 
     async revokeJson(req: Request, res: Response) {
@@ -170,9 +233,13 @@ export function createSessionsHandlers(deps: SessionsDeps) {
     async adminList(req: Request, res: Response) {
       const user = await deps.users.findByUsername(String(req.params.username));
       if (!user) return sendError(req, res, 'USER_NOT_FOUND');
+      const page = requestedPage(req, res);
+      if (!page) return;
+      const { sessions, next } = await listFor(user.id, page);
       res.json({
         user: { id: user.id, username: user.username, disabled: user.disabled },
-        sessions: (await listFor(user.id)).map(publicView),
+        sessions: sessions.map(publicView),
+        next,
       });
     },
 
@@ -187,10 +254,13 @@ export function createSessionsHandlers(deps: SessionsDeps) {
     async adminRevokeOne(req: Request, res: Response) {
       const user = await deps.users.findByUsername(String(req.params.username));
       if (!user) return sendError(req, res, 'USER_NOT_FOUND');
-      const target = (await listFor(user.id)).find((s) => s.id === req.params.id);
-      if (!target) return sendError(req, res, 'SESSION_NOT_FOUND');
-      await deps.sessions.deleteSessionById(target.storedId, user.id);
-      audit('admin.revoke', req, { username: user.username, userId: user.id, session: target.id });
+      const ended = await endByHandle(String(req.params.id ?? ''), user.id);
+      if (ended === null) return sendError(req, res, 'SESSION_NOT_FOUND');
+      audit('admin.revoke', req, {
+        username: user.username,
+        userId: user.id,
+        session: handleOf(ended),
+      });
       res.status(204).end();
     },
   };
