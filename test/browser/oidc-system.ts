@@ -123,7 +123,7 @@ export interface Backend {
 }
 
 const NO_ICON = '<link rel="icon" href="data:,">';
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeText = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
  * The app behind the gateway: every path answers a page showing the identity it received (and a
@@ -147,8 +147,8 @@ async function startBackend(): Promise<Backend> {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
     res.end(
       `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>App</title>${NO_ICON}</head><body>
-<h1>Hello, <span id="user">${escape(entry.user ?? '')}</span></h1>
-<p id="groups">${escape(entry.groups ?? '')}</p>
+<h1>Hello, <span id="user">${escapeText(entry.user ?? '')}</span></h1>
+<p id="groups">${escapeText(entry.groups ?? '')}</p>
 <form method="post" action="/auth/logout"><button type="submit">Sign out</button></form>
 </body></html>`,
     );
