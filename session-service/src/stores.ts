@@ -5,7 +5,7 @@ import type { SessionServiceDeps } from './app.js';
 import { sessionLifetimes } from './config.js';
 import { createAccessTokens } from './domain/access-tokens.js';
 import { createAssertionSigner } from './domain/assertions.js';
-import { composeUsers, createExternalUsers } from './domain/external-users.js';
+import { composeUsers, createExternalUsers, isExternalUserId } from './domain/external-users.js';
 import { createRedisFactorRepository } from './domain/factors-redis.js';
 import { createOidcLogins } from './domain/oidc-logins.js';
 import { createPendingLogins } from './domain/pending-logins.js';
@@ -83,6 +83,11 @@ export function createStores(deps: SessionServiceDeps) {
     prefix: env.REDIS_PREFIX,
     now: deps.now ?? Date.now,
     onRevoked: (ids) => publishRevocations(redis, env.REDIS_PREFIX, ids),
+    // A token of an identity-source user keeps that user's record as long as the token lives.
+    onCreated: async (record) => {
+      if (isExternalUserId(record.ownerId))
+        await externalUsers.keepUntil(record.ownerId, record.expiresAt);
+    },
   });
   const validateToken = createTokenValidator({
     tokens: accessTokens,

@@ -157,6 +157,8 @@ export function createAccessTokens(options: {
   now?: () => number;
   /** Told about ended tokens by stored id (the revocation channel, as for sessions). */
   onRevoked?: (ids: readonly string[]) => Promise<void>;
+  /** Told about each token made (its owner must outlive it: external-users.ts keepUntil). */
+  onCreated?: (record: TokenRecord) => Promise<void>;
 }): AccessTokens {
   const { redis, sealer, prefix } = options;
   const now = options.now ?? Date.now;
@@ -213,6 +215,7 @@ export function createAccessTokens(options: {
         const longest = await redis.zRangeWithScores(key, -1, -1);
         await redis.pExpire(key, Math.max(1, (longest[0]?.score ?? record.expiresAt) - now()));
         await write(record, 'NX');
+        await options.onCreated?.(record);
         return { token, record };
       }),
 

@@ -92,6 +92,11 @@ export interface ExternalUsers {
   idOfUsername(username: string): Promise<string | null>;
   /** Forget the account (its name too); its sessions end at their next validation. */
   remove(id: string): Promise<void>;
+  /**
+   * Keep the record (and its name) at least until `until` (ms since the epoch): an access token
+   * of the user's lives that long, and is valid only while its owner's record is.
+   */
+  keepUntil(id: string, until: number): Promise<void>;
 }
 
 export function createExternalUsers(options: {
@@ -143,10 +148,25 @@ export function createExternalUsers(options: {
           if ((await redis.get(oldKey)) === stored.id) await redis.del(oldKey);
         }
         const uKey = userKey(stored.id);
-        await redis.set(uKey, sealer.seal(JSON.stringify(stored), uKey), ttl);
+        // Never shorter than it was: keepUntil may have lengthened it for a token.
+        const left = await redis.pTTL(uKey);
+        const keep = { expiration: { type: 'PX' as const, value: Math.max(retentionMs, left) } };
+        await redis.set(uKey, sealer.seal(JSON.stringify(stored), uKey), keep);
+        if (left > retentionMs) await redis.pExpire(key, left);
         return stored;
       }),
     idOfUsername: (username) => storeCall(() => redis.get(nameKey(username))),
+    keepUntil: (id, until) =>
+      storeCall(async () => {
+        const uKey = userKey(id);
+        const wanted = until - Date.now();
+        if ((await redis.pTTL(uKey)) >= wanted) return;
+        const record = await get(id);
+        if (!record) return;
+        await redis.pExpire(uKey, wanted);
+        const key = nameKey(record.username);
+        if ((await redis.get(key)) === id) await redis.pExpire(key, wanted);
+      }),
     remove: (id) =>
       storeCall(async () => {
         const record = await get(id);
