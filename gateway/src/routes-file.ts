@@ -3,10 +3,10 @@
  * problem listed at once, the default route without a file, and the store that reloads it.
  */
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../../common/src/config.js';
 import type { Logger } from '../../common/src/logger.js';
+import { parseYamlConfig, problemPath } from '../../common/src/yaml-config.js';
 import { normaliseOrigin } from './origin.js';
 import { prefixSegments } from './request-target.js';
 import { crossRouteProblems, fileSchema, type Problem, type routeSchema } from './route-schema.js';
@@ -43,36 +43,12 @@ function toRoute(spec: z.output<typeof routeSchema>, defaultTimeoutMs: number): 
   });
 }
 
-function issuePath(path: readonly PropertyKey[], data: unknown): string {
-  let out = '';
-  path.forEach((key, i) => {
-    if (typeof key === 'number') {
-      out += `[${key}]`;
-      // name the route by its id too: "routes[2] (admin).path"
-      if (i === 1 && path[0] === 'routes') {
-        const id = (data as { routes?: Array<{ id?: unknown }> })?.routes?.[key]?.id;
-        if (typeof id === 'string' && id) out += ` (${id})`;
-      }
-    } else out += out ? `.${String(key)}` : String(key);
-  });
-  return out;
-}
-
 /**
  * Parse a routes file (YAML or JSON: JSON is YAML) into a table. Throws ConfigError listing every
  * problem at once, each with its route index, id and field.
  */
 export function parseRoutes(text: string, defaultTimeoutMs: number, source = 'routes'): RouteTable {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0)
-    throw new ConfigError(
-      doc.errors.map((e) => {
-        const at = e.linePos?.[0];
-        const message = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
-        return `${source}${at ? `:${at.line}:${at.col}` : ''}: ${message}`;
-      }),
-    );
-  const data: unknown = doc.toJS();
+  const data = parseYamlConfig(text, source);
   const result = fileSchema.safeParse(data);
   const routeIndex = (p: Problem) => (typeof p.path[1] === 'number' ? p.path[1] : -1);
   const problems: Problem[] = [
@@ -82,7 +58,7 @@ export function parseRoutes(text: string, defaultTimeoutMs: number, source = 'ro
   if (!result.success || problems.length > 0) {
     throw new ConfigError(
       problems.map((problem) => {
-        const where = issuePath(problem.path, data);
+        const where = problemPath(problem.path, data, 'routes');
         return `${source}: ${where ? `${where}: ` : ''}${problem.message}`;
       }),
     );

@@ -8,9 +8,9 @@
  * adapters/oidc-provider.ts and adapters/ldap-directory.ts.
  */
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../../common/src/config.js';
+import { parseYamlConfig, problemPath } from '../../common/src/yaml-config.js';
 import { groupNameSchema } from './domain/users.js';
 
 /** A provider's id: in URLs (/auth/oidc/<id>/…) and in user ids (`oidc:<id>:…`). */
@@ -202,20 +202,6 @@ export const NO_IDENTITY_SOURCES: IdentitySources = Object.freeze({
   oidc: [],
 });
 
-function issuePath(path: readonly PropertyKey[], data: unknown): string {
-  let out = '';
-  path.forEach((key, i) => {
-    if (typeof key === 'number') {
-      out += `[${key}]`;
-      if (i === 1 && path[0] === 'oidc') {
-        const id = (data as { oidc?: Array<{ id?: unknown }> })?.oidc?.[key]?.id;
-        if (typeof id === 'string' && id) out += ` (${id})`;
-      }
-    } else out += out ? `.${String(key)}` : String(key);
-  });
-  return out;
-}
-
 /**
  * Parse the file's text and read the secrets it names from `env` and the file system. Throws
  * ConfigError listing every problem (the file's, then each unreadable secret).
@@ -226,21 +212,12 @@ export function parseIdentitySources(
   env: NodeJS.ProcessEnv,
   readFile: (path: string) => string = (path) => readFileSync(path, 'utf8'),
 ): IdentitySources {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0)
-    throw new ConfigError(
-      doc.errors.map((e) => {
-        const at = e.linePos?.[0];
-        const message = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
-        return `${source}${at ? `:${at.line}:${at.col}` : ''}: ${message}`;
-      }),
-    );
-  const data: unknown = doc.toJS() ?? {};
+  const data: unknown = parseYamlConfig(text, source) ?? {};
   const result = identitySourcesSchema.safeParse(data);
   const problems: string[] = result.success
     ? []
     : result.error.issues.map((issue) => {
-        const where = issuePath(issue.path, data);
+        const where = problemPath(issue.path, data, 'oidc');
         return `${source}: ${where ? `${where}: ` : ''}${issue.message}`;
       });
   const secret = (where: string, byEnv?: string, byFile?: string): string | undefined => {
