@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { requestIdFrom } from './http.js';
 import type { Logger } from './logger.js';
-import { countKeys, observeRedis, type RedisClient } from './redis.js';
+import { observeRedis, type RedisClient } from './redis.js';
 
 /** One counter's declaration: name, help, label names. */
 export type CounterSpec = readonly [name: string, help: string, labelNames: readonly string[]];
@@ -119,63 +119,6 @@ export function instrumentRedis(metrics: Metrics, redis: RedisClient): void {
       errors.inc({ kind: 'connection' });
     },
   });
-}
-
-/**
- * `gatehouse_sessions_active`: live sessions in Redis, counted with SCAN over the session keys
- * (every master of a Cluster). Counting is O(sessions), so it runs at most once per `refreshMs`,
- * only when /metrics is scraped, never on a request's path; between counts the last value is
- * reported (`gatehouse_sessions_active_age_seconds` says how old it is). A sound figure needs
- * Redis itself: an in-process tally would miss other instances, the users CLI and idle expiry.
- * Every instance reports the same total: aggregate with max(), not sum(). Past `limit` keys the
- * count stops (the gauge is then a lower bound).
- */
-export function activeSessionsGauge(
-  metrics: Metrics,
-  redis: RedisClient,
-  pattern: string,
-  options: { refreshMs?: number; limit?: number; logger?: Logger } = {},
-): void {
-  const refreshMs = options.refreshMs ?? 30_000;
-  let value: number | null = null;
-  let countedAt = 0;
-  let counting: Promise<void> | null = null;
-  const refresh = () => {
-    counting ??= countKeys(redis, pattern, { limit: options.limit ?? 1_000_000 })
-      .then((result) => {
-        if (result) {
-          value = result.count;
-          countedAt = Date.now();
-        }
-      })
-      .catch((err: Error) =>
-        options.logger?.debug({ err: { message: err.message } }, 'active sessions: count failed'),
-      )
-      .finally(() => {
-        counting = null;
-      });
-    return counting;
-  };
-  metrics.gauge(
-    'gatehouse_sessions_active',
-    'Live sessions in Redis (all instances; counted by SCAN at most every 30 s)',
-    [],
-    async (g) => {
-      if (Date.now() - countedAt >= refreshMs) {
-        const pending = refresh();
-        if (value === null) await pending; // the first scrape waits for a first count
-      }
-      if (value !== null) g.set(value);
-    },
-  );
-  metrics.gauge(
-    'gatehouse_sessions_active_age_seconds',
-    'Age of the last count of gatehouse_sessions_active',
-    [],
-    (g) => {
-      if (countedAt > 0) g.set((Date.now() - countedAt) / 1000);
-    },
-  );
 }
 
 declare module 'node:http' {
