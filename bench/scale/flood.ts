@@ -80,7 +80,9 @@ export async function floodDimension(opts: ScaleOptions): Promise<DimensionResul
       const after = await usedMemory(redis);
       const keys = await throttleKeys(redis);
       const ttls = await Promise.all(keys.map((k) => redis.client.pTTL(k)));
-      const withoutTtl = ttls.filter((x) => x < 0).length;
+      // PTTL -1: a key with no TTL (what must never exist); -2: a key that expired between the
+      // SCAN and the PTTL (a 60 s attempt window during a long flood), gone as it should be.
+      const withoutTtl = ttls.filter((x) => x === -1).length;
       const refused = statuses.get(401) ?? 0;
       say(
         `  ${size} addresses: ${seconds.toFixed(0)} s, ${keys.length} throttle keys, statuses ${JSON.stringify(Object.fromEntries(statuses))}`,
