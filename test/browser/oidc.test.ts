@@ -57,6 +57,20 @@ afterEach(async () => {
   expect(unexpected).toEqual([]);
 });
 
+/**
+ * Wait (with a deadline) until `count` notes matching `match` have come, and take them: Chromium's
+ * console lines arrive on their own schedule, after the navigation that caused them.
+ */
+async function expectNoted(tab: Tab, match: (n: Noted) => boolean, count: number) {
+  const seen: Noted[] = [];
+  await expect
+    .poll(() => {
+      seen.push(...tab.take(match));
+      return seen.length;
+    })
+    .toBe(count);
+}
+
 /** Chromium says it honoured the logout's Clear-Site-Data (an info line, expected). */
 const clearedSiteData = (n: Noted) =>
   n.type === 'info' &&
@@ -280,7 +294,7 @@ describe('signing out', () => {
     // Over here before the provider is even asked.
     expect(await storedAuthOf(s.redis.client, sid ?? '')).toBeNull();
     expect(await sessionIdOf(context, s.gw)).toBeNull();
-    expect(tab.take(clearedSiteData)).toHaveLength(1);
+    await expectNoted(tab, clearedSiteData, 1);
 
     await page.locator(OIDC_LOGOUT_FORM.yes).click();
     await page.waitForURL((u) => u.origin === s.gw && u.pathname === '/auth/login');
@@ -303,7 +317,7 @@ describe('signing out', () => {
     await page.waitForURL(`${s.gw}/auth/login`);
     expect(await storedAuthOf(s.redis.client, sid ?? '')).toBeNull();
     expect(endSession()).toBe(ended);
-    expect(tab.take(clearedSiteData)).toHaveLength(1);
+    await expectNoted(tab, clearedSiteData, 1);
     // Still signed in at the provider: only Gatehouse's session ended, and signing in again
     // takes no password (the provider's form never shows).
     expect(s.entra.sessionsOf('entra-oid-frank')).toHaveLength(1);
