@@ -24,7 +24,7 @@ export interface RequestFacts {
   /** The request's method: a read-only token takes GET, HEAD and OPTIONS only. */
   method?: string;
   /**
-   * The access token the request presents (access-token.ts `presentedToken`): the token, `null`
+   * The access token the request presents (common/src/access-token.ts `presentedToken`): the token, `null`
    * for one that starts like ours but cannot be, absent for none (the session cookie counts).
    */
   token?: string | null;

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import { GATEHOUSE_BEARER } from '../../common/src/access-token.js';
 import { IDENTITY_HEADERS } from '../../common/src/identity.js';
-import { GATEHOUSE_BEARER } from './access-token.js';
 import { type CookiePolicy, withoutOwnCookies } from './cookies.js';
 import { type ParsedHost, parseHost } from './host.js';
 

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { isLoopback, presentedToken } from '../../common/src/access-token.js';
 import { authenticationHeaders } from '../../common/src/authentication.js';
 import {
   errorResponseBytes,
@@ -18,7 +19,6 @@ import { identityHeaders } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
 import { observeRequest } from '../../common/src/observability.js';
 import type { Trust } from '../../common/src/trust-proxy.js';
-import { isLoopback, presentedToken } from './access-token.js';
 import {
   type CheckedRequest,
   checkRequest,

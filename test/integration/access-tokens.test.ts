@@ -283,6 +283,32 @@ describe('a personal access token', () => {
     expect((await validate(token)).status).toBe(200);
   });
 
+  it('malformed, one of ours is an invalid token on validate, never a fallback to the session cookie beside it', async () => {
+    const cookie = await login('alice');
+    const { token } = (await createToken(cookie, { name: 'spelled wrong', expiresInDays: 1 })).body;
+    // Read as the gateway reads them (common/src/access-token.ts): refused, not the cookie's session.
+    const spellings = [
+      `Bearer ${token} extra`,
+      `Bearer\t${token}`,
+      `Bearer gatehouse_${'x'.repeat(200)}`,
+      'Bearer gatehouse_',
+    ];
+    for (const authorization of spellings) {
+      const res = await request(service.app)
+        .get('/auth/validate')
+        .set('cookie', cookie)
+        .set('authorization', authorization)
+        .set('x-forwarded-for', nextAddress());
+      expect(res.status, JSON.stringify(authorization)).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
+      expect(res.headers['x-auth-request-user']).toBeUndefined();
+    }
+    // The cookie alone, and the token alone, still work.
+    const alone = await request(service.app).get('/auth/validate').set('cookie', cookie);
+    expect(alone.status).toBe(200);
+    expect((await validate(token)).status).toBe(200);
+  });
+
   it('is revoked one by one (the other lives on, published on the revocation channel) or all at once', async () => {
     const cookie = await login('alice');
     const one = (await createToken(cookie, { name: 'one', expiresInDays: 1 })).body;

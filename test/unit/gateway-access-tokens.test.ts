@@ -8,9 +8,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { GATEHOUSE_BEARER, presentedToken } from '../../common/src/access-token.js';
 import { authenticationOf } from '../../common/src/authentication.js';
 import { ConfigError } from '../../common/src/config.js';
-import { GATEHOUSE_BEARER, presentedToken } from '../../gateway/src/access-token.js';
 import { createCookiePolicy } from '../../gateway/src/cookies.js';
 import { type Decision, decide, type RequestFacts } from '../../gateway/src/decide.js';
 import { upstreamHeaders } from '../../gateway/src/request-headers.js';

@@ -88,14 +88,6 @@ export function looksLikeToken(value: string): boolean {
   return check(value.slice(0, cut)) === value.slice(cut + 1);
 }
 
-/** The token of `Authorization: Bearer <token>` when it is one of ours, else undefined. */
-export function bearerAccessToken(authorization: unknown): string | undefined {
-  if (typeof authorization !== 'string' || authorization.length > 200) return undefined;
-  const match = /^Bearer[ ]+(\S+)[ ]*$/i.exec(authorization);
-  const token = match?.[1];
-  return token?.startsWith('gatehouse_') ? token : undefined;
-}
-
 export const storedTokenId = (token: string) => storedSessionId(token);
 
 export interface AccessTokens {

@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseCookie } from 'cookie';
 import signature from 'cookie-signature';
+import { isLoopback, presentedToken } from '../../../common/src/access-token.js';
 import { authenticationBody, authenticationHeaders } from '../../../common/src/authentication.js';
 import { escapeHtml, NO_STORE, sendError, wantsHtml } from '../../../common/src/http.js';
 import { identityHeaders } from '../../../common/src/identity.js';
 import { MAX_COOKIE_BYTES } from '../../../common/src/limits.js';
 import type { Logger } from '../../../common/src/logger.js';
 import type { TrustFn } from '../../../common/src/trust-proxy.js';
-import { bearerAccessToken } from '../domain/access-tokens.js';
 import type { AssertionSigner } from '../domain/assertions.js';
 import { isAudience } from '../domain/assertions.js';
 import { authenticationOfSession, type ValidSession } from '../domain/sessions.js';
@@ -113,8 +113,6 @@ interface ValidateDeps {
  */
 const TOKEN_HEADER = { public: 'authorization', internal: 'x-gatehouse-authorization' } as const;
 
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
-
 /** Did this request (as the client sent it) travel over plain HTTP from another machine? */
 function plainHttpFromAfar(req: IncomingMessage, trust: TrustProxy, clientIp: string): boolean {
   const trusted = trust(req.socket.remoteAddress ?? '', 0);
@@ -124,7 +122,7 @@ function plainHttpFromAfar(req: IncomingMessage, trust: TrustProxy, clientIp: st
         ?.trim()
     : '';
   const secure = proto ? proto === 'https' : 'encrypted' in req.socket;
-  return !secure && !LOOPBACK.test(clientIp);
+  return !secure && !isLoopback(clientIp);
 }
 
 /**
@@ -178,6 +176,25 @@ export function internalValidateHandler(
   };
 }
 
+/** Redis failed under a validate (session or token): 503, never "no session". */
+function storeUnavailable(
+  deps: ValidateDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  err: unknown,
+): void {
+  deps.onOutcome?.('unavailable');
+  deps.logger.warn(
+    { requestId: req.id, err: { message: (err as Error).message } },
+    'validate: session store unavailable',
+  );
+  // JSON whatever the Accept header: callers are machines (gateway, nginx auth_request).
+  sendError(req, res, 'SESSION_STORE_UNAVAILABLE', {
+    json: true,
+    message: 'The session store is unavailable.',
+  });
+}
+
 /** The validate answer; with `signer` and `aud`, plus the signed identity for `aud`. */
 function serveValidation(
   deps: ValidateDeps,
@@ -187,9 +204,10 @@ function serveValidation(
   const serveToken = serveTokenValidation(deps, signer);
   return async (req: IncomingMessage, res: ServerResponse, aud: string | undefined) => {
     res.setHeader('Cache-Control', NO_STORE);
-    // An access token, when the request carries one of ours: never the cookie then.
-    const token = deps.validateToken ? bearerAccessToken(req.headers[tokenHeader]) : undefined;
-    if (token !== undefined) return serveToken(req, res, token, aud);
+    // An access token, when the request carries one of ours: never the cookie then. One that
+    // is malformed (null) is an invalid token, as the gateway reads it: '' never validates.
+    const token = deps.validateToken ? presentedToken(req.headers[tokenHeader]) : undefined;
+    if (token !== undefined) return serveToken(req, res, token ?? '', aud);
     const sid = readSessionId(req.headers.cookie, deps.cookieName, deps.secrets);
     let session: ValidSession | null = null;
     let jwt: string | undefined;
@@ -198,17 +216,7 @@ function serveValidation(
       if (session && signer && aud !== undefined)
         jwt = await signer.sign(session.sid, session.auth, aud);
     } catch (err) {
-      deps.onOutcome?.('unavailable');
-      deps.logger.warn(
-        { requestId: req.id, err: { message: (err as Error).message } },
-        'validate: session store unavailable',
-      );
-      // JSON whatever the Accept header: callers are machines (gateway, nginx auth_request).
-      sendError(req, res, 'SESSION_STORE_UNAVAILABLE', {
-        json: true,
-        message: 'The session store is unavailable.',
-      });
-      return;
+      return storeUnavailable(deps, req, res, err);
     }
     if (!session) {
       deps.onOutcome?.('unauthenticated');
@@ -269,16 +277,7 @@ function serveTokenValidation(deps: ValidateDeps, signer: AssertionSigner | unde
       if (result.ok && signer && aud !== undefined)
         jwt = await signer.signToken(result.valid.token, result.valid.identity, aud);
     } catch (err) {
-      deps.onOutcome?.('unavailable');
-      deps.logger.warn(
-        { requestId: req.id, err: { message: (err as Error).message } },
-        'validate: session store unavailable',
-      );
-      sendError(req, res, 'SESSION_STORE_UNAVAILABLE', {
-        json: true,
-        message: 'The session store is unavailable.',
-      });
-      return;
+      return storeUnavailable(deps, req, res, err);
     }
     if (!result.ok) {
       deps.onOutcome?.('unauthenticated');

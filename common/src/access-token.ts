@@ -1,11 +1,11 @@
 /**
- * Access tokens as the gateway sees them: `Authorization: Bearer gatehouse_…` (personal
- * `gatehouse_pat_`, service account `gatehouse_sat_`; their format and checks are the
- * session-service's, session-service/src/domain/access-tokens.ts). The gateway never judges a
- * token itself: it hands it to /internal/validate in X-Gatehouse-Authorization and acts on the
- * answer. What it decides here is only whether a request carries one, read exactly as the
- * session-service reads it (`bearerAccessToken`), so the two never disagree about which
- * credential a request presents.
+ * How a request presents an access token: `Authorization: Bearer gatehouse_…` (personal
+ * `gatehouse_pat_`, service account `gatehouse_sat_`; their format, records and checks are the
+ * session-service's, session-service/src/domain/access-tokens.ts). The one reading of it, used by
+ * the gateway (which hands the token to /internal/validate in X-Gatehouse-Authorization) and by
+ * the session-service's validate, so the two never disagree about which credential a request
+ * presents: one of ours that is malformed is an invalid token to both, never a fallback to the
+ * session cookie.
  */
 
 /** An Authorization value that carries one of our tokens (or tries to): never sent upstream. */
