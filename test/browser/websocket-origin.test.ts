@@ -247,7 +247,7 @@ async function expectOpened(open: () => Promise<WsResult>, origin: string, path:
   expect(connection.url).toBe(path);
   expect(connection.header('origin')).toEqual([origin]);
   expect(connection.header('x-auth-request-user')).toEqual(['alice']);
-  expect(connection.messages).toEqual(['hello']);
+  await expect.poll(() => connection.messages).toEqual(['hello']);
   // The control for sessionServiceHeard(): an admitted handshake's id is in its log.
   await waitFor(() => opened().length > before, 5_000, 'the gateway to log the socket');
   const id = opened()[before]?.requestId;
