@@ -170,6 +170,40 @@ describe('users service-account and token', { timeout: TEST_TIMEOUT_MS }, () => 
     }
   });
 
+  it('users add refuses a service account’s name; added while Redis is unreachable, the name is the file’s and the account’s tokens end', async () => {
+    expect((await run(['service-account', 'add', 'reporter', '--groups', 'ops'])).code).toBe(0);
+    const { token } = await mint(['reporter', '--name', 'r', '--expires-days', '1']);
+    for (const spelling of ['reporter', 'Reporter', 'ＲＥＰＯＲＴＥＲ']) {
+      const refused = await run(['add', spelling], { input: 'a long enough password\n' });
+      expect(refused.code, spelling).toBe(1);
+      expect(refused.stderr).toContain('"reporter" is taken: a service account has that name');
+    }
+    expect((await validate(token)).status).toBe(200);
+
+    // Redis unreachable: `users add` cannot look, says so, and adds; from then on the name is
+    // the users-file user's, and the service account's token is nobody's (never two accounts
+    // behind one X-User).
+    const blind = await run(['add', 'reporter'], {
+      input: 'a long enough password\n',
+      env: { REDIS_URL: 'redis://127.0.0.1:1' },
+    });
+    expect(blind.code, blind.stderr).toBe(0);
+    expect(blind.stderr).toContain('Redis unreachable');
+    expect(blind.stderr).toContain('stops working once this user is added');
+    // (polled slowly: each refusal counts towards the address's token-failure throttle)
+    await expect
+      .poll(async () => (await validate(token)).status, { timeout: 10_000, interval: 500 })
+      .toBe(401);
+    // The token is ended for good; once the file lets go of the name, the account is itself again.
+    expect((await run(['remove', 'reporter'])).code).toBe(0);
+    const again = await mint(['reporter', '--name', 'r2', '--expires-days', '1']);
+    expect(again.token.startsWith('gatehouse_sat_')).toBe(true);
+    const ok = await validate(again.token);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    expect(ok.body.user).toMatchObject({ username: 'reporter' });
+    expect((await validate(token)).status).toBe(401);
+  });
+
   it('makes a personal token for a user; disable and passwd end the user’s tokens, published', async () => {
     const tooLong = await run(['token', 'create', 'alice', '--name', 'x', '--expires-days', '31']);
     expect(tooLong.code).toBe(1);

@@ -229,6 +229,10 @@ export function createUsersRepository(
       await check(true);
       return lookUp(index, username);
     },
+    peekByUsername(username) {
+      if (loaded && !reloading) check(false).catch(onError);
+      return lookUp(index, username);
+    },
     async findById(id) {
       if (!loaded) await ready;
       else if (!reloading) check(false).catch(onError);

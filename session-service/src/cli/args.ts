@@ -121,25 +121,36 @@ export function refuseOptions(invocation: Invocation, allowed: OptionName[], wha
   }
 }
 
+/**
+ * A token id as `token list` prints it (the 43 base64url characters of a SHA-256): one in 64
+ * begins with '-', and is an argument, never an option.
+ */
+const TOKEN_ID = /^-[A-Za-z0-9_-]{42}$/;
+const HELD = (i: number) => `\u0000${i}`;
+
 export function parseInvocation(argv: string[]): Invocation {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
+  // Token ids are held aside under a placeholder no one types, and put back as arguments.
+  const args = argv.map((arg, i) => (TOKEN_ID.test(arg) ? HELD(i) : arg));
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+    parsed = parseArgs({ args, allowPositionals: true, strict: true, options: OPTIONS });
   } catch (err) {
     throw new CliError(`${(err as Error).message} (run with --help for usage)`);
   }
-  const [command, ...positionals] = parsed.positionals;
+  const restore = <T extends string | undefined>(arg: T): T =>
+    arg?.startsWith('\u0000') ? (argv[Number(arg.slice(1))] as T) : arg;
+  const [command, ...positionals] = parsed.positionals.map(restore);
   return {
     command,
     positionals,
-    groups: parsed.values.groups,
-    email: parsed.values.email,
+    groups: restore(parsed.values.groups),
+    email: restore(parsed.values.email),
     json: parsed.values.json ?? false,
     help: parsed.values.help ?? false,
-    description: parsed.values.description,
-    name: parsed.values.name,
-    expiresDays: parsed.values['expires-days'],
-    routes: parsed.values.routes,
+    description: restore(parsed.values.description),
+    name: restore(parsed.values.name),
+    expiresDays: restore(parsed.values['expires-days']),
+    routes: restore(parsed.values.routes),
     readOnly: parsed.values['read-only'] ?? false,
   };
 }

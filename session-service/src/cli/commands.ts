@@ -15,7 +15,7 @@ import { endSessions } from './end-sessions.js';
 import { CliError, EXIT_FAILED, EXIT_OK } from './errors.js';
 import { readNewPassword } from './password-input.js';
 import { complain, printUsers, quote, say } from './print.js';
-import { TOKEN_COMMANDS } from './tokens.js';
+import { nameHolderInRedis, TOKEN_COMMANDS } from './tokens.js';
 import { indexOfUser, loadUsers, requireNewUsername, saveUsers, updateUser } from './users-file.js';
 
 export type Command = (settings: Settings, invocation: Invocation) => Promise<number>;
@@ -46,6 +46,15 @@ const add: Command = async (settings, invocation) => {
   const groups = requireValidGroups(invocation.groups);
   const email = requireValidEmail(invocation.email);
   requireNewUsername(await loadUsers(settings), username); // refuse before asking for a password
+  // One username per account across every source: a users-file entry would take the name from a
+  // service account or an identity-source user, which would stop working (users.ts composeUsers).
+  const holder = await nameHolderInRedis(settings, username);
+  if (typeof holder === 'string')
+    throw new CliError(`${quote(username)} is taken: a ${holder} has that name`);
+  if (holder !== null)
+    complain(
+      `note: ${holder.unknown}; if a service account or an identity-source user has this name, it stops working once this user is added`,
+    );
   const passwordHash = await hashPassword(await readNewPassword(username));
   // Read again: the file may have changed while we waited for the password.
   const current = await loadUsers(settings);

@@ -191,6 +191,26 @@ async function ownerOf(settings: Settings, stores: Stores, name: string): Promis
   throw new CliError(`no user or service account named ${quote(name)}`);
 }
 
+/**
+ * Which account in Redis holds `username` (a canonical name): a service account's or an identity
+ * source's, or null. Redis unreachable: `unknown`, for `users add` to say it could not look.
+ */
+export async function nameHolderInRedis(
+  settings: Settings,
+  username: string,
+): Promise<'service account' | 'identity-source user' | null | { unknown: string }> {
+  try {
+    return await withStores(settings, 'look the name up', { keys: false }, async (s) => {
+      if (await s.serviceAccounts.get(username)) return 'service account';
+      if ((await s.externalUsers.idOfUsername(username)) !== null) return 'identity-source user';
+      return null;
+    });
+  } catch (err) {
+    if (err instanceof CliError) return { unknown: err.message };
+    throw err;
+  }
+}
+
 const serviceAccountAdd: Command = async (settings, invocation) => {
   refuseOptions(invocation, ['groups', 'description'], 'service-account add');
   const [name] = argsOf(

@@ -184,6 +184,16 @@ export function createExternalUsers(options: {
  * (`oidc:…`, `ldap:…`). findByUsername finds either (the admin API lists anyone's sessions); the
  * password form checks a password only against a users-file entry (`source` unset).
  */
+/**
+ * Whether the users file has an entry named `username`: from what is loaded (validate never waits
+ * for a reload), confirmed against the file as it is now when it says yes (rare), since an answer
+ * of yes ends the other account's sessions and tokens.
+ */
+async function fileHolds(file: UsersRepository, username: string): Promise<boolean> {
+  if (file.peekByUsername && file.peekByUsername(username) === null) return false;
+  return (await file.findByUsername(username)) !== null;
+}
+
 export function composeUsers(
   file: UsersRepository,
   external: ExternalUsers,
@@ -200,13 +210,15 @@ export function composeUsers(
       return service ? serviceAccountUser(service) : null;
     },
     async findById(id) {
-      if (isServiceAccountId(id)) {
-        const service = await services?.findById(id);
-        return service ? serviceAccountUser(service) : null;
-      }
-      if (!isExternalUserId(id)) return file.findById(id);
-      const record = await external.get(id);
-      return record ? asUser(record) : null;
+      if (!isServiceAccountId(id) && !isExternalUserId(id)) return file.findById(id);
+      const service = isServiceAccountId(id) ? await services?.findById(id) : null;
+      const record = service ? null : isExternalUserId(id) ? await external.get(id) : null;
+      const user = service ? serviceAccountUser(service) : record ? asUser(record) : null;
+      // A users-file entry keeps its name: an account of another source whose name the file has
+      // since been given (`users add` with Redis unreachable) is no longer anyone, or a backend
+      // would see two accounts as one username.
+      if (!user || (await fileHolds(file, user.username))) return null;
+      return user;
     },
   };
 }

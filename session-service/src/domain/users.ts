@@ -279,4 +279,6 @@ export function lookUp(index: UserIndex, username: string): User | null {
 export interface UsersRepository {
   findByUsername(username: string): Promise<User | null>;
   findById(id: string): Promise<User | null>;
+  /** findByUsername from what is loaded now, without looking at the source again (validate). */
+  peekByUsername?(username: string): User | null;
 }
