@@ -19,6 +19,7 @@ import type { SessionServiceConfig } from './config.js';
 import { createCsrf, fetchMetadataGuard } from './csrf.js';
 import type { Directory } from './domain/directory.js';
 import type { PasswordVerifier } from './domain/passwords.js';
+import { publishChanges } from './domain/revocation-channel.js';
 import type { ValidSession } from './domain/session-repository.js';
 import type { ThrottleLimits } from './domain/throttle.js';
 import type { UsersRepository } from './domain/users.js';
@@ -212,6 +213,7 @@ export function createApp(deps: SessionServiceDeps) {
     fileUsers: deps.users,
     externalUsers: stores.externalUsers,
     maxDays: env.TOKEN_MAX_DAYS,
+    publishChanged: (ids) => publishChanges(redis, env.REDIS_PREFIX, ids),
     audit,
     now,
   });

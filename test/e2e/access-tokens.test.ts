@@ -43,6 +43,7 @@ import { writeTestUsers } from '../helpers/users.js';
 import { runUsersCli } from '../helpers/users-cli.js';
 
 const PASSWORD = 'correct horse battery staple';
+const ADMIN_TOKEN = 'an-admin-token-for-the-e2e-access-token-tests';
 const BROWSER = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
 let redis: RedisServer;
@@ -98,6 +99,7 @@ beforeAll(async () => {
   sessionService = await startSessionServiceProcess({
     redisUrl: redis.url,
     usersFile: users.path,
+    env: { ADMIN_TOKEN },
   });
   upstream = await startRecordingUpstream();
   const app = `http://${upstream.address}`;
@@ -323,6 +325,36 @@ describe('access tokens through the gateway', () => {
     );
     expect(refused.status).toBe(403);
     expect(await refused.json()).toMatchObject({ error: 'FORBIDDEN' });
+  });
+
+  it("a service account's groups changed with the admin API: a gateway with a warm cache follows at once, not after its cache's minute", async () => {
+    const id = await tokens.serviceAccount('regroup-bot', ['deployers']);
+    const { token } = await mint(id, { name: 'pipeline' });
+    for (let i = 0; i < 3; i++)
+      expect((await withToken(gatewayB, '/deploy/now', token, { method: 'POST' })).status).toBe(
+        200,
+      );
+    const patched = await fetch(`${sessionService.url}/admin/service-accounts/regroup-bot`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ groups: ['readers'] }),
+    });
+    expect(patched.status).toBe(200);
+    const changedAt = Date.now();
+    await waitFor(
+      async () =>
+        (await withToken(gatewayB, '/deploy/now', token, { method: 'POST' })).status === 403,
+      2000,
+      'the warm gateway to refuse the group taken away',
+    );
+    figure(
+      'access tokens: a service account group taken away, refused by a warm gateway after',
+      Date.now() - changedAt,
+    );
+    expect(Date.now() - changedAt).toBeLessThan(1000);
+    const res = await withToken(gatewayB, '/api/x', token);
+    expect(res.status).toBe(200);
+    expect((upstream.received.at(-1) as Seen).read('x-auth-request-groups')).toEqual(['readers']);
   });
 
   it('an expired token is refused', async () => {

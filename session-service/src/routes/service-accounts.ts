@@ -18,6 +18,8 @@ export interface ServiceAccountsDeps {
   externalUsers: ExternalUsers;
   /** TOKEN_MAX_DAYS. */
   maxDays: number;
+  /** Publish `changed` for these token ids: gateways drop what they cached for them. */
+  publishChanged: (ids: readonly string[]) => Promise<unknown>;
   audit: Logger;
   now: () => number;
 }
@@ -42,7 +44,8 @@ const groupsOf = (value: unknown, required: boolean): string[] | undefined => {
  * The admin API of service accounts (`/admin/service-accounts`, ADMIN_TOKEN: requireAdmin in
  * front): make, list, read, change (groups, disabled), remove, and their tokens (make one, list,
  * revoke one). Disabling or removing an account ends its tokens at once (published on the
- * revocation channel, so every gateway drops them from its cache).
+ * revocation channel, so every gateway drops them from its cache); changing its groups publishes
+ * its tokens as changed, so gateways ask again at once.
  */
 export function createServiceAccountHandlers(deps: ServiceAccountsDeps) {
   const audit = (event: string, req: Request, extra: Record<string, unknown>) =>
@@ -109,6 +112,11 @@ export function createServiceAccountHandlers(deps: ServiceAccountsDeps) {
       if (!account)
         return sendError(req, res, 'USER_NOT_FOUND', { message: 'No such service account.' });
       const revoked = account.disabled ? await deps.accessTokens.revokeAll(account.id) : 0;
+      // New groups reach every gateway at once, not after its cache's lifetime: a group taken
+      // away must stop opening routes now, as a disabled account does.
+      const regrouped = [...account.groups].sort().join() !== [...current.groups].sort().join();
+      if (regrouped && !account.disabled)
+        await deps.publishChanged((await deps.accessTokens.list(account.id)).map((t) => t.id));
       audit('service_account.updated', req, {
         username: account.name,
         userId: account.id,
