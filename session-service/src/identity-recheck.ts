@@ -6,7 +6,9 @@
  * record is older than its source's window (ldap.recheckSeconds; a provider's refreshSeconds),
  * the validation that notices it starts a re-check in the background, one per user at a time:
  * - LDAP: the account is read again with the service account. Gone, or no longer matching the
- *   user filter (disabled): the record is removed and every session of the user ends. Its
+ *   user filter (disabled): the record is removed and every session of the user ends. Disabled
+ *   by an administrator (ppolicy's lock until unlocked, AD's ACCOUNTDISABLE; never a lockout
+ *   after failed attempts, which anyone can cause): every session and access token ends. Its
  *   password-changed value differs from the one at sign-in: every session ends. Groups, email and
  *   name follow the directory.
  * - OpenID Connect: a refresh grant with the newest refresh token. Refused (invalid_grant: the
@@ -78,7 +80,10 @@ export function createIdentityRecheck(deps: IdentityRecheckDeps) {
       record.subjectUsername ?? record.username,
     );
     if (!account) return end(record, 'ldap_account_gone', true);
+    // Disabled: the record keeps its name (enabled again, the same person signs in), and
+    // sessionsNotBefore ends the user's access tokens too.
     const passwordChanged = (account.passwordChanged ?? '') !== (record.passwordChanged ?? '');
+    const ends = account.disabled || passwordChanged;
     await deps.externalUsers.save({
       ...record,
       email: account.email,
@@ -86,9 +91,10 @@ export function createIdentityRecheck(deps: IdentityRecheckDeps) {
       groups: account.groups,
       checkedAt: deps.now(),
       ...(account.passwordChanged ? { passwordChanged: account.passwordChanged } : {}),
-      ...(passwordChanged ? { sessionsNotBefore: deps.now() } : {}),
+      ...(ends ? { sessionsNotBefore: deps.now() } : {}),
     });
-    if (passwordChanged) await end(record, 'ldap_password_changed', false);
+    if (account.disabled) await end(record, 'ldap_account_disabled', false);
+    else if (passwordChanged) await end(record, 'ldap_password_changed', false);
   }
 
   async function recheckOidc(record: ExternalUser) {

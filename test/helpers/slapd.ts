@@ -88,8 +88,13 @@ export interface Slapd {
   addUser(user: SlapdUser): Promise<string>;
   removeUser(uid: string): Promise<void>;
   setPassword(uid: string, password: string): Promise<void>;
-  /** pwdAccountLockedTime: 000001010000Z (ppolicy: locked until an administrator unlocks). */
-  lockUser(uid: string): Promise<void>;
+  /**
+   * pwdAccountLockedTime: 000001010000Z by default (ppolicy: locked until an administrator
+   * unlocks), or `at` (a GeneralizedTime: what ppolicy writes for a lockout after failures).
+   */
+  lockUser(uid: string, at?: string): Promise<void>;
+  /** Remove pwdAccountLockedTime. */
+  unlockUser(uid: string): Promise<void>;
   /** A groupOfNames under ou=groups with these member DNs (groupOfNames needs at least one). */
   addGroup(cn: string, memberDns: string[]): Promise<string>;
   addToGroup(cn: string, memberDn: string): Promise<void>;
@@ -443,8 +448,11 @@ async function startSlapdOnce(options: { servicePassword?: string }): Promise<Sl
     async setPassword(uid, password) {
       await modify(userDn(uid), 'replace', 'userPassword', [password]);
     },
-    async lockUser(uid) {
-      await modify(userDn(uid), 'replace', 'pwdAccountLockedTime', ['000001010000Z']);
+    async lockUser(uid, at = '000001010000Z') {
+      await modify(userDn(uid), 'replace', 'pwdAccountLockedTime', [at]);
+    },
+    async unlockUser(uid) {
+      await modify(userDn(uid), 'delete', 'pwdAccountLockedTime', []);
     },
     async addGroup(cn, memberDns) {
       const dn = groupDn(cn);

@@ -50,6 +50,8 @@ const PASSWORDS = {
   dana: 'dana-Directory-pw-11',
   max: 'max-Directory-pw-12',
   maxNew: 'max-Directory-pw-NEW',
+  vic: 'vic-Directory-pw-14',
+  wes: 'wes-Directory-pw-15',
   wrong: 'Wrong-guess-pw-13',
 } as const;
 
@@ -179,7 +181,7 @@ beforeAll(async () => {
   await slapd.addUser({ uid: 'alice', password: PASSWORDS.alice, cn: 'Alice Liddell' });
   await slapd.addUser({ uid: 'bob', password: PASSWORDS.bob, mail: 'bob@corp.example' });
   await slapd.addUser({ uid: 'carol', password: PASSWORDS.carolDirectory });
-  for (const uid of ['tom', 'lou', 'rita', 'pat', 'gina', 'dana', 'max'] as const)
+  for (const uid of ['tom', 'lou', 'rita', 'pat', 'gina', 'dana', 'max', 'vic', 'wes'] as const)
     await slapd.addUser({ uid, password: PASSWORDS[uid] });
   await slapd.addGroup('admins', [userDn('alice'), userDn('gina')]);
   await slapd.addGroup('staff', [userDn('alice'), userDn('bob'), userDn('gina')]);
@@ -461,6 +463,42 @@ describe('re-checks of live sessions (recheckSeconds: 10, the service clock move
       'validate to show admins gone',
     );
     expect((await validate(main, cookie)).headers['x-auth-request-groups']).toBe('staff');
+  });
+
+  it('an account an administrator locked (ppolicy, until unlocked): sessions end after the window, the name is kept, unlocked it signs in again', async () => {
+    const session = await signIn(main, 'vic', PASSWORDS.vic);
+    await slapd.lockUser('vic');
+    expect((await validate(main, session.cookie)).status).toBe(200);
+    pastTheWindow();
+    await gone(main, session.cookie, 'the locked account’s session to end');
+    expect(await redis.client.exists(sessionKeyOf(session.sid, 'main:'))).toBe(0);
+    expect(
+      auditOf('sessions.ended_by_source').some(
+        (r) => r.username === 'vic' && r.reason === 'ldap_account_disabled',
+      ),
+    ).toBe(true);
+    // The record keeps the name for vic; once unlocked, vic signs in again as the same user.
+    expect(await redis.client.exists(`main:xuser:${session.userId}`)).toBe(1);
+    expect((await jsonLogin(main, 'vic', PASSWORDS.vic)).status).toBe(401);
+    await slapd.unlockUser('vic');
+    const again = await signIn(main, 'vic', PASSWORDS.vic);
+    expect(again.userId).toBe(session.userId);
+    expect((await validate(main, again.cookie)).status).toBe(200);
+  });
+
+  it('a lockout after failed attempts (a dated pwdAccountLockedTime) leaves live sessions alone: anyone can cause one', async () => {
+    const session = await signIn(main, 'wes', PASSWORDS.wes);
+    await slapd.lockUser('wes', '20261130120000Z');
+    pastTheWindow();
+    const due = now();
+    expect((await validate(main, session.cookie)).status).toBe(200);
+    await waitFor(
+      async () => ((await externalRecord('main:', session.userId))?.checkedAt ?? 0) >= due,
+      10_000,
+      'the re-check of the locked-out session',
+    );
+    expect((await validate(main, session.cookie)).status).toBe(200);
+    expect(auditOf('sessions.ended_by_source').some((r) => r.username === 'wes')).toBe(false);
   });
 
   // Last: it stops the server.

@@ -37,6 +37,11 @@ const BINARY_ATTRIBUTES = new Set(['objectguid', 'ms-ds-consistencyguid', 'objec
 /** Longer usernames are refused without asking the directory. */
 const USERNAME_LIMIT = 256;
 
+/** ppolicy's pwdAccountLockedTime for "locked until an administrator unlocks it". */
+const PPOLICY_ADMIN_LOCK = '000001010000Z';
+/** Active Directory's userAccountControl flag of a disabled account. */
+const AD_ACCOUNTDISABLE = 0x2;
+
 /** Result codes of a user's bind that mean "this account may not sign in" (not "down"). */
 const REFUSED_BIND = new Set([
   49, // invalidCredentials: wrong password, no such DN, locked (ppolicy), AD's disabled/expired
@@ -254,6 +259,9 @@ export function createLdapDirectory(config: LdapDirectoryConfig, logger?: Logger
       config.attributes.name,
       config.attributes.id,
       config.attributes.passwordChanged,
+      // An administrator's disabling (DirectoryAccount.disabled); a server ignores names it lacks.
+      'pwdAccountLockedTime',
+      'userAccountControl',
       ...(groupsBySearch ? [] : ['memberOf']),
     ]),
   ];
@@ -492,6 +500,9 @@ export function createLdapDirectory(config: LdapDirectoryConfig, logger?: Logger
       email = '';
     }
     const passwordChanged = firstText(entry, config.attributes.passwordChanged);
+    const disabled =
+      firstText(entry, 'pwdAccountLockedTime') === PPOLICY_ADMIN_LOCK ||
+      (Number(firstText(entry, 'userAccountControl') ?? 0) & AD_ACCOUNTDISABLE) !== 0;
     return {
       id: id || entry.dn,
       dn: entry.dn,
@@ -500,6 +511,7 @@ export function createLdapDirectory(config: LdapDirectoryConfig, logger?: Logger
       name: firstText(entry, config.attributes.name) ?? username,
       groups: groupNames,
       ...(passwordChanged !== undefined ? { passwordChanged } : {}),
+      ...(disabled ? { disabled: true as const } : {}),
     };
   }
 

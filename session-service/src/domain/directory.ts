@@ -21,6 +21,13 @@ export interface DirectoryAccount {
   groups: string[];
   /** The password-changed attribute's raw value, when the directory keeps one. */
   passwordChanged?: string;
+  /**
+   * Disabled by an administrator: OpenLDAP ppolicy's lock until an administrator unlocks
+   * (`pwdAccountLockedTime: 000001010000Z`), or Active Directory's ACCOUNTDISABLE bit of
+   * `userAccountControl`. A lockout after failed attempts is not: anyone can cause one by failing
+   * to sign in as the user, and it must not sign them out (the bind refuses new sign-ins anyway).
+   */
+  disabled?: true;
 }
 
 export type DirectoryCheck = { ok: true; account: DirectoryAccount } | { ok: false };
@@ -34,7 +41,7 @@ export interface Directory {
   authenticate(username: string, password: string): Promise<DirectoryCheck>;
   /**
    * The account at `dn` read again with the service account (for live sessions): null when it is
-   * gone or no longer matches the user filter (disabled accounts are filtered there).
+   * gone or no longer matches the user filter; `disabled` when an administrator disabled it.
    */
   lookUp(dn: string, username: string): Promise<DirectoryAccount | null>;
   /** Bind with the service account (doctor, readiness). Throws DIRECTORY_UNAVAILABLE. */
