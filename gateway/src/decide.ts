@@ -4,7 +4,7 @@ import type { ParsedHost } from './host.js';
 import { checkUpgradeOrigin } from './origin.js';
 import type { RequestTarget } from './request-target.js';
 import { isAllowed, type Route, type RouteTable } from './route-table.js';
-import { TokenRefused, type Validation } from './session-client.js';
+import { TokenRefused, type Validation } from './validate-answer.js';
 
 /**
  * The one decision, for HTTP requests and WebSocket upgrades alike, on facts only (no sockets, no

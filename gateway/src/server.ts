@@ -36,8 +36,9 @@ import { forwardedFor, upstreamHeaders } from './request-headers.js';
 import { type RequestTarget, stripSegments } from './request-target.js';
 import type { Route } from './route-table.js';
 import type { RouteStore } from './routes-file.js';
-import type { SessionClient, Validation } from './session-client.js';
+import type { SessionClient } from './session-client.js';
 import { createSessionServicePassthrough } from './session-service-passthrough.js';
+import type { Validation } from './validate-answer.js';
 import type { Admission, Admit } from './websocket.js';
 
 export { RESERVED_PREFIX } from './check-request.js';

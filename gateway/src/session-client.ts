@@ -1,62 +1,14 @@
 import http from 'node:http';
 import https from 'node:https';
-import {
-  type Authentication,
-  authenticationOf,
-  parseAuthenticationBody,
-} from '../../common/src/authentication.js';
 import { GatehouseError } from '../../common/src/errors.js';
-import type { Identity } from '../../common/src/identity.js';
 import type { Logger } from '../../common/src/logger.js';
 import {
   createRevocationStream,
   type RevocationFeed,
   type RevocationListener,
 } from './revocation-stream.js';
+import { readValidateAnswer, type Validation } from './validate-answer.js';
 import { createValidationCache, type Ticket } from './validation-cache.js';
-
-/** What validate says of an access token (its id is the token's SHA-256, never the token). */
-export interface TokenUse {
-  id: string;
-  name: string;
-  kind: 'personal' | 'service';
-  expiresAt: string;
-  /** Route ids it may reach (absent: any) and whether it is read-only; its groups are applied. */
-  scope: { routes?: string[]; readOnly?: boolean };
-}
-
-export interface Validation {
-  user: Identity;
-  /** When the credential ends: the session's expiry, or the access token's (no createdAt then). */
-  session: { createdAt?: string; expiresAt: string };
-  /**
-   * How the session was authenticated (methods, level, when): what route requirements check.
-   * Absent for an access token, which proves no sign-in.
-   */
-  authentication?: Authentication;
-  /** Set when the credential was an access token. */
-  token?: TokenUse;
-  /** The signed identity (compact JWT, aud = the route id) when asked for and the service signs. */
-  jwt?: string;
-}
-
-/**
- * validate refused an access token for a reason other than "not valid": too many failed tokens
- * from this address (429 TOO_MANY_ATTEMPTS, with its Retry-After), or sent over plain HTTP
- * (403 HTTPS_REQUIRED). The gateway answers the client the same, never 503.
- */
-export class TokenRefused extends Error {
-  constructor(
-    readonly code: 'TOO_MANY_ATTEMPTS' | 'HTTPS_REQUIRED',
-    readonly retryAfter?: string,
-  ) {
-    super(`validate refused the token: ${code}`);
-    this.name = 'TokenRefused';
-  }
-}
-
-/** A compact JWS (header.payload.signature, base64url): nothing else goes into a header. */
-const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 export interface ValidateInput {
   cookie?: string;
@@ -124,75 +76,6 @@ export interface SessionClientOptions {
 const MAX_BODY = 64 * 1024;
 
 /**
- * A session-service from before issue 14 says nothing of how a session signed in: a password, at
- * an unknown time. Fail safe: `authTime` 0 is older than any `maxAge`, so such routes always ask
- * again, and no route that needs a second factor lets it through.
- */
-export const UNKNOWN_AUTHENTICATION: Authentication = Object.freeze(authenticationOf(['pwd'], 0));
-
-/** The validate body's `authentication`: absent is UNKNOWN_AUTHENTICATION, malformed is undefined. */
-function authenticationIn(body: { authentication?: unknown }): Authentication | undefined {
-  if (body.authentication === undefined) return UNKNOWN_AUTHENTICATION;
-  return parseAuthenticationBody(body.authentication);
-}
-
-const strings = (value: unknown): value is string[] =>
-  Array.isArray(value) && value.every((v) => typeof v === 'string');
-
-/**
- * validate's answer for an access token: the owner, and the token's id, name, kind, expiry and
- * scope. Undefined when any of it does not parse (the gateway then fails closed), or when it
- * carries `authentication` (a token never does: an answer for a session cannot pass as one).
- */
-function tokenAnswer(body: unknown): Omit<Validation, 'jwt'> | undefined {
-  const b = body as {
-    user?: Identity;
-    token?: Record<string, unknown>;
-    authentication?: unknown;
-  } | null;
-  const user = b?.user;
-  const t = b?.token;
-  if (!user || typeof user.username !== 'string' || !strings(user.groups) || !t) return undefined;
-  if (b.authentication !== undefined) return undefined;
-  const scope = (t.scope ?? {}) as Record<string, unknown>;
-  if (
-    typeof t.id !== 'string' ||
-    typeof t.name !== 'string' ||
-    (t.kind !== 'personal' && t.kind !== 'service') ||
-    typeof t.expiresAt !== 'string' ||
-    !Number.isFinite(Date.parse(t.expiresAt)) ||
-    typeof scope !== 'object' ||
-    (scope.routes !== undefined && !strings(scope.routes)) ||
-    (scope.readOnly !== undefined && typeof scope.readOnly !== 'boolean')
-  )
-    return undefined;
-  return {
-    user,
-    session: { expiresAt: t.expiresAt },
-    token: {
-      id: t.id,
-      name: t.name,
-      kind: t.kind,
-      expiresAt: t.expiresAt,
-      scope: {
-        ...(scope.routes !== undefined ? { routes: scope.routes as string[] } : {}),
-        ...(scope.readOnly !== undefined ? { readOnly: scope.readOnly as boolean } : {}),
-      },
-    },
-  };
-}
-
-/** The `error` of a JSON error answer, if it is one. */
-function errorCodeOf(text: string): string | undefined {
-  try {
-    const code = (JSON.parse(text) as { error?: unknown } | null)?.error;
-    return typeof code === 'string' ? code : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
  * Calls the session-service's GET /internal/validate?aud=<route id> with the internal token when
  * an audience is given (the only way to a signed identity: the public /auth/validate never signs),
  * else GET /auth/validate, over a keep-alive agent (HTTP or HTTPS, certificates verified) with a
@@ -246,55 +129,18 @@ export function createSessionClient(options: SessionClientOptions): SessionClien
         res.on('error', () => fail('validate answer broken'));
         res.on('end', () => {
           clearTimeout(timer);
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode === 401) {
-            // "No session" is UNAUTHENTICATED; a refused internal token is a misconfiguration
-            // (INTERNAL_TOKEN differs): fail closed with 503 and say why, not "logged out".
-            if (errorCodeOf(text) !== 'INVALID_INTERNAL_TOKEN') return resolve(null);
-            return fail('the session-service refused the internal token (INTERNAL_TOKEN differs)');
-          }
-          if (token !== undefined && (res.statusCode === 429 || res.statusCode === 403)) {
-            const code = errorCodeOf(text);
-            if (res.statusCode === 429 && code === 'TOO_MANY_ATTEMPTS') {
-              const retryAfter = res.headers['retry-after'];
-              return reject(
-                new TokenRefused(
-                  code,
-                  typeof retryAfter === 'string' && /^\d{1,6}$/.test(retryAfter)
-                    ? retryAfter
-                    : '60',
-                ),
-              );
-            }
-            if (res.statusCode === 403 && code === 'HTTPS_REQUIRED')
-              return reject(new TokenRefused(code));
-          }
-          if (res.statusCode !== 200) return fail(`validate answered ${res.statusCode}`);
-          try {
-            const jwt = signed ? res.headers['x-auth-request-jwt'] : undefined;
-            const signedIdentity = typeof jwt === 'string' && COMPACT_JWT.test(jwt) ? { jwt } : {};
-            if (token !== undefined) {
-              const use = tokenAnswer(JSON.parse(text));
-              if (!use) return fail('validate answer malformed: token');
-              return resolve({ ...use, ...signedIdentity });
-            }
-            const body = JSON.parse(text) as Omit<Validation, 'authentication'> & {
-              authentication?: unknown;
-            };
-            if (!body?.user || typeof body.user.username !== 'string')
-              return fail('validate answer malformed');
-            // Fail closed: a route's requirement cannot be checked against what does not parse.
-            const authentication = authenticationIn(body);
-            if (!authentication) return fail('validate answer malformed: authentication');
-            resolve({
-              user: body.user,
-              session: body.session,
-              authentication,
-              ...signedIdentity,
-            });
-          } catch {
-            fail('validate answer not JSON');
-          }
+          const answer = readValidateAnswer(
+            {
+              status: res.statusCode,
+              headers: res.headers,
+              text: Buffer.concat(chunks).toString('utf8'),
+            },
+            { token: token !== undefined, signed },
+          );
+          if (answer.kind === 'none') resolve(null);
+          else if (answer.kind === 'valid') resolve(answer.validation);
+          else if (answer.kind === 'refused') reject(answer.error);
+          else fail(answer.why);
         });
       });
       const timer = setTimeout(() => {

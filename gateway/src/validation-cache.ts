@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { MAX_COOKIE_BYTES } from '../../common/src/limits.js';
 import { storedSessionId } from '../../common/src/session-id.js';
-import type { Validation } from './session-client.js';
+import type { Validation } from './validate-answer.js';
 
 /**
  * The gateway's cache of positive validate answers, keyed by the session cookie's value (the very

@@ -16,7 +16,7 @@ import { type Decision, decide, type RequestFacts } from '../../gateway/src/deci
 import { upstreamHeaders } from '../../gateway/src/request-headers.js';
 import { checkRequestTarget } from '../../gateway/src/request-target.js';
 import { parseRoutes } from '../../gateway/src/routes-file.js';
-import { TokenRefused, type Validation } from '../../gateway/src/session-client.js';
+import { TokenRefused, type Validation } from '../../gateway/src/validate-answer.js';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const TOKEN = `gatehouse_pat_${'A'.repeat(43)}_abc123`;

@@ -9,7 +9,7 @@ import { type Authentication, authenticationOf } from '../../common/src/authenti
 import { type Decision, decide, type RequestFacts } from '../../gateway/src/decide.js';
 import { checkRequestTarget } from '../../gateway/src/request-target.js';
 import { parseRoutes } from '../../gateway/src/routes-file.js';
-import { UNKNOWN_AUTHENTICATION, type Validation } from '../../gateway/src/session-client.js';
+import { UNKNOWN_AUTHENTICATION, type Validation } from '../../gateway/src/validate-answer.js';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const MINUTE = 60_000;

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { authenticationOf } from '../../common/src/authentication.js';
 import { storedSessionId } from '../../common/src/session-id.js';
-import type { Validation } from '../../gateway/src/session-client.js';
+import type { Validation } from '../../gateway/src/validate-answer.js';
 import { createValidationCache } from '../../gateway/src/validation-cache.js';
 import { createSlideMemory } from '../../session-service/src/domain/session-records.js';
 

@@ -6,7 +6,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { authenticationOf } from '../../common/src/authentication.js';
 import { storedSessionId } from '../../common/src/session-id.js';
-import type { Validation } from '../../gateway/src/session-client.js';
+import type { Validation } from '../../gateway/src/validate-answer.js';
 import {
   type CacheLookup,
   createValidationCache,
