@@ -41,3 +41,39 @@ describe('the signed-token cache when full', () => {
     expect(decodeJwt(b2).iat).toBe(Math.floor(clock.t / 1000));
   });
 });
+
+describe('what a cached token says', () => {
+  it('is always what validate says now: a changed group, name or email, or a step-up, signs anew', async () => {
+    const signer = createAssertionSigner({
+      redis: redis.client,
+      prefix: `say-${Date.now()}:`,
+      issuer: 'gatehouse',
+      keys: testSigningKeys,
+    });
+    const staff = { ...auth, groups: ['admins', 'staff'], email: 'a@example.com' };
+    const first = await signer.sign('s', staff, 'app');
+    expect(await signer.sign('s', staff, 'app')).toBe(first);
+    for (const changed of [
+      { ...staff, groups: ['staff'] },
+      { ...staff, groups: ['staff', 'admins'] },
+      { ...staff, username: 'alice2' },
+      { ...staff, email: 'b@example.com' },
+      { ...staff, amr: ['otp', 'pwd', 'mfa'] as const, authTime: staff.createdAt + 1000 },
+    ]) {
+      const token = decodeJwt(await signer.sign('s', changed, 'app'));
+      expect(token).toMatchObject({
+        name: changed.username,
+        groups: changed.groups,
+        email: changed.email,
+      });
+    }
+    const tokenStaff = { id: 'u1', username: 'bot', groups: ['deploy', 'ops'], email: '' };
+    const use = { id: 'tokid', kind: 'service' as const };
+    expect(decodeJwt(await signer.signToken(use, tokenStaff, 'app')).groups).toEqual([
+      'deploy',
+      'ops',
+    ]);
+    const fewer = { ...tokenStaff, groups: ['ops'] };
+    expect(decodeJwt(await signer.signToken(use, fewer, 'app')).groups).toEqual(['ops']);
+  });
+});

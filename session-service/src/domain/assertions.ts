@@ -4,6 +4,7 @@ import {
   generateKeyPair,
   importJWK,
   type JWK,
+  type JWTPayload,
   SignJWT,
 } from 'jose';
 import { LRUCache } from 'lru-cache';
@@ -24,7 +25,8 @@ export const isAudience = (value: unknown): value is string =>
 export interface AssertionSigner {
   /**
    * A compact EdDSA JWT: sub, name, groups, email, amr, acr, auth_time, aud, exp <= 30 s. Cached
-   * briefly per session, audience and authentication (a step-up signs anew).
+   * briefly per session, audience, authentication and identity (a step-up or a changed group
+   * signs anew).
    */
   sign(sid: string, auth: SessionAuth, audience: string): Promise<string>;
   /**
@@ -226,55 +228,73 @@ export function createAssertionSigner(options: {
     return now() - checkedAt >= keyCheckMs ? recheck(current) : current;
   }
 
+  /**
+   * A compact JWT of `claims` for `subject` and `audience`, reused while it has at least 2/3 of
+   * its life left. `cacheKey` names everything the token says (a changed group or a step-up signs
+   * anew, so a backend never reads a group the headers no longer carry).
+   */
+  async function signed(
+    cacheKey: ReadonlyArray<string | number>,
+    subject: string,
+    audience: string,
+    claims: JWTPayload,
+  ): Promise<string> {
+    const t = now();
+    const keyOf = cacheKey.join('\u0000');
+    const hit = cache.get(keyOf);
+    if (hit && hit.until > t) return hit.token;
+    const { privateKey, kid } = await key();
+    const iat = Math.floor(t / 1000);
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
+      .setIssuer(issuer)
+      .setSubject(subject)
+      .setAudience(audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + ASSERTION_TTL_SECONDS)
+      .sign(privateKey);
+    cache.set(keyOf, { token, until: t + (ASSERTION_TTL_SECONDS * 1000) / 3 });
+    return token;
+  }
+
   return {
     async sign(sid, auth, audience) {
-      const t = now();
       const authentication = authenticationOfSession(auth);
-      const cacheKey = `${sid}\u0000${audience}\u0000${authentication.authTime}\u0000${authentication.amr.join()}`;
-      const hit = cache.get(cacheKey);
-      // Reuse a token while it has at least 2/3 of its life left.
-      if (hit && hit.until > t) return hit.token;
-      const { privateKey, kid } = await key();
-      const iat = Math.floor(t / 1000);
-      const token = await new SignJWT({
-        name: auth.username,
-        groups: auth.groups,
-        email: auth.email,
-        ...authenticationClaims(authentication),
-      })
-        .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
-        .setIssuer(issuer)
-        .setSubject(auth.userId)
-        .setAudience(audience)
-        .setIssuedAt(iat)
-        .setExpirationTime(iat + ASSERTION_TTL_SECONDS)
-        .sign(privateKey);
-      cache.set(cacheKey, { token, until: t + (ASSERTION_TTL_SECONDS * 1000) / 3 });
-      return token;
+      const { amr, authTime } = authentication;
+      return signed(
+        [
+          'ses',
+          sid,
+          audience,
+          authTime,
+          amr.join(),
+          auth.username ?? '',
+          auth.email ?? '',
+          ...(auth.groups ?? []),
+        ],
+        auth.userId,
+        audience,
+        {
+          name: auth.username,
+          groups: auth.groups,
+          email: auth.email,
+          ...authenticationClaims(authentication),
+        },
+      );
     },
     async signToken(tokenRecord, identity, audience) {
-      const t = now();
-      const cacheKey = `tok\u0000${tokenRecord.id}\u0000${audience}\u0000${identity.groups.join()}`;
-      const hit = cache.get(cacheKey);
-      if (hit && hit.until > t) return hit.token;
-      const { privateKey, kid } = await key();
-      const iat = Math.floor(t / 1000);
-      const token = await new SignJWT({
-        name: identity.username,
-        groups: identity.groups,
-        email: identity.email,
-        tok: tokenRecord.id,
-        tok_kind: tokenRecord.kind === 'service' ? 'sat' : 'pat',
-      })
-        .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'JWT' })
-        .setIssuer(issuer)
-        .setSubject(identity.id)
-        .setAudience(audience)
-        .setIssuedAt(iat)
-        .setExpirationTime(iat + ASSERTION_TTL_SECONDS)
-        .sign(privateKey);
-      cache.set(cacheKey, { token, until: t + (ASSERTION_TTL_SECONDS * 1000) / 3 });
-      return token;
+      return signed(
+        ['tok', tokenRecord.id, audience, identity.username, identity.email, ...identity.groups],
+        identity.id,
+        audience,
+        {
+          name: identity.username,
+          groups: identity.groups,
+          email: identity.email,
+          tok: tokenRecord.id,
+          tok_kind: tokenRecord.kind === 'service' ? 'sat' : 'pat',
+        },
+      );
     },
     async jwks() {
       const current = await key();
