@@ -11,12 +11,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isGatehouseError } from '../../common/src/errors.js';
 import {
   createLdapDirectory,
-  escapeFilterValue,
   type LdapDirectory,
   type LdapDirectoryConfig,
+} from '../../session-service/src/adapters/ldap-directory.js';
+import {
+  escapeFilterValue,
   normalizeDn,
   parseDn,
-} from '../../session-service/src/adapters/ldap-directory.js';
+} from '../../session-service/src/adapters/ldap-names.js';
 import { ldapSchema } from '../../session-service/src/identity-sources.js';
 import {
   GROUPS_DN,
