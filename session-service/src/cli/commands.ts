@@ -15,7 +15,8 @@ import { endSessions } from './end-sessions.js';
 import { CliError, EXIT_FAILED, EXIT_OK } from './errors.js';
 import { readNewPassword } from './password-input.js';
 import { complain, printUsers, quote, say } from './print.js';
-import { nameHolderInRedis, TOKEN_COMMANDS } from './tokens.js';
+import { nameHolderInRedis } from './redis-stores.js';
+import { TOKEN_COMMANDS } from './tokens.js';
 import { indexOfUser, loadUsers, requireNewUsername, saveUsers, updateUser } from './users-file.js';
 
 export type Command = (settings: Settings, invocation: Invocation) => Promise<number>;

@@ -12,10 +12,7 @@ import { type StoredUser, withId } from '../domain/users.js';
 import type { Settings } from './args.js';
 import { describeError, EXIT_OK, EXIT_SESSIONS_NOT_ENDED } from './errors.js';
 import { complain, printSessionsEnded, printTokensEnded, quote, say } from './print.js';
-
-const REDIS_CONNECT_TIMEOUT_MS = 2000;
-/** Overall deadline for ending sessions: a frozen Redis must not hang the CLI. */
-const REDIS_DEADLINE_MS = 5000;
+import { causeOf, REDIS_CONNECT_TIMEOUT_MS, REDIS_DEADLINE_MS } from './redis-stores.js';
 
 /**
  * Remove the user's second factors first when `resetFactors` (then a failure leaves no session
@@ -56,12 +53,6 @@ async function revokeSessions(
   } finally {
     if (redis.isOpen) await redis.destroy();
   }
-}
-
-export function causeOf(err: unknown): string {
-  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-  if (cause instanceof Error) return cause.message || (cause as NodeJS.ErrnoException).code || '';
-  return String(cause);
 }
 
 /**

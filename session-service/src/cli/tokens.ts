@@ -1,110 +1,14 @@
-/**
- * `service-account …` and `token …` of `npm run users`: service accounts (in Redis) and access
- * tokens (sealed in Redis with the session-service's SESSION_ENCRYPTION_KEY), through the same
- * domain code as the session-service's admin API. A new token goes to stdout, alone, once; what
- * else is said goes to stderr, so `TOKEN=$(npm run -s users -- token create …)` keeps only it.
- */
-import { GatehouseError } from '../../../common/src/errors.js';
-import {
-  createOneShotRedis,
-  describeRedis,
-  type RedisClient,
-  withDeadline,
-} from '../../../common/src/redis.js';
-import type { RedisConnection } from '../config.js';
-import {
-  type AccessTokens,
-  createAccessTokens,
-  createTokenRevoker,
-  type TokenKind,
-  type TokenRecord,
-} from '../domain/access-tokens.js';
-import { createExternalUsers, type ExternalUsers } from '../domain/external-users.js';
-import { publishRevocations } from '../domain/revocation-channel.js';
-import { createSealer } from '../domain/sealing.js';
-import { createServiceAccounts, type ServiceAccount } from '../domain/service-accounts.js';
+import type { TokenKind, TokenRecord } from '../domain/access-tokens.js';
+import type { ServiceAccount } from '../domain/service-accounts.js';
 import { parseTokenRequest } from '../domain/token-requests.js';
 import { usernameKey } from '../domain/usernames.js';
 import { parseGroupList, withId } from '../domain/users.js';
 import { type Invocation, type OptionName, refuseOptions, type Settings } from './args.js';
 import type { Command } from './commands.js';
-import { causeOf } from './end-sessions.js';
-import { CliError, describeError, EXIT_FAILED, EXIT_OK } from './errors.js';
+import { CliError, EXIT_FAILED, EXIT_OK } from './errors.js';
 import { complain, quote, say } from './print.js';
+import { type Stores, withStores } from './redis-stores.js';
 import { loadUsers } from './users-file.js';
-
-const REDIS_CONNECT_TIMEOUT_MS = 2000;
-const REDIS_DEADLINE_MS = 5000;
-
-interface Stores {
-  redis: RedisClient;
-  serviceAccounts: ReturnType<typeof createServiceAccounts>;
-  revoker: ReturnType<typeof createTokenRevoker>;
-  /** Only with the sealing keys (keys: true). */
-  tokens: AccessTokens;
-  externalUsers: ExternalUsers;
-}
-
-/**
- * Run `work` on a one-shot Redis connection, under a deadline. Refusals of the domain become
- * CLI refusals; Redis unreachable says where it was looked for.
- */
-async function withStores<T>(
-  settings: Settings,
-  what: string,
-  options: { keys: boolean },
-  work: (stores: Stores) => Promise<T>,
-): Promise<T> {
-  const keys = options.keys ? settings.encryptionKeys() : [];
-  let connection: Readonly<RedisConnection>;
-  try {
-    connection = settings.redis();
-  } catch (err) {
-    throw new CliError(`could not ${what}: ${describeError(err)}`);
-  }
-  const redis = createOneShotRedis(connection, REDIS_CONNECT_TIMEOUT_MS);
-  const prefix = settings.redisPrefix;
-  const onRevoked = (ids: readonly string[]) => publishRevocations(redis, prefix, ids);
-  const unsealable = () => {
-    throw new Error('no encryption key');
-  };
-  const sealerOf = (purpose: 'access-token' | 'external-user') =>
-    keys.length > 0
-      ? createSealer(keys, purpose)
-      : { keyId: '', seal: unsealable, open: unsealable };
-  const stores: Stores = {
-    redis,
-    serviceAccounts: createServiceAccounts({ redis, prefix }),
-    revoker: createTokenRevoker({ redis, prefix, onRevoked }),
-    tokens: createAccessTokens({ redis, prefix, sealer: sealerOf('access-token'), onRevoked }),
-    externalUsers: createExternalUsers({
-      redis,
-      prefix,
-      sealer: sealerOf('external-user'),
-      retentionMs: 1,
-    }),
-  };
-  try {
-    return await withDeadline(
-      (async () => {
-        await redis.connect();
-        return work(stores);
-      })(),
-      REDIS_DEADLINE_MS,
-      what,
-    );
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    if (err instanceof GatehouseError && err.code !== 'SESSION_STORE_UNAVAILABLE')
-      throw new CliError(err.code === 'USERNAME_TAKEN' ? 'that name is taken' : err.message);
-    const reason = causeOf(err);
-    throw new CliError(
-      `could not ${what}: Redis unreachable at ${describeRedis(connection)}${reason ? ` (${reason})` : ''}`,
-    );
-  } finally {
-    if (redis.isOpen) await redis.destroy();
-  }
-}
 
 /** Exactly `count` arguments after the subcommand. */
 function argsOf(invocation: Invocation, count: number, usage: string): string[] {
@@ -189,26 +93,6 @@ async function ownerOf(settings: Settings, stores: Stores, name: string): Promis
       disabled: false,
     };
   throw new CliError(`no user or service account named ${quote(name)}`);
-}
-
-/**
- * Which account in Redis holds `username` (a canonical name): a service account's or an identity
- * source's, or null. Redis unreachable: `unknown`, for `users add` to say it could not look.
- */
-export async function nameHolderInRedis(
-  settings: Settings,
-  username: string,
-): Promise<'service account' | 'identity-source user' | null | { unknown: string }> {
-  try {
-    return await withStores(settings, 'look the name up', { keys: false }, async (s) => {
-      if (await s.serviceAccounts.get(username)) return 'service account';
-      if ((await s.externalUsers.idOfUsername(username)) !== null) return 'identity-source user';
-      return null;
-    });
-  } catch (err) {
-    if (err instanceof CliError) return { unknown: err.message };
-    throw err;
-  }
 }
 
 const serviceAccountAdd: Command = async (settings, invocation) => {
