@@ -99,12 +99,34 @@ describe('signing out of a backend page sent without Cache-Control', () => {
     await page.evaluate('window.shows.length = 0');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(`${gw}/auth/login`);
-    browser.take((n) => n.type === 'info' && n.text.startsWith('Clear-Site-Data header'));
+    // Chromium's line that it honoured the logout's Clear-Site-Data comes on its own schedule,
+    // after the navigation: wait for it, or it would be left over for the last assertion.
+    const cleared: unknown[] = [];
+    await expect
+      .poll(
+        () => {
+          cleared.push(
+            ...browser.take(
+              (n) => n.type === 'info' && n.text.startsWith('Clear-Site-Data header'),
+            ),
+          );
+          return cleared.length;
+        },
+        { timeout: 10_000 },
+      )
+      .toBeGreaterThan(0);
 
     // From the bfcache the page comes back without a load event: wait for the commit and a
     // complete document, whichever it is, then look.
     await page.goBack({ waitUntil: 'commit' });
-    await page.waitForFunction('document.readyState === "complete"');
+    // Polled through page.evaluate, not page.waitForFunction: that one evaluates its predicate with
+    // eval() inside the page, which the login page's CSP (no 'unsafe-eval') refuses whenever the
+    // first poll lands there (a clean-clone run failed so once).
+    await expect
+      .poll(() => page.evaluate('document.readyState').catch(() => 'navigating'), {
+        timeout: 10_000,
+      })
+      .toBe('complete');
     // Restored from memory, the page would still say whose it is (and its pageshow `persisted`).
     const restored = (await page.evaluate('window.shows ?? null')) as boolean[] | null;
     expect({ url: page.url(), restored }).toEqual({

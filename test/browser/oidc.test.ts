@@ -63,11 +63,15 @@ afterEach(async () => {
  */
 async function expectNoted(tab: Tab, match: (n: Noted) => boolean, count: number) {
   const seen: Noted[] = [];
+  // (10 s: a clean-clone run on Node 24 saw the line come later than the default second)
   await expect
-    .poll(() => {
-      seen.push(...tab.take(match));
-      return seen.length;
-    })
+    .poll(
+      () => {
+        seen.push(...tab.take(match));
+        return seen.length;
+      },
+      { timeout: 10_000 },
+    )
     .toBe(count);
 }
 

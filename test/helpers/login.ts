@@ -44,8 +44,10 @@ export function sessionCookieOf(res: Response, name = 'gatehouse'): string {
  * POST /auth/login with JSON (to a session-service or a gateway at `baseUrl`); answers the
  * session cookie pair, `gatehouse=…`, and throws on any other answer than 200 with that cookie.
  * Retries, as a user would, while the service says 503 BUSY (the password hasher's queue is full:
- * the answer says to try again) or a gateway answers 504 (it gave up waiting for a login stuck in
- * that queue), up to `timeoutMs`; `onRetry` hears about each.
+ * the answer says to try again) or a proxy in front answers 504, up to `timeoutMs`; `onRetry`
+ * hears about each. A gateway that gave up waiting for a login stuck in that queue answers 503
+ * SESSION_SERVICE_UNAVAILABLE, which is not retried: tests log in at a pace the hashers keep up
+ * with.
  */
 export async function jsonLogin(
   baseUrl: string,
