@@ -180,11 +180,6 @@ export function createExternalUsers(options: {
 }
 
 /**
- * The users validate and the login see: users-file entries, and external users by their ids
- * (`oidc:…`, `ldap:…`). findByUsername finds either (the admin API lists anyone's sessions); the
- * password form checks a password only against a users-file entry (`source` unset).
- */
-/**
  * Whether the users file has an entry named `username`: from what is loaded (validate never waits
  * for a reload), confirmed against the file as it is now when it says yes (rare), since an answer
  * of yes ends the other account's sessions and tokens.
@@ -194,6 +189,13 @@ async function fileHolds(file: UsersRepository, username: string): Promise<boole
   return (await file.findByUsername(username)) !== null;
 }
 
+/**
+ * The users validate and the login see: users-file entries, and external users by their ids
+ * (`oidc:…`, `ldap:…`), and service accounts (`svc:…`). findByUsername finds any (the admin API
+ * lists anyone's sessions); the password form checks a password only against a users-file entry
+ * (`source` unset). A users-file entry keeps its name: findById answers null for another
+ * source's account whose name the file has since been given.
+ */
 export function composeUsers(
   file: UsersRepository,
   external: ExternalUsers,
